@@ -1,0 +1,154 @@
+//! The one place where sop-rs turns values into bytes and back.
+//!
+//! Everything persisted or cached (nodes, values, store info, log records) goes through these
+//! functions, so the wire format is chosen once: serde over bincode 2 with its standard
+//! configuration (little-endian, variable-length integers) and a decode limit, so corrupt length
+//! prefixes cannot ask for unbounded memory. Structures that live on disk carry a leading format
+//! version byte ([`encode_versioned`]), so the format can evolve.
+
+use bincode::config::{Configuration, LittleEndian, Limit, Varint};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// The largest encoded value the decoder accepts: 1 GiB. A corrupt length beyond it is an error
+/// rather than an allocation.
+pub const DECODE_LIMIT: usize = 1 << 30;
+
+type Config = Configuration<LittleEndian, Varint, Limit<DECODE_LIMIT>>;
+
+const fn config() -> Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// Encodes `value` into a new buffer.
+///
+/// # Errors
+/// [`Error::Encode`] when the value's `Serialize` implementation fails or it exceeds the limit.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the encoding of `value` to `out`.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(|_| ())
+        .map_err(|source| Error::Encode {
+            what: std::any::type_name::<T>(),
+            source,
+        })
+}
+
+/// Decodes a `T` that must fill `bytes` exactly; `what` names it in errors.
+///
+/// # Errors
+/// [`Error::Decode`] when the bytes are not a `T`, [`Error::Corruption`] when bytes are left
+/// over after it.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
+        .map_err(|source| Error::Decode { what, source })?;
+    if used != bytes.len() {
+        return Err(Error::Corruption {
+            what,
+            location: format!("byte {used}"),
+            detail: format!("{} bytes left over after the value", bytes.len() - used),
+        });
+    }
+    Ok(value)
+}
+
+/// Encodes `value` behind a one-byte format version.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result<Vec<u8>> {
+    let mut out = vec![version];
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes what [`encode_versioned`] wrote, refusing any version but `version`.
+///
+/// # Errors
+/// [`Error::Corruption`] for an empty input or another version; otherwise as [`decode`].
+pub fn decode_versioned<T: DeserializeOwned>(
+    bytes: &[u8],
+    version: u8,
+    what: &'static str,
+) -> Result<T> {
+    match bytes.split_first() {
+        None => Err(Error::Corruption {
+            what,
+            location: "byte 0".into(),
+            detail: "empty input".into(),
+        }),
+        Some((&found, _)) if found != version => Err(Error::Corruption {
+            what,
+            location: "byte 0".into(),
+            detail: format!("format version {found}, this build reads version {version}"),
+        }),
+        Some((_, body)) => decode(body, what),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        a: u64,
+        b: String,
+        c: Vec<i32>,
+        d: Option<crate::Uuid>,
+    }
+
+    #[test]
+    fn round_trip_and_trailing_bytes() {
+        let s = Sample {
+            a: 7,
+            b: "x".into(),
+            c: vec![-1, 2],
+            d: Some(crate::Uuid::new_v4()),
+        };
+        let mut bytes = encode(&s).unwrap();
+        assert_eq!(decode::<Sample>(&bytes, "sample").unwrap(), s);
+        bytes.push(0);
+        let err = decode::<Sample>(&bytes, "sample").unwrap_err();
+        assert!(matches!(err, Error::Corruption { .. }), "{err}");
+    }
+
+    #[test]
+    fn versions_are_checked() {
+        let bytes = encode_versioned(3, &5u32).unwrap();
+        assert_eq!(decode_versioned::<u32>(&bytes, 3, "n").unwrap(), 5);
+        let err = decode_versioned::<u32>(&bytes, 4, "n").unwrap_err();
+        assert!(err.to_string().contains("format version 3"), "{err}");
+        assert!(decode_versioned::<u32>(&[], 3, "n").is_err());
+    }
+
+    #[test]
+    fn huge_length_prefix_is_an_error_not_an_allocation() {
+        // A string claiming u64::MAX bytes: varint tag 253 then 8 bytes.
+        let mut bytes = vec![253u8];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode::<String>(&bytes, "string").is_err());
+        assert!(decode::<Vec<u64>>(&bytes, "vec").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<Sample>(&bytes, "sample");
+            let _ = decode_versioned::<Vec<String>>(&bytes, 1, "strings");
+        }
+    }
+}

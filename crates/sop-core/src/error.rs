@@ -1,0 +1,158 @@
+//! The error type shared by the lower crates of sop-rs.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::Uuid;
+
+/// The result type of sop-rs's lower crates.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with the context the caller cannot reconstruct: the store, the id, the file
+/// and offset.
+///
+/// Messages are lowercase without a trailing period. Where a lower-level error caused this one it
+/// is chained through [`std::error::Error::source`], not repeated in the message, so reporters
+/// that walk the chain (`anyhow`'s `{:#}`) print it once.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A text that should be an id is not one.
+    #[error("invalid id {input:?}: {reason}")]
+    InvalidId {
+        /// The text (its first 64 characters).
+        input: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+
+    /// A store's slot length is outside the range a node can hold.
+    #[error("slot length {got} is out of range {min}..={max}")]
+    SlotLengthOutOfRange {
+        /// The slot length asked for.
+        got: usize,
+        /// The smallest allowed.
+        min: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+
+    /// A store name cannot be used (it becomes a folder name on disk).
+    #[error("invalid store name {name:?}: {reason}")]
+    InvalidStoreName {
+        /// The name given (its first 200 characters).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Store options that contradict each other or the stored ones.
+    #[error("invalid options for store {store:?}: {reason}")]
+    InvalidOptions {
+        /// The store.
+        store: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A call that works on the cursor's item found the cursor on no item.
+    #[error("{operation} needs a current item but the cursor is on none: position it with find, first or last")]
+    NoCurrentItem {
+        /// The call that needed the item.
+        operation: &'static str,
+    },
+
+    /// A key given to replace the current item's key does not compare equal to it.
+    #[error("{operation} was given a key that does not compare equal to the current key; that would break the order, so remove and add instead")]
+    KeyChanged {
+        /// The call that refused the key.
+        operation: &'static str,
+    },
+
+    /// A node the tree refers to is not in its repository.
+    #[error("node {id} of store {store:?} is not in the node repository")]
+    NodeNotFound {
+        /// The store.
+        store: String,
+        /// The node's logical id.
+        id: Uuid,
+    },
+
+    /// A value kept outside its node is not in the value store.
+    #[error("value {id} of store {store:?} is not in the value store")]
+    ValueNotFound {
+        /// The store.
+        store: String,
+        /// The value's blob id.
+        id: Uuid,
+    },
+
+    /// A value could not be encoded.
+    #[error("cannot encode {what}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: bincode::error::EncodeError,
+    },
+
+    /// Bytes could not be decoded into the type asked for.
+    #[error("cannot decode {what}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: bincode::error::DecodeError,
+    },
+
+    /// Bytes read back are not what was written: a checksum, a length or a version is wrong.
+    #[error("corrupt {what} at {location}: {detail}")]
+    Corruption {
+        /// The structure (registry block, node, blob frame...).
+        what: &'static str,
+        /// The file and offset, or the id.
+        location: String,
+        /// What check failed.
+        detail: String,
+    },
+
+    /// A B-tree's structure is not what its invariants require.
+    #[error("b-tree invariant broken in store {store:?}: {detail}")]
+    Invariant {
+        /// The store.
+        store: String,
+        /// The broken rule and where.
+        detail: String,
+    },
+
+    /// An earlier call failed part-way through a change: the in-memory tree may be half-changed,
+    /// so it refuses every further call.
+    #[error("store {store:?} refuses further calls: an earlier change failed part-way ({cause}); roll the transaction back")]
+    Poisoned {
+        /// The store.
+        store: String,
+        /// The message of the error that poisoned it.
+        cause: String,
+    },
+
+    /// A handle's inactive physical slot is already claimed by another change in progress.
+    #[error("handle {logical_id} already has a change in progress in its inactive slot")]
+    HandleSlotInUse {
+        /// The handle's logical id.
+        logical_id: Uuid,
+    },
+
+    /// A file-system call failed.
+    #[error("cannot {op} {path}")]
+    Io {
+        /// The operation (open, read, write, sync, rename, remove, list).
+        op: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}

@@ -1,0 +1,32 @@
+//! Shared vocabulary of sop-rs.
+//!
+//! Every other crate of the workspace speaks in these types: [`Uuid`] for logical and physical
+//! ids, [`Handle`] for a registry record, [`StoreInfo`] and [`StoreOptions`] for a B-tree store's
+//! settings, [`Error`] for failures, and [`codec`] for every byte that is encoded or decoded.
+//!
+//! It is not: a storage engine. It performs no I/O and holds no state.
+
+pub mod codec;
+mod error;
+mod handle;
+mod store;
+mod uuid;
+
+pub use error::{Error, Result};
+pub use handle::Handle;
+pub use store::{
+    DEFAULT_SLOT_LENGTH, MAX_SLOT_LENGTH, MIN_SLOT_LENGTH, StoreCacheConfig, StoreInfo,
+    StoreOptions, ValueDataSize, validate_store_name,
+};
+pub use uuid::Uuid;
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp sop-rs stores.
+///
+/// A clock before 1970 reads as 0 rather than failing: timestamps only order events and expire
+/// claims, and a wrong clock must not stop the engine.
+#[must_use]
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
