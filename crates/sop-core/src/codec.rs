@@ -6,7 +6,7 @@
 //! prefixes cannot ask for unbounded memory. Structures that live on disk carry a leading format
 //! version byte ([`encode_versioned`]), so the format can evolve.
 
-use bincode::config::{Configuration, LittleEndian, Limit, Varint};
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

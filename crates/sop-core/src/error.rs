@@ -56,14 +56,18 @@ pub enum Error {
     },
 
     /// A call that works on the cursor's item found the cursor on no item.
-    #[error("{operation} needs a current item but the cursor is on none: position it with find, first or last")]
+    #[error(
+        "{operation} needs a current item but the cursor is on none: position it with find, first or last"
+    )]
     NoCurrentItem {
         /// The call that needed the item.
         operation: &'static str,
     },
 
     /// A key given to replace the current item's key does not compare equal to it.
-    #[error("{operation} was given a key that does not compare equal to the current key; that would break the order, so remove and add instead")]
+    #[error(
+        "{operation} was given a key that does not compare equal to the current key; that would break the order, so remove and add instead"
+    )]
     KeyChanged {
         /// The call that refused the key.
         operation: &'static str,
@@ -129,7 +133,9 @@ pub enum Error {
 
     /// An earlier call failed part-way through a change: the in-memory tree may be half-changed,
     /// so it refuses every further call.
-    #[error("store {store:?} refuses further calls: an earlier change failed part-way ({cause}); roll the transaction back")]
+    #[error(
+        "store {store:?} refuses further calls: an earlier change failed part-way ({cause}); roll the transaction back"
+    )]
     Poisoned {
         /// The store.
         store: String,

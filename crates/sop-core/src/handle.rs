@@ -126,12 +126,23 @@ mod tests {
 
         let new_id = h.allocate(1000).unwrap();
         assert_eq!(h.inactive_id(), Some(new_id));
-        assert_eq!(h.active_id(), lid, "allocation must not change what readers see");
-        assert!(matches!(h.allocate(1001), Err(Error::HandleSlotInUse { .. })));
+        assert_eq!(
+            h.active_id(),
+            lid,
+            "allocation must not change what readers see"
+        );
+        assert!(matches!(
+            h.allocate(1001),
+            Err(Error::HandleSlotInUse { .. })
+        ));
 
         h.flip();
         assert_eq!(h.active_id(), new_id);
-        assert_eq!(h.inactive_id(), Some(lid), "the old blob stays until cleanup");
+        assert_eq!(
+            h.inactive_id(),
+            Some(lid),
+            "the old blob stays until cleanup"
+        );
         assert_eq!(h.version, 2);
 
         h.clear_inactive();

@@ -393,7 +393,10 @@ mod tests {
     #[test]
     fn slot_length_out_of_range_is_typed() {
         for n in [0, 1, 10_001, usize::MAX] {
-            let err = StoreOptions::new("s").slot_length(n).validate().unwrap_err();
+            let err = StoreOptions::new("s")
+                .slot_length(n)
+                .validate()
+                .unwrap_err();
             assert!(
                 matches!(err, Error::SlotLengthOutOfRange { got, min: 2, max: 10_000 } if got == n),
                 "{err}"
@@ -408,7 +411,10 @@ mod tests {
     fn bad_names_are_typed() {
         for name in ["", ".hidden", "a/b", "a b", &"x".repeat(129), "é"] {
             let err = StoreOptions::new(name).validate().unwrap_err();
-            assert!(matches!(err, Error::InvalidStoreName { .. }), "{name:?}: {err}");
+            assert!(
+                matches!(err, Error::InvalidStoreName { .. }),
+                "{name:?}: {err}"
+            );
         }
         StoreOptions::new("Users_2024-v1.idx").validate().unwrap();
     }
@@ -427,9 +433,7 @@ mod tests {
         let o = StoreOptions::new("s").slot_length(8);
         let info = StoreInfo::new(&o, 5).unwrap();
         info.check_compatible(&o).unwrap();
-        let err = info
-            .check_compatible(&o.clone().unique(false))
-            .unwrap_err();
+        let err = info.check_compatible(&o.clone().unique(false)).unwrap_err();
         assert!(err.to_string().contains("unique"), "{err}");
         let err = info.check_compatible(&o.slot_length(10)).unwrap_err();
         assert!(err.to_string().contains("slot length"), "{err}");

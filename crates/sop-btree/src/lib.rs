@@ -1,0 +1,43 @@
+//! The B-tree algorithm of sop-rs.
+//!
+//! A [`BTree`] works on nodes it gets from a [`NodeRepository`] and on values kept outside
+//! nodes in a [`ValueStore`]; it knows nothing of disks, caches or transactions. The same code
+//! runs over [`MemRepository`] (the in-memory tree, [`MemBTree`]) and over a transaction's
+//! repository in the database.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use sop_btree::MemBTree;
+//! use sop_core::StoreOptions;
+//!
+//! let mut tree = MemBTree::<u32, String>::in_memory(&StoreOptions::new("demo").slot_length(4))?;
+//! for k in [5, 1, 3] {
+//!     tree.add(k, format!("v{k}")).await?;
+//! }
+//! assert_eq!(tree.get(&3).await?, Some("v3".to_string()));
+//! let keys: Vec<u32> = tree.range(2..).collect().await?.into_iter().map(|it| it.key).collect();
+//! assert_eq!(keys, [3, 5]);
+//! # Ok::<(), sop_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! It is not: thread-safe (calls take `&mut self`), transactional, or persistent by itself.
+
+mod check;
+mod compare;
+mod insert;
+mod mem;
+mod node;
+mod path;
+mod range;
+mod remove;
+mod repo;
+mod tree;
+
+pub use check::TreeStats;
+pub use compare::{FnComparator, KeyComparator, NaturalOrder};
+pub use mem::MemRepository;
+pub use node::{Item, ItemValue, NODE_FORMAT_VERSION, Node, NodeItem};
+pub use range::Range;
+pub use repo::{NodeRepository, ValueStore};
+pub use tree::{BTree, MemBTree};

@@ -1,0 +1,228 @@
+//! Paths from the root to an item, and moving them through the tree.
+//!
+//! A path is a list of `(node, index)` steps from the root. In every step but the last the index
+//! is the child the path went down into; in the last step it is the item's index. Going up to a
+//! step `(node, c)` from child `c`, the next item in order is `node.items[c]` and the previous
+//! one is `node.items[c - 1]`; that one rule drives every move below.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use sop_core::{Error, Result, Uuid};
+
+use crate::{BTree, KeyComparator, Node, NodeItem, NodeRepository, ValueStore};
+
+/// Steps from the root to an item.
+pub(crate) type Path<K, V> = Vec<(Arc<Node<K, V>>, usize)>;
+
+/// Which slot to take in each node on the way down.
+#[derive(Clone, Copy)]
+pub(crate) enum Seek<'a, K> {
+    /// The first slot whose key is `>=` the key.
+    Lower(&'a K),
+    /// The first slot whose key is `>` the key.
+    Upper(&'a K),
+    /// The leftmost slot.
+    First,
+    /// The rightmost slot.
+    Last,
+}
+
+/// The index of the first item whose key is not less than `key`.
+pub(crate) fn lower_bound<K, V, C: KeyComparator<K>>(cmp: &C, node: &Node<K, V>, key: &K) -> usize {
+    node.items
+        .partition_point(|it| cmp.compare(&it.key, key) == Ordering::Less)
+}
+
+/// The index of the first item whose key is greater than `key`.
+pub(crate) fn upper_bound<K, V, C: KeyComparator<K>>(cmp: &C, node: &Node<K, V>, key: &K) -> usize {
+    node.items
+        .partition_point(|it| cmp.compare(&it.key, key) != Ordering::Greater)
+}
+
+/// Drops the path's step objects, keeping ids: what a change needs, holding no node alive.
+pub(crate) fn ids<K, V>(path: Path<K, V>) -> Vec<(Uuid, usize)> {
+    path.into_iter().map(|(n, i)| (n.id, i)).collect()
+}
+
+/// The item a path points at.
+pub(crate) fn item_at<K, V>(path: &Path<K, V>) -> Option<&NodeItem<K, V>> {
+    path.last().and_then(|(n, i)| n.items.get(*i))
+}
+
+/// Moves up until the last step points at an item, for forward moves: ends empty at the end.
+fn settle_forward<K, V>(path: &mut Path<K, V>) {
+    while let Some((n, i)) = path.last() {
+        if *i < n.items.len() {
+            return;
+        }
+        path.pop();
+    }
+}
+
+/// Moves to the item before the last step's slot, going up as needed: ends empty at the start.
+fn settle_backward<K, V>(path: &mut Path<K, V>) {
+    while let Some((_, i)) = path.last_mut() {
+        if *i > 0 {
+            *i -= 1;
+            return;
+        }
+        path.pop();
+    }
+}
+
+impl<K, V, R, C> BTree<K, V, R, C>
+where
+    K: Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    R: NodeRepository<K, V> + ValueStore<V>,
+    C: KeyComparator<K>,
+{
+    pub(crate) fn child_id(&self, node: &Node<K, V>, index: usize) -> Result<Uuid> {
+        node.children
+            .get(index)
+            .copied()
+            .ok_or_else(|| Error::Invariant {
+                store: self.info.name.clone(),
+                detail: format!(
+                    "node {} has {} children, child {index} was asked for",
+                    node.id,
+                    node.children.len()
+                ),
+            })
+    }
+
+    /// Goes down from the root to a leaf, taking the slot `seek` picks in each node. The last
+    /// step's index is a slot in the leaf (it may be one past its last item).
+    pub(crate) async fn descend(&mut self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
+        let mut path = Vec::new();
+        let mut id = self.info.root_id;
+        loop {
+            let node = self.repo.get(id).await?;
+            let slot = match seek {
+                Seek::Lower(k) => lower_bound(&self.cmp, &node, k),
+                Seek::Upper(k) => upper_bound(&self.cmp, &node, k),
+                Seek::First => 0,
+                Seek::Last => node.items.len(),
+            };
+            if node.is_leaf() {
+                path.push((node, slot));
+                return Ok(path);
+            }
+            id = self.child_id(&node, slot)?;
+            path.push((node, slot));
+        }
+    }
+
+    /// Goes down looking for `key`, stopping at the first node that holds it. Returns whether it
+    /// was found; when not, the last step is the leaf slot where it would be inserted.
+    pub(crate) async fn descend_exact(&mut self, key: &K) -> Result<(Path<K, V>, bool)> {
+        let mut path = Vec::new();
+        let mut id = self.info.root_id;
+        loop {
+            let node = self.repo.get(id).await?;
+            let slot = lower_bound(&self.cmp, &node, key);
+            let found = node
+                .items
+                .get(slot)
+                .is_some_and(|it| self.cmp.compare(&it.key, key) == Ordering::Equal);
+            if found || node.is_leaf() {
+                path.push((node, slot));
+                return Ok((path, found));
+            }
+            id = self.child_id(&node, slot)?;
+            path.push((node, slot));
+        }
+    }
+
+    /// The path to the first item `>=` key (`upper == false`) or `>` key (`upper == true`);
+    /// empty when there is none.
+    pub(crate) async fn seek_forward(&mut self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
+        let mut path = self.descend(seek).await?;
+        settle_forward(&mut path);
+        Ok(path)
+    }
+
+    /// The path to the last item before the slot `seek` picks; empty when there is none.
+    pub(crate) async fn seek_backward(&mut self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
+        let mut path = self.descend(seek).await?;
+        settle_backward(&mut path);
+        Ok(path)
+    }
+
+    /// Moves a path to the next item in order; it becomes empty past the last item.
+    pub(crate) async fn advance(&mut self, path: &mut Path<K, V>) -> Result<()> {
+        let Some((node, i)) = path.last_mut() else {
+            return Ok(());
+        };
+        *i += 1;
+        if !node.is_leaf() {
+            let node = Arc::clone(node);
+            let child = self.child_id(&node, *i)?;
+            self.descend_edge(path, child, Seek::First).await?;
+        }
+        settle_forward(path);
+        Ok(())
+    }
+
+    /// Moves a path to the previous item in order; it becomes empty before the first item.
+    pub(crate) async fn retreat(&mut self, path: &mut Path<K, V>) -> Result<()> {
+        let Some((node, i)) = path.last() else {
+            return Ok(());
+        };
+        if !node.is_leaf() {
+            let child = self.child_id(node, *i)?;
+            self.descend_edge(path, child, Seek::Last).await?;
+        }
+        settle_backward(path);
+        Ok(())
+    }
+
+    /// Appends the steps from `id` down its leftmost (`First`) or rightmost (`Last`) edge.
+    async fn descend_edge(
+        &mut self,
+        path: &mut Path<K, V>,
+        mut id: Uuid,
+        seek: Seek<'_, K>,
+    ) -> Result<()> {
+        loop {
+            let node = self.repo.get(id).await?;
+            let slot = if matches!(seek, Seek::Last) {
+                node.items.len()
+            } else {
+                0
+            };
+            if node.is_leaf() {
+                path.push((node, slot));
+                return Ok(());
+            }
+            id = self.child_id(&node, slot)?;
+            path.push((node, slot));
+        }
+    }
+
+    /// Finds the path to the item with this key and id, or an empty path.
+    pub(crate) async fn locate(&mut self, key: &K, id: Uuid) -> Result<Path<K, V>> {
+        if self.info.unique {
+            let (path, found) = self.descend_exact(key).await?;
+            let hit = found && item_at(&path).is_some_and(|it| it.id == id);
+            return Ok(if hit { path } else { Vec::new() });
+        }
+        // A new duplicate goes after the others, so try the last item with this key first.
+        let path = self.seek_backward(Seek::Upper(key)).await?;
+        if item_at(&path).is_some_and(|it| it.id == id) {
+            return Ok(path);
+        }
+        let mut path = self.seek_forward(Seek::Lower(key)).await?;
+        while let Some(it) = item_at(&path) {
+            if self.cmp.compare(&it.key, key) != Ordering::Equal {
+                break;
+            }
+            if it.id == id {
+                return Ok(path);
+            }
+            self.advance(&mut path).await?;
+        }
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,621 @@
+//! The tree object and its public API.
+
+use std::cmp::Ordering;
+use std::ops::RangeBounds;
+
+use sop_core::{Error, Result, StoreInfo, StoreOptions, Uuid, now_millis};
+
+use crate::path::{Path, Seek, ids, item_at};
+use crate::{
+    Item, ItemValue, KeyComparator, MemRepository, NaturalOrder, Node, NodeItem, NodeRepository,
+    Range, ValueStore,
+};
+
+/// Where the cursor is.
+pub(crate) enum Cursor<K, V> {
+    /// On no item.
+    None,
+    /// On the item the path leads to.
+    At(Path<K, V>),
+    /// On the item with this key and id; the path is found again when next needed (after a
+    /// change, which invalidates paths).
+    Pending { key: K, id: Uuid },
+}
+
+/// A B-tree of `K` keys and `V` values over the node repository and value store `R`, ordered by
+/// `C`.
+///
+/// The tree keeps a cursor: [`find`](BTree::find), [`first`](BTree::first),
+/// [`last`](BTree::last), [`next`](BTree::next) and [`previous`](BTree::previous) move it, and
+/// the `current_*` calls work on its item. A change through the cursor keeps it on the item;
+/// [`remove_current_item`](BTree::remove_current_item) leaves it on none. [`range`](BTree::range)
+/// iterates without touching the cursor.
+///
+/// Every node but the root holds between `slot_length / 2` and `slot_length` items and all
+/// leaves are at one depth: removals borrow from or merge with siblings. The root's id never
+/// changes: a root split moves its items down into two new children, and a root left with one
+/// child takes that child's items back.
+///
+/// A call that fails part-way through a change (a repository or value-store error) leaves the
+/// tree refusing every later call with [`Error::Poisoned`]: roll the transaction back. Errors
+/// found before anything changed ([`Error::NoCurrentItem`], [`Error::KeyChanged`]) do not.
+pub struct BTree<K, V, R, C = NaturalOrder> {
+    pub(crate) repo: R,
+    pub(crate) info: StoreInfo,
+    pub(crate) cmp: C,
+    pub(crate) cursor: Cursor<K, V>,
+    poisoned: Option<String>,
+}
+
+/// A tree kept entirely in memory.
+pub type MemBTree<K, V, C = NaturalOrder> = BTree<K, V, MemRepository<K, V>, C>;
+
+impl<K, V> MemBTree<K, V>
+where
+    K: Ord + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    /// An empty in-memory tree.
+    ///
+    /// # Errors
+    /// When the options do not validate ([`StoreOptions::validate`]).
+    pub fn in_memory(options: &StoreOptions) -> Result<Self> {
+        Self::in_memory_with(options, NaturalOrder)
+    }
+}
+
+impl<K, V, C> MemBTree<K, V, C>
+where
+    K: Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    C: KeyComparator<K>,
+{
+    /// An empty in-memory tree ordered by `cmp`.
+    ///
+    /// # Errors
+    /// When the options do not validate ([`StoreOptions::validate`]).
+    pub fn in_memory_with(options: &StoreOptions, cmp: C) -> Result<Self> {
+        let info = StoreInfo::new(options, now_millis())?;
+        BTree::create(MemRepository::new(options.name.clone()), info, cmp)
+    }
+}
+
+impl<K, V, R, C> BTree<K, V, R, C>
+where
+    K: Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    R: NodeRepository<K, V> + ValueStore<V>,
+    C: KeyComparator<K>,
+{
+    /// A new, empty tree: records its empty root (with `info.root_id`) in `repo`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] when `info` says the store is not empty, or what the repository
+    /// returns.
+    pub fn create(mut repo: R, info: StoreInfo, cmp: C) -> Result<Self> {
+        if info.count != 0 {
+            return Err(Error::InvalidOptions {
+                store: info.name.clone(),
+                reason: format!(
+                    "a new tree must be empty, its info says {} items",
+                    info.count
+                ),
+            });
+        }
+        repo.add(Node::new(info.root_id))?;
+        Ok(Self::open(repo, info, cmp))
+    }
+
+    /// A tree whose nodes are already in `repo`, rooted at `info.root_id`.
+    pub fn open(repo: R, info: StoreInfo, cmp: C) -> Self {
+        BTree {
+            repo,
+            info,
+            cmp,
+            cursor: Cursor::None,
+            poisoned: None,
+        }
+    }
+
+    /// The store's info as this tree sees it (the count includes its uncommitted changes).
+    pub fn store_info(&self) -> &StoreInfo {
+        &self.info
+    }
+
+    /// How many items the tree holds.
+    pub fn count(&self) -> u64 {
+        self.info.count
+    }
+
+    /// Whether keys are unique.
+    pub fn is_unique(&self) -> bool {
+        self.info.unique
+    }
+
+    /// The repository, for the layer that owns it (a transaction reads its changes at commit).
+    pub fn repository(&self) -> &R {
+        &self.repo
+    }
+
+    /// The repository, mutably.
+    pub fn repository_mut(&mut self) -> &mut R {
+        &mut self.repo
+    }
+
+    /// Gives the repository back.
+    pub fn into_repository(self) -> R {
+        self.repo
+    }
+
+    /// Adds an item. In a unique tree an existing equal key is left alone: the call returns
+    /// `false` and leaves the cursor on that item. In a non-unique tree the item goes after the
+    /// items with an equal key (insertion order is kept). On success the cursor is on the new
+    /// item.
+    ///
+    /// # Errors
+    /// Repository and value-store errors (they poison the tree).
+    pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
+        self.guard()?;
+        let unique = self.info.unique;
+        let r = self.add_inner(key, value, unique).await;
+        self.poison_on(r)
+    }
+
+    /// Adds an item only if no item has an equal key, in unique and non-unique trees alike.
+    /// When one exists, returns `false` with the cursor on the first such item.
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
+        self.guard()?;
+        let r = self.add_inner(key, value, true).await;
+        self.poison_on(r)
+    }
+
+    /// Adds the item, or, when an equal key exists, replaces the value of the first such item.
+    /// Returns `true` when it added. The cursor ends on the item.
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
+        self.guard()?;
+        let r = async {
+            if self.find_inner(&key).await? {
+                self.set_current(None, Some(value), "upsert").await?;
+                Ok(false)
+            } else {
+                self.add_inner(key, value, false).await
+            }
+        }
+        .await;
+        self.poison_on(r)
+    }
+
+    /// Replaces the value of the first item whose key equals `key`. Returns `false` (and changes
+    /// nothing) when there is none; the cursor is then where [`BTree::find`] leaves it.
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn update(&mut self, key: &K, value: V) -> Result<bool> {
+        self.guard()?;
+        let r = async {
+            if !self.find_inner(key).await? {
+                return Ok(false);
+            }
+            self.set_current(None, Some(value), "update").await?;
+            Ok(true)
+        }
+        .await;
+        self.poison_on(r)
+    }
+
+    /// Removes the first item whose key equals `key`. Returns `false` when there is none.
+    /// The cursor ends on no item when it removed, where [`BTree::find`] leaves it otherwise.
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn remove(&mut self, key: &K) -> Result<bool> {
+        self.guard()?;
+        let r = async {
+            if !self.find_inner(key).await? {
+                return Ok(false);
+            }
+            self.remove_current_inner().await?;
+            Ok(true)
+        }
+        .await;
+        self.poison_on(r)
+    }
+
+    /// Moves the cursor to the first item whose key equals `key` and returns `true`; when there
+    /// is none, returns `false` and leaves the cursor on the first item with a greater key (or on
+    /// none when no key is greater). sop-rs always lands on the *first* of equal keys, whatever
+    /// `first_item_with_key` says; the parameter is kept for parity with SOP, whose `false`
+    /// could land on any of them.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn find(&mut self, key: &K, first_item_with_key: bool) -> Result<bool> {
+        let _ = first_item_with_key;
+        self.guard()?;
+        self.find_inner(key).await
+    }
+
+    /// Moves the cursor to the item with this key and id. On a miss returns `false` and leaves
+    /// the cursor on the first item with a key greater than `key`. It only walks the items with
+    /// an equal key, never the rest of the tree.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn find_with_id(&mut self, key: &K, id: Uuid) -> Result<bool> {
+        self.guard()?;
+        self.cursor = Cursor::None;
+        let path = self.locate(key, id).await?;
+        if !path.is_empty() {
+            self.cursor = Cursor::At(path);
+            return Ok(true);
+        }
+        let path = self.seek_forward(Seek::Upper(key)).await?;
+        self.set_path(path);
+        Ok(false)
+    }
+
+    /// Moves the cursor to the first item; `false` when the tree is empty.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn first(&mut self) -> Result<bool> {
+        self.guard()?;
+        self.cursor = Cursor::None;
+        let path = self.seek_forward(Seek::First).await?;
+        Ok(self.set_path(path))
+    }
+
+    /// Moves the cursor to the last item; `false` when the tree is empty.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn last(&mut self) -> Result<bool> {
+        self.guard()?;
+        self.cursor = Cursor::None;
+        let path = self.seek_backward(Seek::Last).await?;
+        Ok(self.set_path(path))
+    }
+
+    /// Moves the cursor to the next item. Returns `false` when the cursor is on no item or on
+    /// the last one; it is then on none.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn next(&mut self) -> Result<bool> {
+        self.step(true).await
+    }
+
+    /// Moves the cursor to the previous item. Returns `false` when the cursor is on no item or
+    /// on the first one; it is then on none.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn previous(&mut self) -> Result<bool> {
+        self.step(false).await
+    }
+
+    /// The key of the cursor's item, if it is on one.
+    pub fn current_key(&self) -> Option<&K> {
+        if self.poisoned.is_some() {
+            return None;
+        }
+        match &self.cursor {
+            Cursor::None => None,
+            Cursor::At(path) => item_at(path).map(|it| &it.key),
+            Cursor::Pending { key, .. } => Some(key),
+        }
+    }
+
+    /// The value of the cursor's item (loaded from the value store when kept outside the node).
+    ///
+    /// # Errors
+    /// Repository and value-store errors.
+    pub async fn current_value(&mut self) -> Result<Option<V>> {
+        Ok(self.current_item().await?.map(|it| it.value))
+    }
+
+    /// The cursor's item: id, key and value.
+    ///
+    /// # Errors
+    /// Repository and value-store errors.
+    pub async fn current_item(&mut self) -> Result<Option<Item<K, V>>> {
+        self.guard()?;
+        self.resolve().await?;
+        let Cursor::At(path) = &self.cursor else {
+            return Ok(None);
+        };
+        let Some(it) = item_at(path) else {
+            return Ok(None);
+        };
+        let (id, key, value) = (it.id, it.key.clone(), it.value.clone());
+        let value = self.load_value(value).await?;
+        Ok(Some(Item { id, key, value }))
+    }
+
+    /// Replaces the cursor's key with `key`, which must compare equal to it: for keys that carry
+    /// data the order ignores (SOP's metadata-carrying keys). The item does not move.
+    ///
+    /// # Errors
+    /// [`Error::NoCurrentItem`], [`Error::KeyChanged`], or repository errors.
+    pub async fn update_current_key(&mut self, key: K) -> Result<()> {
+        self.guard()?;
+        let r = self
+            .set_current(Some(key), None, "update_current_key")
+            .await;
+        self.poison_on(r)
+    }
+
+    /// Replaces the value of the cursor's item.
+    ///
+    /// # Errors
+    /// [`Error::NoCurrentItem`], or repository and value-store errors.
+    pub async fn update_current_value(&mut self, value: V) -> Result<()> {
+        self.guard()?;
+        let r = self
+            .set_current(None, Some(value), "update_current_value")
+            .await;
+        self.poison_on(r)
+    }
+
+    /// Replaces key (which must compare equal) and value of the cursor's item.
+    ///
+    /// # Errors
+    /// As [`BTree::update_current_key`].
+    pub async fn update_current_item(&mut self, key: K, value: V) -> Result<()> {
+        self.guard()?;
+        let r = self
+            .set_current(Some(key), Some(value), "update_current_item")
+            .await;
+        self.poison_on(r)
+    }
+
+    /// Removes the cursor's item; the cursor is then on none.
+    ///
+    /// # Errors
+    /// [`Error::NoCurrentItem`], or repository and value-store errors.
+    pub async fn remove_current_item(&mut self) -> Result<()> {
+        self.guard()?;
+        let r = self.remove_current_inner().await;
+        self.poison_on(r)
+    }
+
+    /// The value of the first item whose key equals `key`. Moves the cursor as
+    /// [`BTree::find`] does.
+    ///
+    /// # Errors
+    /// Repository and value-store errors.
+    pub async fn get(&mut self, key: &K) -> Result<Option<V>> {
+        if self.find(key, true).await? {
+            self.current_value().await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether an item's key equals `key`. Moves the cursor as [`BTree::find`] does.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn contains_key(&mut self, key: &K) -> Result<bool> {
+        self.find(key, true).await
+    }
+
+    /// A double-ended cursor over the items whose keys are in `bounds`, in key order (equal keys
+    /// in insertion order). It leaves the tree's own cursor alone.
+    pub fn range(&mut self, bounds: impl RangeBounds<K>) -> Range<'_, K, V, R, C> {
+        Range::new(
+            self,
+            bounds.start_bound().cloned(),
+            bounds.end_bound().cloned(),
+        )
+    }
+
+    // ---- internals shared by the API ----
+
+    pub(crate) fn guard(&self) -> Result<()> {
+        match &self.poisoned {
+            None => Ok(()),
+            Some(cause) => Err(Error::Poisoned {
+                store: self.info.name.clone(),
+                cause: cause.clone(),
+            }),
+        }
+    }
+
+    fn poison_on<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && !matches!(e, Error::NoCurrentItem { .. } | Error::KeyChanged { .. })
+        {
+            self.poisoned = Some(e.to_string());
+            self.cursor = Cursor::None;
+        }
+        r
+    }
+
+    pub(crate) fn invariant(&self, detail: String) -> Error {
+        Error::Invariant {
+            store: self.info.name.clone(),
+            detail,
+        }
+    }
+
+    fn set_path(&mut self, path: Path<K, V>) -> bool {
+        if path.is_empty() {
+            self.cursor = Cursor::None;
+            false
+        } else {
+            self.cursor = Cursor::At(path);
+            true
+        }
+    }
+
+    async fn find_inner(&mut self, key: &K) -> Result<bool> {
+        self.cursor = Cursor::None;
+        let (path, found) = self.find_path(key).await?;
+        self.set_path(path);
+        Ok(found)
+    }
+
+    /// The path to the first item equal to `key`, or to the next greater one when none is.
+    async fn find_path(&mut self, key: &K) -> Result<(Path<K, V>, bool)> {
+        if self.info.unique {
+            let (path, found) = self.descend_exact(key).await?;
+            if found {
+                return Ok((path, true));
+            }
+        }
+        let path = self.seek_forward(Seek::Lower(key)).await?;
+        let found =
+            item_at(&path).is_some_and(|it| self.cmp.compare(&it.key, key) == Ordering::Equal);
+        Ok((path, found))
+    }
+
+    /// Turns a pending cursor into a path.
+    async fn resolve(&mut self) -> Result<()> {
+        if let Cursor::Pending { .. } = self.cursor {
+            let Cursor::Pending { key, id } = std::mem::replace(&mut self.cursor, Cursor::None)
+            else {
+                return Ok(());
+            };
+            let path = self.locate(&key, id).await?;
+            self.set_path(path);
+        }
+        Ok(())
+    }
+
+    /// Takes the cursor's path for a change: the cursor is left on none and holds no node.
+    async fn take_path(&mut self, operation: &'static str) -> Result<Path<K, V>> {
+        self.resolve().await?;
+        match std::mem::replace(&mut self.cursor, Cursor::None) {
+            Cursor::At(path) if item_at(&path).is_some() => Ok(path),
+            _ => Err(Error::NoCurrentItem { operation }),
+        }
+    }
+
+    async fn step(&mut self, forward: bool) -> Result<bool> {
+        self.guard()?;
+        self.resolve().await?;
+        let Cursor::At(mut path) = std::mem::replace(&mut self.cursor, Cursor::None) else {
+            return Ok(false);
+        };
+        if forward {
+            self.advance(&mut path).await?;
+        } else {
+            self.retreat(&mut path).await?;
+        }
+        Ok(self.set_path(path))
+    }
+
+    pub(crate) async fn load_value(&mut self, value: ItemValue<V>) -> Result<V> {
+        match value {
+            ItemValue::Inline(v) => Ok(v),
+            ItemValue::External(id) => self.repo.get_value(id).await,
+        }
+    }
+
+    async fn store_value(&mut self, value: V) -> Result<ItemValue<V>> {
+        if self.info.value_in_node {
+            return Ok(ItemValue::Inline(value));
+        }
+        let id = Uuid::new_v4();
+        self.repo.put_value(id, value).await?;
+        Ok(ItemValue::External(id))
+    }
+
+    async fn add_inner(&mut self, key: K, value: V, unique: bool) -> Result<bool> {
+        self.cursor = Cursor::None;
+        let path = if unique {
+            let (path, found) = self.descend_exact(&key).await?;
+            if found {
+                if self.info.unique {
+                    self.cursor = Cursor::At(path);
+                } else {
+                    drop(path);
+                    self.find_inner(&key).await?;
+                }
+                return Ok(false);
+            }
+            path
+        } else {
+            self.descend(Seek::Upper(&key)).await?
+        };
+        let value = self.store_value(value).await?;
+        let item = NodeItem {
+            id: Uuid::new_v4(),
+            key,
+            value,
+            version: 0,
+        };
+        let (id, pending_key) = (item.id, item.key.clone());
+        self.insert_at(ids(path), item).await?;
+        self.info.count += 1;
+        self.cursor = Cursor::Pending {
+            key: pending_key,
+            id,
+        };
+        Ok(true)
+    }
+
+    /// Replaces the key and/or value of the cursor's item in place.
+    async fn set_current(
+        &mut self,
+        key: Option<K>,
+        value: Option<V>,
+        operation: &'static str,
+    ) -> Result<()> {
+        let path = self.take_path(operation).await?;
+        if let (Some(new), Some(old)) = (&key, item_at(&path))
+            && self.cmp.compare(new, &old.key) != Ordering::Equal
+        {
+            self.cursor = Cursor::At(path);
+            return Err(Error::KeyChanged { operation });
+        }
+        let value = match value {
+            Some(v) => Some(self.store_value(v).await?),
+            None => None,
+        };
+        let mut steps = ids(path);
+        let Some((node_id, index)) = steps.pop() else {
+            return Err(Error::NoCurrentItem { operation });
+        };
+        let mut node = self.repo.checkout(node_id).await?;
+        let Some(item) = node.items.get_mut(index) else {
+            let len = node.items.len();
+            self.repo.update(node)?;
+            return Err(self.invariant(format!(
+                "cursor points at item {index} of node {node_id}, which has {len}"
+            )));
+        };
+        if let Some(k) = key {
+            item.key = k;
+        }
+        let old = value.map(|v| std::mem::replace(&mut item.value, v));
+        item.version = item.version.wrapping_add(1);
+        let pending = Cursor::Pending {
+            key: item.key.clone(),
+            id: item.id,
+        };
+        self.repo.update(node)?;
+        if let Some(ItemValue::External(old_id)) = old {
+            self.repo.remove_value(old_id).await?;
+        }
+        self.cursor = pending;
+        Ok(())
+    }
+
+    async fn remove_current_inner(&mut self) -> Result<()> {
+        let path = self.take_path("remove_current_item").await?;
+        let removed = self.remove_at(ids(path)).await?;
+        self.info.count = self.info.count.saturating_sub(1);
+        if let ItemValue::External(id) = removed.value {
+            self.repo.remove_value(id).await?;
+        }
+        Ok(())
+    }
+}
