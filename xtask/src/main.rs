@@ -1,0 +1,82 @@
+//! The project's task runner, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! - `test`: the gate CI runs: `cargo fmt --check`, clippy with warnings denied, the whole
+//!   workspace's tests (debug), then the B-tree model tests in release at 10,000 cases each.
+//! - `test --quick`: the same without the release model run.
+//! - `bench`: the criterion benchmarks.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(flags.contains(&"--quick")),
+        Some("bench") => run("cargo", &["bench", "-p", "sop-btree"]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  bench            criterion benchmarks"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(quick: bool) -> Result<(), String> {
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run("cargo", &["test", "--workspace"])?;
+    if !quick {
+        // Property tests default to 10,000 cases in release builds.
+        run(
+            "cargo",
+            &[
+                "test",
+                "--release",
+                "-p",
+                "sop-btree",
+                "--test",
+                "it",
+                "model",
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let line = format!("{program} {}", args.join(" "));
+    eprintln!("==> {line}");
+    let start = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot start `{line}`: {e}"))?;
+    eprintln!(
+        "<== {line}: {status} in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{line}` failed ({status})"))
+    }
+}
