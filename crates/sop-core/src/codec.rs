@@ -97,6 +97,67 @@ pub fn decode_versioned<T: DeserializeOwned>(
     }
 }
 
+/// Bytes in front of a sealed payload: version (1), payload length (8), CRC32C of the payload (4).
+pub const SEAL_HEADER: usize = 13;
+
+/// Frames `payload` for storage: a format-version byte, its length (u64 LE) and its CRC32C
+/// (u32 LE), then the payload. [`unseal`] detects any torn, truncated or flipped byte.
+#[must_use]
+pub fn seal(version: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SEAL_HEADER + payload.len());
+    out.push(version);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Checks and strips what [`seal`] added. `location` (a file name, an id) goes into errors.
+///
+/// # Errors
+/// [`Error::Corruption`] for a short input, another version, a length that does not match, or a
+/// checksum mismatch.
+pub fn unseal<'a>(
+    bytes: &'a [u8],
+    version: u8,
+    what: &'static str,
+    location: &dyn std::fmt::Display,
+) -> Result<&'a [u8]> {
+    let bad = |detail: String| Error::Corruption {
+        what,
+        location: location.to_string(),
+        detail,
+    };
+    let (Some(&found), Some(len), Some(crc)) = (
+        bytes.first(),
+        bytes.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()),
+        bytes.get(9..13).and_then(|b| <[u8; 4]>::try_from(b).ok()),
+    ) else {
+        return Err(bad(format!(
+            "{} bytes, shorter than the {SEAL_HEADER}-byte header",
+            bytes.len()
+        )));
+    };
+    if found != version {
+        return Err(bad(format!(
+            "format version {found}, this build reads version {version}"
+        )));
+    }
+    let payload = &bytes[SEAL_HEADER..];
+    let len = u64::from_le_bytes(len);
+    if len != payload.len() as u64 {
+        return Err(bad(format!(
+            "header says {len} bytes, {} follow",
+            payload.len()
+        )));
+    }
+    let (want, got) = (u32::from_le_bytes(crc), crc32c::crc32c(payload));
+    if want != got {
+        return Err(bad(format!("checksum {got:#010x}, expected {want:#010x}")));
+    }
+    Ok(payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,11 +205,27 @@ mod tests {
         assert!(decode::<Vec<u64>>(&bytes, "vec").is_err());
     }
 
+    #[test]
+    fn sealed_frames_detect_every_damage() {
+        let sealed = seal(2, b"hello world");
+        assert_eq!(unseal(&sealed, 2, "t", &"f").unwrap(), b"hello world");
+        assert!(unseal(&sealed, 3, "t", &"f").is_err());
+        assert!(unseal(&sealed[..sealed.len() - 1], 2, "t", &"f").is_err());
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x10;
+            let err = unseal(&bad, 2, "t", &"file.x").unwrap_err();
+            assert!(err.to_string().contains("file.x"), "{err}");
+        }
+        assert_eq!(unseal(&seal(1, b""), 1, "t", &"f").unwrap(), b"");
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode::<Sample>(&bytes, "sample");
             let _ = decode_versioned::<Vec<String>>(&bytes, 1, "strings");
+            let _ = unseal(&bytes, 1, "frame", &"here");
         }
     }
 }

@@ -4,13 +4,16 @@
 //! ids, [`Handle`] for a registry record, [`StoreInfo`] and [`StoreOptions`] for a B-tree store's
 //! settings, [`Error`] for failures, and [`codec`] for every byte that is encoded or decoded.
 //!
-//! It is not: a storage engine. It performs no I/O and holds no state.
+//! [`vfs`] is the file layer every other crate does its I/O through.
+//!
+//! It is not: a storage engine. Apart from the file layer it performs no I/O and holds no state.
 
 pub mod codec;
 mod error;
 mod handle;
 mod store;
 mod uuid;
+pub mod vfs;
 
 pub use error::{Error, Result};
 pub use handle::Handle;
