@@ -5,6 +5,20 @@ use std::path::PathBuf;
 
 use crate::Uuid;
 
+impl Error {
+    /// An [`Error::Io`] for `op` on `path`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// Whether this is an I/O error of a failing drive (see [`crate::vfs::is_drive_failure`]).
+    #[must_use]
+    pub fn is_drive_failure(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if crate::vfs::is_drive_failure(source))
+    }
+}
+
 /// The result type of sop-rs's lower crates.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -148,6 +162,56 @@ pub enum Error {
     HandleSlotInUse {
         /// The handle's logical id.
         logical_id: Uuid,
+    },
+
+    /// No blob with this id is in the table.
+    #[error("blob {id} is not in table {table:?}")]
+    BlobNotFound {
+        /// The blob table.
+        table: String,
+        /// The blob id.
+        id: Uuid,
+    },
+
+    /// Too few intact shards are left to rebuild an erasure-coded blob.
+    #[error(
+        "blob {id} of table {table:?} cannot be rebuilt: {usable} intact shards, {needed} needed ({detail})"
+    )]
+    TooManyShardsLost {
+        /// The blob table.
+        table: String,
+        /// The blob id.
+        id: Uuid,
+        /// Intact shards found.
+        usable: usize,
+        /// Shards needed (the data shard count).
+        needed: usize,
+        /// What was wrong with the others.
+        detail: String,
+    },
+
+    /// More drives failed during a write than the parity tolerates; nothing of it is left visible.
+    #[error(
+        "write to table {table:?} failed on {failed} drives, parity tolerates {tolerated}: {detail}"
+    )]
+    TooManyDrivesFailed {
+        /// The blob table.
+        table: String,
+        /// Drives that failed.
+        failed: usize,
+        /// Drives the parity tolerates.
+        tolerated: usize,
+        /// The first failures.
+        detail: String,
+    },
+
+    /// A storage configuration that cannot work.
+    #[error("invalid {what} configuration: {reason}")]
+    InvalidConfig {
+        /// Which configuration.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
     },
 
     /// A file-system call failed.

@@ -1,0 +1,2 @@
+//! Blob store benchmarks.
+fn main() {}

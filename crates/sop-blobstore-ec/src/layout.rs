@@ -1,0 +1,146 @@
+//! Where blob files go, and the shard header.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use sop_core::vfs::FileSystem;
+use sop_core::{Error, Result, Uuid, validate_store_name};
+
+/// Format version of a plain blob file (a sealed frame, see `sop_core::codec::seal`).
+pub const BLOB_FORMAT_VERSION: u8 = 1;
+/// Format version of a shard file's header.
+pub const SHARD_FORMAT_VERSION: u8 = 1;
+/// Bytes of a shard header.
+pub const SHARD_HEADER_LEN: usize = 24;
+
+/// The folder of a blob: `<base>/<table>/<byte 0 hex>/<byte 1 hex>`.
+pub(crate) fn blob_dir(base: &Path, table: &str, id: Uuid) -> PathBuf {
+    let b = id.as_bytes();
+    base.join(table)
+        .join(format!("{:02x}", b[0]))
+        .join(format!("{:02x}", b[1]))
+}
+
+/// Table names become folder names: the same rule as store names.
+pub(crate) fn check_table(table: &str) -> Result<()> {
+    validate_store_name(table)
+}
+
+/// Writes files durably in a batch: each to a temporary name, synced, renamed, then each distinct
+/// folder synced once. Returns the paths written, for cleanup by the caller on failure.
+pub(crate) fn write_batch(fs: &dyn FileSystem, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut dirs = BTreeSet::new();
+    for (path, bytes) in files {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if dirs.insert(dir.to_path_buf()) {
+            fs.create_dir_all(dir)
+                .map_err(Error::io("create folder", dir))?;
+        }
+        let tmp = sop_core::vfs::tmp_path(path);
+        let write = || -> std::io::Result<()> {
+            let f = fs.open(&tmp, true)?;
+            f.set_len(0)?;
+            f.write_at(bytes, 0)?;
+            f.sync()?;
+            drop(f);
+            fs.rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            let _ = fs.remove_file(&tmp);
+            return Err(Error::Io {
+                op: "write",
+                path: path.clone(),
+                source: e,
+            });
+        }
+    }
+    for dir in &dirs {
+        fs.sync_dir(dir).map_err(Error::io("sync folder", dir))?;
+    }
+    Ok(())
+}
+
+/// Removes a file; one that is not there is fine.
+pub(crate) fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            op: "remove",
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A shard file's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ShardHeader {
+    pub index: u8,
+    pub data: u8,
+    pub parity: u8,
+    pub blob_len: u64,
+    pub shard_len: u32,
+    pub crc: u32,
+}
+
+impl ShardHeader {
+    /// ```text
+    /// 0  version   1  index   2  data shards   3  parity shards
+    /// 4..12  blob length (u64 LE)   12..16  shard length (u32 LE)
+    /// 16..20 CRC32C of the shard bytes   20..24 CRC32C of bytes 0..20
+    /// ```
+    pub fn encode(&self) -> [u8; SHARD_HEADER_LEN] {
+        let mut h = [0u8; SHARD_HEADER_LEN];
+        h[0] = SHARD_FORMAT_VERSION;
+        h[1] = self.index;
+        h[2] = self.data;
+        h[3] = self.parity;
+        h[4..12].copy_from_slice(&self.blob_len.to_le_bytes());
+        h[12..16].copy_from_slice(&self.shard_len.to_le_bytes());
+        h[16..20].copy_from_slice(&self.crc.to_le_bytes());
+        let hcrc = crc32c::crc32c(&h[..20]);
+        h[20..24].copy_from_slice(&hcrc.to_le_bytes());
+        h
+    }
+
+    /// Parses and checks a shard file: header checksum, version, lengths and shard checksum.
+    /// Returns the header and the shard bytes, or what is wrong.
+    pub fn decode(file: &[u8]) -> std::result::Result<(ShardHeader, &[u8]), String> {
+        let Some(h) = file.get(..SHARD_HEADER_LEN) else {
+            return Err(format!("{} bytes, shorter than a shard header", file.len()));
+        };
+        let word = |r: std::ops::Range<usize>| {
+            h.get(r)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map_or(0, u32::from_le_bytes)
+        };
+        if word(20..24) != crc32c::crc32c(&h[..20]) {
+            return Err("header checksum mismatch".into());
+        }
+        if h[0] != SHARD_FORMAT_VERSION {
+            return Err(format!("shard format version {}", h[0]));
+        }
+        let mut len8 = [0u8; 8];
+        len8.copy_from_slice(&h[4..12]);
+        let header = ShardHeader {
+            index: h[1],
+            data: h[2],
+            parity: h[3],
+            blob_len: u64::from_le_bytes(len8),
+            shard_len: word(12..16),
+            crc: word(16..20),
+        };
+        let body = &file[SHARD_HEADER_LEN..];
+        if body.len() != header.shard_len as usize {
+            return Err(format!(
+                "{} shard bytes, header says {}",
+                body.len(),
+                header.shard_len
+            ));
+        }
+        if crc32c::crc32c(body) != header.crc {
+            return Err("shard checksum mismatch".into());
+        }
+        Ok((header, body))
+    }
+}

@@ -1,0 +1,45 @@
+//! The blob store of sop-rs: where node and value bytes live, by blob id.
+//!
+//! [`PlainBlobStore`] keeps one checksummed file per blob. [`EcBlobStore`] splits each blob into
+//! data and parity shards with Reed-Solomon coding, one shard file per drive, so reads survive up
+//! to `parity` lost or corrupt drives and can rewrite what was lost. Both are durable when `put`
+//! returns: temporary file, fsync, rename, folder fsync.
+//!
+//! Files are spread over two levels of folders named after the id's first two bytes
+//! (`<table>/ab/cd/<id>`), 65,536 leaf folders per table, so no folder gets millions of files.
+//!
+//! It is not: a cache, or aware of B-trees or transactions. All I/O goes through
+//! [`sop_core::vfs::FileSystem`].
+
+mod ec;
+mod layout;
+mod plain;
+
+pub use ec::{EcBlobStore, ErasureConfig, ScrubReport};
+pub use layout::{BLOB_FORMAT_VERSION, SHARD_FORMAT_VERSION, SHARD_HEADER_LEN};
+pub use plain::PlainBlobStore;
+
+use sop_core::{Result, Uuid};
+
+/// Blobs by table and id. Ids are never reused: a changed value or node gets a new id.
+pub trait BlobStore: Send + Sync {
+    /// Stores the blobs durably (all synced when it returns).
+    ///
+    /// # Errors
+    /// I/O errors; for erasure coding, [`sop_core::Error::TooManyDrivesFailed`] when more drives
+    /// fail than the parity tolerates, in which case none of the batch is left readable.
+    fn put(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()>;
+
+    /// The blob's bytes, checked.
+    ///
+    /// # Errors
+    /// [`sop_core::Error::BlobNotFound`], [`sop_core::Error::Corruption`] (plain) or
+    /// [`sop_core::Error::TooManyShardsLost`] (erasure coding), I/O errors.
+    fn get(&self, table: &str, id: Uuid) -> Result<Vec<u8>>;
+
+    /// Removes the blobs; ids that are not there are skipped.
+    ///
+    /// # Errors
+    /// I/O errors other than not-found.
+    fn remove(&self, table: &str, ids: &[Uuid]) -> Result<()>;
+}
