@@ -90,9 +90,9 @@ fn every_combination_of_up_to_parity_lost_or_corrupt_shards_reads_back_and_repai
                     // Reads repair what they rebuilt; scrub checks and repairs everything.
                     let report = store.scrub("t").unwrap();
                     assert!(report.unrecoverable.is_empty(), "{report:?}");
-                    for i in 0..n {
+                    for (i, original) in originals.iter().enumerate() {
                         let now = std::fs::read(store.shard_path("t", id, i)).unwrap();
-                        assert_eq!(now, originals[i], "shard {i} not restored after {lost:?}");
+                        assert_eq!(&now, original, "shard {i} not restored after {lost:?}");
                     }
                     cases += 1;
                 }

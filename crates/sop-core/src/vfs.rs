@@ -27,7 +27,7 @@ pub trait FileHandle: Send + Sync {
     ///
     /// # Errors
     /// The operating system's error.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// Sets the length; new bytes read as zeros (the file may stay sparse).
     ///
     /// # Errors
@@ -123,7 +123,7 @@ impl FileHandle for StdFile {
     fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(data, offset)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -207,7 +207,7 @@ pub fn is_drive_failure(e: &io::Error) -> bool {
 /// The operating system's error.
 pub fn read_file(fs: &dyn FileSystem, path: &Path) -> io::Result<Vec<u8>> {
     let file = fs.open(path, false)?;
-    let len = usize::try_from(file.len()?)
+    let len = usize::try_from(file.size()?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file larger than memory"))?;
     let mut buf = vec![0; len];
     let n = file.read_at(&mut buf, 0)?;
@@ -361,9 +361,9 @@ impl FileHandle for FaultyFile {
         FaultyFs::check(&self.faults, Op::Write, &self.path)?;
         self.inner.write_at(data, offset)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         FaultyFs::check(&self.faults, Op::Read, &self.path)?;
-        self.inner.len()
+        self.inner.size()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         FaultyFs::check(&self.faults, Op::Write, &self.path)?;
@@ -451,7 +451,7 @@ mod tests {
             2,
             "short read only at the end"
         );
-        assert_eq!(f.len().unwrap(), 8192);
+        assert_eq!(f.size().unwrap(), 8192);
     }
 
     #[test]
