@@ -164,6 +164,45 @@ pub enum Error {
         logical_id: Uuid,
     },
 
+    /// A handle to add is already in the registry table.
+    #[error("handle {id} already exists in registry table {table:?}")]
+    HandleExists {
+        /// The registry table.
+        table: String,
+        /// The logical id.
+        id: Uuid,
+    },
+
+    /// A handle to update or remove is not in the registry table.
+    #[error("handle {id} is not in registry table {table:?}")]
+    HandleNotFound {
+        /// The registry table.
+        table: String,
+        /// The logical id.
+        id: Uuid,
+    },
+
+    /// A store to create already exists.
+    #[error("store {name:?} already exists")]
+    StoreExists {
+        /// The store.
+        name: String,
+    },
+
+    /// A store is not in the store repository.
+    #[error("store {name:?} does not exist")]
+    StoreNotFound {
+        /// The store.
+        name: String,
+    },
+
+    /// Both replicas of replicated metadata are unusable.
+    #[error("no usable replica left: {detail}")]
+    NoReplicaLeft {
+        /// What failed on each side.
+        detail: String,
+    },
+
     /// No blob with this id is in the table.
     #[error("blob {id} is not in table {table:?}")]
     BlobNotFound {

@@ -1,0 +1,2 @@
+//! Registry benchmarks.
+fn main() {}

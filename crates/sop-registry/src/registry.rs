@@ -1,0 +1,560 @@
+//! The registry: logical id -> handle, in segment files of 4 KiB blocks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use sop_core::codec::{self, seal, unseal};
+use sop_core::vfs::{FileHandle, FileSystem, read_file, write_file_atomic};
+use sop_core::{Error, Handle, Result, Uuid, validate_store_name};
+
+use crate::journal::{JOURNAL_FORMAT_VERSION, JournalEntry};
+use crate::record::{BLOCK_SIZE, Block};
+
+/// The fewest blocks per segment file (1 MiB segments).
+pub const MIN_HASH_MOD: u32 = 250;
+/// The most blocks per segment file (about 3 GiB segments).
+pub const MAX_HASH_MOD: u32 = 750_000;
+/// The most segment files of one table.
+pub const MAX_SEGMENTS: u32 = 1000;
+const CONF_FILE: &str = "registry.conf";
+const JOURNAL_FILE: &str = "registry.journal";
+const CONF_FORMAT_VERSION: u8 = 1;
+
+/// How to open a registry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Blocks per segment file, `250..=750_000`. Chosen when the registry is created (default
+    /// 250) and stored; opening with a different value is refused, since it would move every
+    /// handle. `None` takes the stored value.
+    pub hash_mod: Option<u32>,
+}
+
+/// One change in a [`RegistryBatch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Change {
+    Add(Handle),
+    Update(Handle),
+    Remove(Uuid),
+}
+
+/// Handle changes over any number of tables, written atomically by [`Registry::write`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistryBatch {
+    changes: Vec<(String, Change)>,
+}
+
+impl RegistryBatch {
+    /// An empty batch.
+    #[must_use]
+    pub fn new() -> Self {
+        RegistryBatch::default()
+    }
+    /// Adds a new handle to `table`.
+    #[must_use]
+    pub fn add(mut self, table: &str, handle: Handle) -> Self {
+        self.changes.push((table.into(), Change::Add(handle)));
+        self
+    }
+    /// Replaces an existing handle of `table`.
+    #[must_use]
+    pub fn update(mut self, table: &str, handle: Handle) -> Self {
+        self.changes.push((table.into(), Change::Update(handle)));
+        self
+    }
+    /// Removes a handle from `table`.
+    #[must_use]
+    pub fn remove(mut self, table: &str, id: Uuid) -> Self {
+        self.changes.push((table.into(), Change::Remove(id)));
+        self
+    }
+    /// Whether the batch has no changes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+type BlockKey = (String, u32, u64);
+
+/// The on-disk registry: for each table, handles keyed by logical id, hashed to a block
+/// (`high 64 bits % hash_mod`) and probed through segment files `<table>/<table>-<n>.reg`.
+///
+/// Writes are batched and atomic ([`Registry::write`]); reads verify every block's CRC32C and
+/// fail with [`Error::Corruption`] naming the file and offset. One process owns a registry
+/// folder at a time (the transaction layer enforces it); within the process it is safe to share.
+pub struct Registry {
+    fs: Arc<dyn FileSystem>,
+    base: PathBuf,
+    hash_mod: u32,
+    files: RwLock<HashMap<(String, u32), Arc<dyn FileHandle>>>,
+    journal: parking_lot::Mutex<Box<dyn FileHandle>>,
+    /// Set when a batch failed after its journal was synced: the journal must stay as it is
+    /// until the next open replays it, so every later call is refused.
+    failed: parking_lot::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("base", &self.base)
+            .field("hash_mod", &self.hash_mod)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Opens (or creates) the registry under `base`, finishing any batch a crash interrupted.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a hash mod out of range or different from the stored one;
+    /// corruption and I/O errors.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        base: impl Into<PathBuf>,
+        options: RegistryOptions,
+    ) -> Result<Self> {
+        let base = base.into();
+        fs.create_dir_all(&base)
+            .map_err(Error::io("create folder", &base))?;
+        let hash_mod = Self::settle_hash_mod(fs.as_ref(), &base, options.hash_mod)?;
+        let journal_path = base.join(JOURNAL_FILE);
+        let existed = fs
+            .exists(&journal_path)
+            .map_err(Error::io("stat", &journal_path))?;
+        let journal = fs
+            .open(&journal_path, true)
+            .map_err(Error::io("open", &journal_path))?;
+        if !existed {
+            journal.sync().map_err(Error::io("sync", &journal_path))?;
+            fs.sync_dir(&base)
+                .map_err(Error::io("sync folder", &base))?;
+        }
+        let registry = Registry {
+            fs,
+            base,
+            hash_mod,
+            files: RwLock::new(HashMap::new()),
+            journal: parking_lot::Mutex::new(journal),
+            failed: parking_lot::Mutex::new(None),
+        };
+        registry.recover()?;
+        Ok(registry)
+    }
+
+    fn settle_hash_mod(fs: &dyn FileSystem, base: &Path, asked: Option<u32>) -> Result<u32> {
+        if let Some(m) = asked
+            && !(MIN_HASH_MOD..=MAX_HASH_MOD).contains(&m)
+        {
+            return Err(Error::InvalidConfig {
+                what: "registry",
+                reason: format!("hash mod {m} is out of range {MIN_HASH_MOD}..={MAX_HASH_MOD}"),
+            });
+        }
+        let path = base.join(CONF_FILE);
+        match read_file(fs, &path) {
+            Ok(bytes) => {
+                let stored: u32 = codec::decode(
+                    unseal(
+                        &bytes,
+                        CONF_FORMAT_VERSION,
+                        "registry config",
+                        &path.display(),
+                    )?,
+                    "registry config",
+                )?;
+                match asked {
+                    Some(m) if m != stored => Err(Error::InvalidConfig {
+                        what: "registry",
+                        reason: format!(
+                            "hash mod {m} was asked but the registry at {} was created with {stored}; it cannot change",
+                            base.display()
+                        ),
+                    }),
+                    _ => Ok(stored),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let m = asked.unwrap_or(MIN_HASH_MOD);
+                let bytes = seal(CONF_FORMAT_VERSION, &codec::encode(&m)?);
+                write_file_atomic(fs, &path, &bytes).map_err(Error::io("write", &path))?;
+                Ok(m)
+            }
+            Err(e) => Err(Error::Io {
+                op: "read",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match self.failed.lock().as_ref() {
+            None => Ok(()),
+            Some(cause) => Err(Error::Poisoned {
+                store: format!("registry at {}", self.base.display()),
+                cause: cause.clone(),
+            }),
+        }
+    }
+
+    /// Blocks per segment file.
+    #[must_use]
+    pub fn hash_mod(&self) -> u32 {
+        self.hash_mod
+    }
+
+    fn segment_path(&self, table: &str, segment: u32) -> PathBuf {
+        self.base.join(table).join(format!("{table}-{segment}.reg"))
+    }
+
+    fn block_of(&self, id: Uuid) -> u64 {
+        id.high_low().0 % u64::from(self.hash_mod)
+    }
+
+    /// The segment's open file, or `None` when the segment does not exist.
+    fn file(&self, table: &str, segment: u32, create: bool) -> Result<Option<Arc<dyn FileHandle>>> {
+        let key = (table.to_string(), segment);
+        if let Some(f) = self.files.read().get(&key) {
+            return Ok(Some(Arc::clone(f)));
+        }
+        let path = self.segment_path(table, segment);
+        let file: Arc<dyn FileHandle> = match self.fs.open(&path, create) {
+            Ok(f) => Arc::from(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "open",
+                    path,
+                    source: e,
+                });
+            }
+        };
+        let size = u64::from(self.hash_mod) * BLOCK_SIZE as u64;
+        if create && file.size().map_err(Error::io("stat", &path))? < size {
+            file.set_len(size).map_err(Error::io("extend", &path))?;
+        }
+        self.files.write().insert(key, Arc::clone(&file));
+        Ok(Some(file))
+    }
+
+    /// Reads and checks a block; `None` when its segment does not exist.
+    fn read_block(&self, table: &str, segment: u32, block: u64) -> Result<Option<Block>> {
+        let Some(file) = self.file(table, segment, false)? else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; BLOCK_SIZE];
+        let offset = block * BLOCK_SIZE as u64;
+        let path = || self.segment_path(table, segment);
+        // A short read is the unwritten (sparse) end of a segment: zeros.
+        file.read_at(&mut buf, offset).map_err(|e| Error::Io {
+            op: "read",
+            path: path(),
+            source: e,
+        })?;
+        Block::decode(&buf)
+            .map(Some)
+            .map_err(|detail| Error::Corruption {
+                what: "registry block",
+                location: format!("{} offset {offset}", path().display()),
+                detail,
+            })
+    }
+
+    /// Finds the handle's block and slot, looking in `working` before the disk.
+    fn locate(
+        &self,
+        working: &mut BTreeMap<BlockKey, Block>,
+        table: &str,
+        id: Uuid,
+    ) -> Result<Option<(u32, usize)>> {
+        let block = self.block_of(id);
+        for segment in 1..=MAX_SEGMENTS {
+            let Some(b) = self.load(working, table, segment, block)? else {
+                return Ok(None);
+            };
+            if let Some(slot) = b.find(id) {
+                return Ok(Some((segment, slot)));
+            }
+            if !b.overflow {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// A block from `working`, else from disk into `working`; `None` when its segment is absent.
+    fn load<'w>(
+        &self,
+        working: &'w mut BTreeMap<BlockKey, Block>,
+        table: &str,
+        segment: u32,
+        block: u64,
+    ) -> Result<Option<&'w mut Block>> {
+        let key = (table.to_string(), segment, block);
+        if !working.contains_key(&key) {
+            let Some(b) = self.read_block(table, segment, block)? else {
+                return Ok(None);
+            };
+            working.insert(key.clone(), b);
+        }
+        Ok(working.get_mut(&key))
+    }
+
+    /// The handles of `ids` in `table` that exist, keyed by logical id.
+    ///
+    /// # Errors
+    /// Corruption and I/O errors.
+    pub fn get(&self, table: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Handle>> {
+        self.check_failed()?;
+        validate_store_name(table)?;
+        let mut seen = BTreeMap::new();
+        let mut out = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            if let Some((segment, slot)) = self.locate(&mut seen, table, id)? {
+                let key = (table.to_string(), segment, self.block_of(id));
+                if let Some(Some(h)) = seen.get(&key).and_then(|b| b.slots.get(slot)) {
+                    out.insert(id, *h);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The handle of `id` in `table`, if any.
+    ///
+    /// # Errors
+    /// Corruption and I/O errors.
+    pub fn get_one(&self, table: &str, id: Uuid) -> Result<Option<Handle>> {
+        Ok(self.get(table, &[id])?.remove(&id))
+    }
+
+    /// Applies a batch atomically and durably: after a crash at any point, the next
+    /// [`Registry::open`] sees all of it or none of it. Costs one journal sync plus one sync per
+    /// segment file touched.
+    ///
+    /// # Errors
+    /// [`Error::HandleExists`] / [`Error::HandleNotFound`] (nothing is written then), corruption
+    /// and I/O errors.
+    pub fn write(&self, batch: &RegistryBatch) -> Result<()> {
+        self.check_failed()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let journal = self.journal.lock();
+        let mut working = BTreeMap::new();
+        let mut dirty = BTreeSet::new();
+        for (table, change) in &batch.changes {
+            validate_store_name(table)?;
+            let id = match change {
+                Change::Add(h) | Change::Update(h) => h.logical_id,
+                Change::Remove(id) => *id,
+            };
+            let block = self.block_of(id);
+            let found = self.locate(&mut working, table, id)?;
+            match (change, found) {
+                (Change::Add(_), Some(_)) => {
+                    return Err(Error::HandleExists {
+                        table: table.clone(),
+                        id,
+                    });
+                }
+                (Change::Update(_) | Change::Remove(_), None) => {
+                    return Err(Error::HandleNotFound {
+                        table: table.clone(),
+                        id,
+                    });
+                }
+                (Change::Update(h), Some((segment, slot))) => {
+                    self.set_slot(&mut working, table, segment, block, slot, Some(*h))?;
+                    dirty.insert((table.clone(), segment, block));
+                }
+                (Change::Remove(_), Some((segment, slot))) => {
+                    self.set_slot(&mut working, table, segment, block, slot, None)?;
+                    dirty.insert((table.clone(), segment, block));
+                }
+                (Change::Add(h), None) => self.place(&mut working, &mut dirty, table, block, *h)?,
+            }
+        }
+        let entries: Vec<JournalEntry> = dirty
+            .into_iter()
+            .filter_map(|key| {
+                working.get(&key).map(|b| JournalEntry {
+                    table: key.0,
+                    segment: key.1,
+                    block: key.2,
+                    image: b.encode().to_vec(),
+                })
+            })
+            .collect();
+        let journal_path = self.base.join(JOURNAL_FILE);
+        let frame = seal(JOURNAL_FORMAT_VERSION, &codec::encode(&entries)?);
+        let write_journal = || -> std::io::Result<()> {
+            journal.set_len(0)?;
+            journal.write_at(&frame, 0)?;
+            journal.sync()
+        };
+        write_journal().map_err(Error::io("write", &journal_path))?;
+        if let Err(e) = self.apply(&entries) {
+            *self.failed.lock() = Some(e.to_string());
+            return Err(e);
+        }
+        // Not synced: if the emptying is lost, the next open replays the same images again.
+        journal
+            .set_len(0)
+            .map_err(Error::io("truncate", &journal_path))?;
+        Ok(())
+    }
+
+    fn set_slot(
+        &self,
+        working: &mut BTreeMap<BlockKey, Block>,
+        table: &str,
+        segment: u32,
+        block: u64,
+        slot: usize,
+        value: Option<Handle>,
+    ) -> Result<()> {
+        if let Some(Some(b)) = self
+            .load(working, table, segment, block)?
+            .map(|b| b.slots.get_mut(slot))
+        {
+            *b = value;
+        }
+        Ok(())
+    }
+
+    /// Puts a new handle in the first block of its chain with room, marking full blocks as
+    /// overflowing and starting a new segment when every existing one is full there.
+    fn place(
+        &self,
+        working: &mut BTreeMap<BlockKey, Block>,
+        dirty: &mut BTreeSet<BlockKey>,
+        table: &str,
+        block: u64,
+        h: Handle,
+    ) -> Result<()> {
+        for segment in 1..=MAX_SEGMENTS {
+            let key = (table.to_string(), segment, block);
+            if self.load(working, table, segment, block)?.is_none() {
+                working.insert(key.clone(), Block::empty());
+            }
+            let Some(b) = working.get_mut(&key) else {
+                continue;
+            };
+            dirty.insert(key);
+            if let Some(slot) = b.free_slot(h.logical_id) {
+                b.slots[slot] = Some(h);
+                return Ok(());
+            }
+            b.overflow = true;
+        }
+        Err(Error::InvalidConfig {
+            what: "registry",
+            reason: format!(
+                "table {table:?} needs more than {MAX_SEGMENTS} segments at block {block}; create the database with a larger hash mod"
+            ),
+        })
+    }
+
+    /// Writes journal images in place and syncs them (and any new folder or file).
+    fn apply(&self, entries: &[JournalEntry]) -> Result<()> {
+        let mut touched: BTreeMap<(String, u32), Arc<dyn FileHandle>> = BTreeMap::new();
+        let mut new_dirs = BTreeSet::new();
+        for e in entries {
+            validate_store_name(&e.table)?;
+            let path = self.segment_path(&e.table, e.segment);
+            if e.image.len() != BLOCK_SIZE {
+                return Err(Error::Corruption {
+                    what: "registry journal",
+                    location: path.display().to_string(),
+                    detail: format!("a block image of {} bytes", e.image.len()),
+                });
+            }
+            let file = match self.file(&e.table, e.segment, false)? {
+                Some(f) => f,
+                None => {
+                    let dir = self.base.join(&e.table);
+                    if !self.fs.exists(&dir).map_err(Error::io("stat", &dir))? {
+                        self.fs
+                            .create_dir_all(&dir)
+                            .map_err(Error::io("create folder", &dir))?;
+                        new_dirs.insert(self.base.clone());
+                    }
+                    new_dirs.insert(dir);
+                    self.file(&e.table, e.segment, true)?
+                        .ok_or_else(|| Error::Io {
+                            op: "create",
+                            path: path.clone(),
+                            source: std::io::ErrorKind::NotFound.into(),
+                        })?
+                }
+            };
+            file.write_at(&e.image, e.block * BLOCK_SIZE as u64)
+                .map_err(Error::io("write", &path))?;
+            touched.insert((e.table.clone(), e.segment), file);
+        }
+        for ((table, segment), file) in &touched {
+            file.sync()
+                .map_err(Error::io("sync", self.segment_path(table, *segment)))?;
+        }
+        for dir in &new_dirs {
+            self.fs
+                .sync_dir(dir)
+                .map_err(Error::io("sync folder", dir))?;
+        }
+        Ok(())
+    }
+
+    /// Finishes a batch a crash interrupted (see the journal module).
+    fn recover(&self) -> Result<()> {
+        let journal = self.journal.lock();
+        let path = self.base.join(JOURNAL_FILE);
+        let size = journal.size().map_err(Error::io("stat", &path))?;
+        if size == 0 {
+            return Ok(());
+        }
+        let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(0)];
+        let n = journal
+            .read_at(&mut bytes, 0)
+            .map_err(Error::io("read", &path))?;
+        bytes.truncate(n);
+        // A journal that fails its checksum was torn before it was synced: no block was touched.
+        if let Ok(payload) = unseal(
+            &bytes,
+            JOURNAL_FORMAT_VERSION,
+            "registry journal",
+            &path.display(),
+        ) {
+            let entries: Vec<JournalEntry> = codec::decode(payload, "registry journal")?;
+            self.apply(&entries)?;
+        }
+        journal.set_len(0).map_err(Error::io("truncate", &path))?;
+        journal.sync().map_err(Error::io("sync", &path))
+    }
+
+    /// Removes a table and all its handles.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_table(&self, table: &str) -> Result<()> {
+        validate_store_name(table)?;
+        let _journal = self.journal.lock();
+        self.files.write().retain(|(t, _), _| t != table);
+        let dir = self.base.join(table);
+        match self.fs.remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io {
+                    op: "remove",
+                    path: dir,
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        self.fs
+            .sync_dir(&self.base)
+            .map_err(Error::io("sync folder", &self.base))
+    }
+}
