@@ -152,8 +152,8 @@ mod tests {
     fn handle(seed: u8) -> Handle {
         let mut h = Handle::new(Uuid::new_v4());
         h.physical_b = Uuid::from_bytes([seed; 16]);
-        h.active_is_b = seed % 2 == 0;
-        h.deleted = seed % 3 == 0;
+        h.active_is_b = seed.is_multiple_of(2);
+        h.deleted = seed.is_multiple_of(3);
         h.version = u64::from(seed) << 40;
         h.work_in_progress_ms = -i64::from(seed);
         h

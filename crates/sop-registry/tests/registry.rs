@@ -23,7 +23,7 @@ fn handle(id: Uuid, version: u64) -> Handle {
     let mut h = Handle::new(id);
     h.version = version;
     h.physical_b = Uuid::from_bytes([version as u8; 16]);
-    h.active_is_b = version % 2 == 0;
+    h.active_is_b = version.is_multiple_of(2);
     h
 }
 
