@@ -139,23 +139,8 @@ impl EcBlobStore {
         blob_dir(&drive, table, id).join(format!("{id}.{index}"))
     }
 
-    /// Splits `bytes` into `k` data shards and computes `m` parity shards.
     fn encode(cfg: &ErasureConfig, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let k = cfg.k();
-        // reed-solomon-simd wants equal, even, non-empty shards.
-        let shard_len = bytes.len().div_ceil(k).max(2).next_multiple_of(2);
-        let mut shards: Vec<Vec<u8>> = (0..k)
-            .map(|i| {
-                let start = (i * shard_len).min(bytes.len());
-                let end = ((i + 1) * shard_len).min(bytes.len());
-                let mut s = bytes[start..end].to_vec();
-                s.resize(shard_len, 0);
-                s
-            })
-            .collect();
-        let parity = reed_solomon_simd::encode(k, cfg.m(), &shards).map_err(rs_error)?;
-        shards.extend(parity);
-        Ok(shards)
+        split_encode(cfg.k(), cfg.m(), bytes)
     }
 
     fn shard_file(
@@ -236,37 +221,7 @@ impl EcBlobStore {
                 detail: s.problems.join("; "),
             });
         }
-        if s.shards.iter().take(k).any(Option::is_none) {
-            let originals = s
-                .shards
-                .iter()
-                .take(k)
-                .enumerate()
-                .filter_map(|(i, x)| x.as_ref().map(|x| (i, x)));
-            let recovery = s
-                .shards
-                .iter()
-                .skip(k)
-                .enumerate()
-                .filter_map(|(i, x)| x.as_ref().map(|x| (i, x)));
-            let restored =
-                reed_solomon_simd::decode(k, m, originals, recovery).map_err(rs_error)?;
-            for (i, shard) in restored {
-                if let Some(slot) = s.shards.get_mut(i) {
-                    *slot = Some(shard);
-                }
-            }
-        }
-        if s.shards.iter().skip(k).any(Option::is_none) {
-            let data: Vec<&Vec<u8>> = s.shards.iter().take(k).flatten().collect();
-            let parity = reed_solomon_simd::encode(k, m, data).map_err(rs_error)?;
-            for (i, shard) in parity.into_iter().enumerate() {
-                if let Some(slot @ None) = s.shards.get_mut(k + i) {
-                    *slot = Some(shard);
-                }
-            }
-        }
-        Ok(())
+        reconstruct(k, m, &mut s.shards)
     }
 
     /// Rewrites the shards at `indexes` from a rebuilt set.
@@ -332,6 +287,62 @@ impl EcBlobStore {
         }
         Ok(report)
     }
+}
+
+/// Splits `bytes` into `k` equal data shards (zero-padded, even-sized, at least 2 bytes, as
+/// `reed-solomon-simd` requires) and appends `m` parity shards.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when the coder refuses the shape.
+pub fn split_encode(k: usize, m: usize, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let shard_len = bytes.len().div_ceil(k.max(1)).max(2).next_multiple_of(2);
+    let mut shards: Vec<Vec<u8>> = (0..k)
+        .map(|i| {
+            let start = (i * shard_len).min(bytes.len());
+            let end = ((i + 1) * shard_len).min(bytes.len());
+            let mut s = bytes[start..end].to_vec();
+            s.resize(shard_len, 0);
+            s
+        })
+        .collect();
+    let parity = reed_solomon_simd::encode(k, m, &shards).map_err(rs_error)?;
+    shards.extend(parity);
+    Ok(shards)
+}
+
+/// Fills in every missing shard (data and parity) of a `k + m` set from any `k` present ones.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when fewer than `k` shards are present or sizes differ.
+pub fn reconstruct(k: usize, m: usize, shards: &mut [Option<Vec<u8>>]) -> Result<()> {
+    if shards.iter().take(k).any(Option::is_none) {
+        let originals = shards
+            .iter()
+            .take(k)
+            .enumerate()
+            .filter_map(|(i, x)| x.as_ref().map(|x| (i, x)));
+        let recovery = shards
+            .iter()
+            .skip(k)
+            .enumerate()
+            .filter_map(|(i, x)| x.as_ref().map(|x| (i, x)));
+        let restored = reed_solomon_simd::decode(k, m, originals, recovery).map_err(rs_error)?;
+        for (i, shard) in restored {
+            if let Some(slot) = shards.get_mut(i) {
+                *slot = Some(shard);
+            }
+        }
+    }
+    if shards.iter().skip(k).any(Option::is_none) {
+        let data: Vec<&Vec<u8>> = shards.iter().take(k).flatten().collect();
+        let parity = reed_solomon_simd::encode(k, m, data).map_err(rs_error)?;
+        for (i, shard) in parity.into_iter().enumerate() {
+            if let Some(slot @ None) = shards.get_mut(k + i) {
+                *slot = Some(shard);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn rs_error(e: impl std::fmt::Display) -> Error {

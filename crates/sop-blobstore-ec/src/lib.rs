@@ -15,7 +15,7 @@ mod ec;
 mod layout;
 mod plain;
 
-pub use ec::{EcBlobStore, ErasureConfig, ScrubReport};
+pub use ec::{EcBlobStore, ErasureConfig, ScrubReport, reconstruct, split_encode};
 pub use layout::{BLOB_FORMAT_VERSION, SHARD_FORMAT_VERSION, SHARD_HEADER_LEN};
 pub use plain::PlainBlobStore;
 
