@@ -13,7 +13,18 @@ fn main() -> ExitCode {
     let flags: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(flags.contains(&"--quick")),
-        Some("bench") => run("cargo", &["bench", "-p", "sop-btree"]),
+        Some("bench") => run(
+            "cargo",
+            &[
+                "bench",
+                "-p",
+                "sop-btree",
+                "-p",
+                "sop-registry",
+                "-p",
+                "sop-blobstore-ec",
+            ],
+        ),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  bench            criterion benchmarks"
