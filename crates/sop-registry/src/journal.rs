@@ -7,18 +7,27 @@
 //! all-or-nothing and no block is ever left half-written.
 //!
 //! File `registry.journal`: empty when idle, else a sealed frame (version 1, length, CRC32C)
-//! around the codec encoding of `Vec<JournalEntry>`.
+//! around the codec encoding of `Vec<JournalEntry>`. Besides block images, a batch can replace or
+//! remove small files under the registry folder (store info, transaction logs), so a commit's
+//! handle flips, count changes and log state change in one atomic step.
 
 use serde::{Deserialize, Serialize};
 
 /// Format version of the journal frame.
 pub const JOURNAL_FORMAT_VERSION: u8 = 1;
 
-/// One block's new image.
+/// One step of a batch, as redone after a crash. Every step is idempotent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct JournalEntry {
-    pub table: String,
-    pub segment: u32,
-    pub block: u64,
-    pub image: Vec<u8>,
+pub(crate) enum JournalEntry {
+    /// A registry block's new image.
+    Block {
+        table: String,
+        segment: u32,
+        block: u64,
+        image: Vec<u8>,
+    },
+    /// A small file under the registry folder replaced whole (store info, transaction log).
+    PutFile { path: String, bytes: Vec<u8> },
+    /// A small file under the registry folder removed.
+    RemoveFile { path: String },
 }

@@ -20,6 +20,9 @@ pub const MAX_HASH_MOD: u32 = 750_000;
 pub const MAX_SEGMENTS: u32 = 1000;
 const CONF_FILE: &str = "registry.conf";
 const JOURNAL_FILE: &str = "registry.journal";
+/// Registry tables live in `<base>/tables/<table>/`, so their names never clash with the other
+/// files and folders of the registry folder.
+const TABLES_DIR: &str = "tables";
 const CONF_FORMAT_VERSION: u8 = 1;
 
 /// How to open a registry.
@@ -35,14 +38,29 @@ pub struct RegistryOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Change {
     Add(Handle),
-    Update(Handle),
-    Remove(Uuid),
+    /// Replace a handle; with `Some(v)`, only if its stored version is `v`.
+    Update(Handle, Option<u64>),
+    /// Remove a handle; with `Some(v)`, only if its stored version is `v`.
+    Remove(Uuid, Option<u64>),
+    /// Write nothing, but fail the batch unless the handle is absent (`None`) or has this
+    /// version (`Some`).
+    Check(Uuid, Option<u64>),
 }
 
-/// Handle changes over any number of tables, written atomically by [`Registry::write`].
+/// A file change riding in a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum FileChange {
+    Put(String, Vec<u8>),
+    Remove(String),
+}
+
+/// Handle changes over any number of tables, version checks, and small file replacements under
+/// the registry folder, written atomically by [`Registry::write`]: all or nothing, also across a
+/// crash.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RegistryBatch {
     changes: Vec<(String, Change)>,
+    files: Vec<FileChange>,
 }
 
 impl RegistryBatch {
@@ -60,19 +78,69 @@ impl RegistryBatch {
     /// Replaces an existing handle of `table`.
     #[must_use]
     pub fn update(mut self, table: &str, handle: Handle) -> Self {
-        self.changes.push((table.into(), Change::Update(handle)));
+        self.changes.push((table.into(), Change::Update(handle, None)));
+        self
+    }
+    /// Replaces a handle of `table` only if its stored version is still `expected`: the fence
+    /// that keeps a writer from overwriting a change it did not see.
+    #[must_use]
+    pub fn update_if(mut self, table: &str, handle: Handle, expected: u64) -> Self {
+        self.changes
+            .push((table.into(), Change::Update(handle, Some(expected))));
         self
     }
     /// Removes a handle from `table`.
     #[must_use]
     pub fn remove(mut self, table: &str, id: Uuid) -> Self {
-        self.changes.push((table.into(), Change::Remove(id)));
+        self.changes.push((table.into(), Change::Remove(id, None)));
+        self
+    }
+    /// Removes a handle from `table` only if its stored version is still `expected`.
+    #[must_use]
+    pub fn remove_if(mut self, table: &str, id: Uuid, expected: u64) -> Self {
+        self.changes
+            .push((table.into(), Change::Remove(id, Some(expected))));
+        self
+    }
+    /// Makes the batch fail unless the handle has version `expected` (`None`: unless it is
+    /// absent). Writes nothing: it validates what a transaction read.
+    #[must_use]
+    pub fn check(mut self, table: &str, id: Uuid, expected: Option<u64>) -> Self {
+        self.changes.push((table.into(), Change::Check(id, expected)));
+        self
+    }
+    /// Replaces (or creates) the file at `path`, relative to the registry folder.
+    #[must_use]
+    pub fn put_file(mut self, path: &str, bytes: Vec<u8>) -> Self {
+        self.files.push(FileChange::Put(path.into(), bytes));
+        self
+    }
+    /// Removes the file at `path`, relative to the registry folder (absent is fine).
+    #[must_use]
+    pub fn remove_file(mut self, path: &str) -> Self {
+        self.files.push(FileChange::Remove(path.into()));
         self
     }
     /// Whether the batch has no changes.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.files.is_empty()
+    }
+}
+
+/// A relative path of plain components, so a batch cannot write outside the registry folder.
+fn check_rel_path(path: &str) -> Result<()> {
+    let p = Path::new(path);
+    let ok = !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            what: "registry batch",
+            reason: format!("{path:?} is not a plain relative path"),
+        })
     }
 }
 
@@ -205,8 +273,12 @@ impl Registry {
         self.hash_mod
     }
 
+    fn table_dir(&self, table: &str) -> PathBuf {
+        self.base.join(TABLES_DIR).join(table)
+    }
+
     fn segment_path(&self, table: &str, segment: u32) -> PathBuf {
-        self.base.join(table).join(format!("{table}-{segment}.reg"))
+        self.table_dir(table).join(format!("{table}-{segment}.reg"))
     }
 
     fn block_of(&self, id: Uuid) -> u64 {
@@ -348,39 +420,66 @@ impl Registry {
         for (table, change) in &batch.changes {
             validate_store_name(table)?;
             let id = match change {
-                Change::Add(h) | Change::Update(h) => h.logical_id,
-                Change::Remove(id) => *id,
+                Change::Add(h) | Change::Update(h, _) => h.logical_id,
+                Change::Remove(id, _) | Change::Check(id, _) => *id,
             };
             let block = self.block_of(id);
             let found = self.locate(&mut working, table, id)?;
+            let expected = match change {
+                Change::Update(_, e) | Change::Remove(_, e) => *e,
+                Change::Check(_, e) => Some(e.unwrap_or(0)),
+                Change::Add(_) => None,
+            };
+            if let Some(expected) = expected {
+                let stored = match found {
+                    Some((segment, slot)) => self
+                        .load(&mut working, table, segment, block)?
+                        .and_then(|b| b.slots.get(slot).copied().flatten())
+                        .map(|h| h.version),
+                    None => None,
+                };
+                let ok = match change {
+                    Change::Check(_, None) => stored.is_none(),
+                    _ => stored == Some(expected),
+                };
+                if !ok {
+                    return Err(Error::VersionMismatch {
+                        table: table.clone(),
+                        id,
+                        expected,
+                        found: stored.unwrap_or(0),
+                    });
+                }
+            }
             match (change, found) {
+                (Change::Check(..), _) => {}
                 (Change::Add(_), Some(_)) => {
                     return Err(Error::HandleExists {
                         table: table.clone(),
                         id,
                     });
                 }
-                (Change::Update(_) | Change::Remove(_), None) => {
+                (Change::Update(..) | Change::Remove(..), None) => {
                     return Err(Error::HandleNotFound {
                         table: table.clone(),
                         id,
                     });
                 }
-                (Change::Update(h), Some((segment, slot))) => {
+                (Change::Update(h, _), Some((segment, slot))) => {
                     self.set_slot(&mut working, table, segment, block, slot, Some(*h))?;
                     dirty.insert((table.clone(), segment, block));
                 }
-                (Change::Remove(_), Some((segment, slot))) => {
+                (Change::Remove(..), Some((segment, slot))) => {
                     self.set_slot(&mut working, table, segment, block, slot, None)?;
                     dirty.insert((table.clone(), segment, block));
                 }
                 (Change::Add(h), None) => self.place(&mut working, &mut dirty, table, block, *h)?,
             }
         }
-        let entries: Vec<JournalEntry> = dirty
+        let mut entries: Vec<JournalEntry> = dirty
             .into_iter()
             .filter_map(|key| {
-                working.get(&key).map(|b| JournalEntry {
+                working.get(&key).map(|b| JournalEntry::Block {
                     table: key.0,
                     segment: key.1,
                     block: key.2,
@@ -388,6 +487,25 @@ impl Registry {
                 })
             })
             .collect();
+        for f in &batch.files {
+            entries.push(match f {
+                FileChange::Put(path, bytes) => {
+                    check_rel_path(path)?;
+                    JournalEntry::PutFile {
+                        path: path.clone(),
+                        bytes: bytes.clone(),
+                    }
+                }
+                FileChange::Remove(path) => {
+                    check_rel_path(path)?;
+                    JournalEntry::RemoveFile { path: path.clone() }
+                }
+            });
+        }
+        if entries.is_empty() {
+            // Only checks: validated under the journal lock, nothing to write.
+            return Ok(());
+        }
         let journal_path = self.base.join(JOURNAL_FILE);
         let frame = seal(JOURNAL_FORMAT_VERSION, &codec::encode(&entries)?);
         let write_journal = || -> std::io::Result<()> {
@@ -405,6 +523,48 @@ impl Registry {
             .set_len(0)
             .map_err(Error::io("truncate", &journal_path))?;
         Ok(())
+    }
+
+    /// Reads a small file under the registry folder (one a batch put there).
+    ///
+    /// # Errors
+    /// I/O errors; a missing file is `Ok(None)`.
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        check_rel_path(path)?;
+        let full = self.base.join(path);
+        match read_file(self.fs.as_ref(), &full) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io {
+                op: "read",
+                path: full,
+                source: e,
+            }),
+        }
+    }
+
+    /// The names in a folder under the registry folder, sorted; a missing folder is empty.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn list_files(&self, dir: &str) -> Result<Vec<String>> {
+        check_rel_path(dir)?;
+        let full = self.base.join(dir);
+        match self.fs.list_dir(&full) {
+            Ok(v) => Ok(v),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::Io {
+                op: "list",
+                path: full,
+                source: e,
+            }),
+        }
+    }
+
+    /// The registry folder.
+    #[must_use]
+    pub fn base(&self) -> &Path {
+        &self.base
     }
 
     fn set_slot(
@@ -458,42 +618,62 @@ impl Registry {
         })
     }
 
-    /// Writes journal images in place and syncs them (and any new folder or file).
+    /// Writes journal images in place and syncs them (and any new folder or file); replaces and
+    /// removes the journal's files.
     fn apply(&self, entries: &[JournalEntry]) -> Result<()> {
         let mut touched: BTreeMap<(String, u32), Arc<dyn FileHandle>> = BTreeMap::new();
         let mut new_dirs = BTreeSet::new();
         for e in entries {
-            validate_store_name(&e.table)?;
-            let path = self.segment_path(&e.table, e.segment);
-            if e.image.len() != BLOCK_SIZE {
-                return Err(Error::Corruption {
-                    what: "registry journal",
-                    location: path.display().to_string(),
-                    detail: format!("a block image of {} bytes", e.image.len()),
-                });
-            }
-            let file = match self.file(&e.table, e.segment, false)? {
-                Some(f) => f,
-                None => {
-                    let dir = self.base.join(&e.table);
+            match e {
+                JournalEntry::Block {
+                    table,
+                    segment,
+                    block,
+                    image,
+                } => {
+                    let file = self.apply_block(table, *segment, *block, image, &mut new_dirs)?;
+                    touched.insert((table.clone(), *segment), file);
+                }
+                JournalEntry::PutFile { path, bytes } => {
+                    check_rel_path(path)?;
+                    let full = self.base.join(path);
+                    let dir = full.parent().unwrap_or(&self.base).to_path_buf();
                     if !self.fs.exists(&dir).map_err(Error::io("stat", &dir))? {
                         self.fs
                             .create_dir_all(&dir)
                             .map_err(Error::io("create folder", &dir))?;
-                        new_dirs.insert(self.base.clone());
+                        if let Some(up) = dir.parent() {
+                            new_dirs.insert(up.to_path_buf());
+                        }
                     }
+                    let tmp = sop_core::vfs::tmp_path(&full);
+                    let write = || -> std::io::Result<()> {
+                        let f = self.fs.open(&tmp, true)?;
+                        f.set_len(0)?;
+                        f.write_at(bytes, 0)?;
+                        f.sync()?;
+                        drop(f);
+                        self.fs.rename(&tmp, &full)
+                    };
+                    write().map_err(Error::io("write", &full))?;
                     new_dirs.insert(dir);
-                    self.file(&e.table, e.segment, true)?
-                        .ok_or_else(|| Error::Io {
-                            op: "create",
-                            path: path.clone(),
-                            source: std::io::ErrorKind::NotFound.into(),
-                        })?
                 }
-            };
-            file.write_at(&e.image, e.block * BLOCK_SIZE as u64)
-                .map_err(Error::io("write", &path))?;
-            touched.insert((e.table.clone(), e.segment), file);
+                JournalEntry::RemoveFile { path } => {
+                    check_rel_path(path)?;
+                    let full = self.base.join(path);
+                    match self.fs.remove_file(&full) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::Io {
+                                op: "remove",
+                                path: full,
+                                source: e,
+                            });
+                        }
+                        _ => {}
+                    }
+                    new_dirs.insert(full.parent().unwrap_or(&self.base).to_path_buf());
+                }
+            }
         }
         for ((table, segment), file) in &touched {
             file.sync()
@@ -505,6 +685,47 @@ impl Registry {
                 .map_err(Error::io("sync folder", dir))?;
         }
         Ok(())
+    }
+
+    fn apply_block(
+        &self,
+        table: &str,
+        segment: u32,
+        block: u64,
+        image: &[u8],
+        new_dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<Arc<dyn FileHandle>> {
+        validate_store_name(table)?;
+        let path = self.segment_path(table, segment);
+        if image.len() != BLOCK_SIZE {
+            return Err(Error::Corruption {
+                what: "registry journal",
+                location: path.display().to_string(),
+                detail: format!("a block image of {} bytes", image.len()),
+            });
+        }
+        let file = match self.file(table, segment, false)? {
+            Some(f) => f,
+            None => {
+                let dir = self.table_dir(table);
+                if !self.fs.exists(&dir).map_err(Error::io("stat", &dir))? {
+                    self.fs
+                        .create_dir_all(&dir)
+                        .map_err(Error::io("create folder", &dir))?;
+                    new_dirs.insert(self.base.join(TABLES_DIR));
+                    new_dirs.insert(self.base.clone());
+                }
+                new_dirs.insert(dir);
+                self.file(table, segment, true)?.ok_or_else(|| Error::Io {
+                    op: "create",
+                    path: path.clone(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?
+            }
+        };
+        file.write_at(image, block * BLOCK_SIZE as u64)
+            .map_err(Error::io("write", &path))?;
+        Ok(file)
     }
 
     /// Finishes a batch a crash interrupted (see the journal module).
@@ -542,7 +763,7 @@ impl Registry {
         validate_store_name(table)?;
         let _journal = self.journal.lock();
         self.files.write().retain(|(t, _), _| t != table);
-        let dir = self.base.join(table);
+        let dir = self.table_dir(table);
         match self.fs.remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::Io {
@@ -554,7 +775,7 @@ impl Registry {
             _ => {}
         }
         self.fs
-            .sync_dir(&self.base)
+            .sync_dir(&self.base.join(TABLES_DIR))
             .map_err(Error::io("sync folder", &self.base))
     }
 }

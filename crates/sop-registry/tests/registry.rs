@@ -112,10 +112,11 @@ fn chains_span_segments_and_sync_count_stays_flat() {
     let before = fs.sync_count();
     reg.write(&batch).unwrap();
     let syncs = fs.sync_count() - before;
-    // 300 handles in one block chain = 5 segments: journal + 5 files + table folder + 4 new files' folder.
-    assert!(syncs <= 8, "{syncs} syncs for one batch");
+    // 300 handles in one block chain = 5 segments: journal + 5 files + the new table's folder,
+    // `tables/` and the registry folder.
+    assert!(syncs <= 9, "{syncs} syncs for one batch");
     assert!(
-        dir.path().join("t").join("t-5.reg").exists(),
+        dir.path().join("tables").join("t").join("t-5.reg").exists(),
         "300 colliding handles need 5 segments"
     );
     let more = ids
@@ -144,7 +145,7 @@ fn a_torn_block_write_is_completed_from_the_journal_on_reopen() {
     .unwrap();
 
     // The journal lands, then the in-place write fails: the process "dies" here.
-    let segment = dir.path().join("t").join("t-1.reg");
+    let segment = dir.path().join("tables").join("t").join("t-1.reg");
     faulty.inject(Fault {
         prefix: Some(segment.clone()),
         op: Some(Op::Write),
@@ -205,7 +206,7 @@ fn a_bit_flip_in_a_block_is_a_corruption_error_naming_file_and_offset() {
     reg.write(&RegistryBatch::new().add("t", handle(id, 1)))
         .unwrap();
     drop(reg);
-    let segment = dir.path().join("t").join("t-1.reg");
+    let segment = dir.path().join("tables").join("t").join("t-1.reg");
     let block = usize::try_from(id.high_low().0 % 250).unwrap();
     for bit in [0usize, 9, 4000, 32_700] {
         let mut raw = std::fs::read(&segment).unwrap();
@@ -263,4 +264,58 @@ fn the_hash_mod_is_chosen_once() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("cannot change"), "{err}");
+}
+
+#[test]
+fn version_checks_fence_the_whole_batch_and_files_ride_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    let reg = open(fs.clone(), dir.path());
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    reg.write(
+        &RegistryBatch::new()
+            .add("t", handle(a, 1))
+            .add("t", handle(b, 1))
+            .put_file("logs/x.log", b"pending".to_vec()),
+    )
+    .unwrap();
+    assert_eq!(reg.read_file("logs/x.log").unwrap().unwrap(), b"pending");
+
+    // A stale read check fails the batch: neither the update nor the file change lands.
+    let stale = RegistryBatch::new()
+        .update_if("t", handle(a, 2), 1)
+        .check("t", b, Some(7))
+        .put_file("logs/x.log", b"committed".to_vec());
+    let err = reg.write(&stale).unwrap_err();
+    assert!(
+        matches!(err, Error::VersionMismatch { expected: 7, found: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(reg.get_one("t", a).unwrap().unwrap().version, 1);
+    assert_eq!(reg.read_file("logs/x.log").unwrap().unwrap(), b"pending");
+
+    // An absent-check fails when the handle exists, passes when it does not.
+    assert!(reg.write(&RegistryBatch::new().check("t", a, None)).is_err());
+    reg.write(&RegistryBatch::new().check("t", c, None)).unwrap();
+
+    // Matching versions: everything lands, across a reopen.
+    reg.write(
+        &RegistryBatch::new()
+            .update_if("t", handle(a, 2), 1)
+            .remove_if("t", b, 1)
+            .check("t", c, None)
+            .remove_file("logs/x.log")
+            .put_file("logs/y.log", b"done".to_vec()),
+    )
+    .unwrap();
+    drop(reg);
+    let reg = open(fs, dir.path());
+    assert_eq!(reg.get_one("t", a).unwrap().unwrap().version, 2);
+    assert!(reg.get_one("t", b).unwrap().is_none());
+    assert!(reg.read_file("logs/x.log").unwrap().is_none());
+    assert_eq!(reg.list_files("logs").unwrap(), ["y.log"]);
+    assert!(
+        reg.write(&RegistryBatch::new().put_file("../escape", vec![]))
+            .is_err()
+    );
 }
