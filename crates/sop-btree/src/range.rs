@@ -3,10 +3,10 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 
-use sop_core::Result;
+use sop_core::{Result, Uuid};
 
 use crate::path::{Path, Seek, item_at};
-use crate::{BTree, Item, KeyComparator, NodeRepository, ValueStore};
+use crate::{BTree, Item, ItemValue, KeyComparator, NodeRepository, ValueStore};
 
 /// One end of a range cursor.
 enum End<K, V> {
@@ -62,6 +62,33 @@ where
     /// # Errors
     /// Repository and value-store errors, or [`sop_core::Error::Poisoned`].
     pub async fn next(&mut self) -> Result<Option<Item<K, V>>> {
+        let Some((id, key, value)) = self.step_front().await? else {
+            return Ok(None);
+        };
+        let value = match value {
+            ItemValue::Inline(v) => v,
+            other => self.tree.load_value(other).await?,
+        };
+        Ok(Some(Item { id, key, value }))
+    }
+
+    /// The next item's id, key and version from the front, without loading a value kept
+    /// outside its node: what a transaction compares to validate a range it read.
+    ///
+    /// # Errors
+    /// Repository errors, or [`sop_core::Error::Poisoned`].
+    pub async fn next_version(&mut self) -> Result<Option<(Uuid, K, u32)>> {
+        let Some((id, key, _)) = self.step_front().await? else {
+            return Ok(None);
+        };
+        let version = match &self.front {
+            End::At(path) => item_at(path).map_or(0, |it| it.version),
+            _ => 0,
+        };
+        Ok(Some((id, key, version)))
+    }
+
+    async fn step_front(&mut self) -> Result<Option<(Uuid, K, ItemValue<V>)>> {
         self.tree.guard()?;
         let path = match std::mem::replace(&mut self.front, End::Done) {
             End::Done => return Ok(None),
@@ -93,8 +120,7 @@ where
         }
         let (id, key, value) = (item.id, item.key.clone(), item.value.clone());
         self.front = End::At(path);
-        let value = self.tree.load_value(value).await?;
-        Ok(Some(Item { id, key, value }))
+        Ok(Some((id, key, value)))
     }
 
     /// The next item from the back, or `None` when the range is exhausted.

@@ -157,7 +157,20 @@ where
     pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
         self.guard()?;
         let unique = self.info.unique;
-        let r = self.add_inner(key, value, unique).await;
+        let r = self.add_inner(Uuid::new_v4(), key, value, unique).await;
+        self.poison_on(r)
+    }
+
+    /// As [`BTree::add`], with the item id given: for a transaction that replays its own adds
+    /// onto a fresh tree and must keep the ids it already handed out. The id must not be in the
+    /// tree.
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn add_with_id(&mut self, id: Uuid, key: K, value: V) -> Result<bool> {
+        self.guard()?;
+        let unique = self.info.unique;
+        let r = self.add_inner(id, key, value, unique).await;
         self.poison_on(r)
     }
 
@@ -168,7 +181,7 @@ where
     /// As [`BTree::add`].
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
         self.guard()?;
-        let r = self.add_inner(key, value, true).await;
+        let r = self.add_inner(Uuid::new_v4(), key, value, true).await;
         self.poison_on(r)
     }
 
@@ -184,7 +197,7 @@ where
                 self.set_current(None, Some(value), "upsert").await?;
                 Ok(false)
             } else {
-                self.add_inner(key, value, false).await
+                self.add_inner(Uuid::new_v4(), key, value, false).await
             }
         }
         .await;
@@ -336,6 +349,19 @@ where
         let (id, key, value) = (it.id, it.key.clone(), it.value.clone());
         let value = self.load_value(value).await?;
         Ok(Some(Item { id, key, value }))
+    }
+
+    /// The id and version of the cursor's item, without loading its value.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn current_version(&mut self) -> Result<Option<(Uuid, u32)>> {
+        self.guard()?;
+        self.resolve().await?;
+        let Cursor::At(path) = &self.cursor else {
+            return Ok(None);
+        };
+        Ok(item_at(path).map(|it| (it.id, it.version)))
     }
 
     /// Replaces the cursor's key with `key`, which must compare equal to it: for keys that carry
@@ -528,7 +554,7 @@ where
         Ok(ItemValue::External(id))
     }
 
-    async fn add_inner(&mut self, key: K, value: V, unique: bool) -> Result<bool> {
+    async fn add_inner(&mut self, id: Uuid, key: K, value: V, unique: bool) -> Result<bool> {
         self.cursor = Cursor::None;
         let path = if unique {
             let (path, found) = self.descend_exact(&key).await?;
@@ -547,7 +573,7 @@ where
         };
         let value = self.store_value(value).await?;
         let item = NodeItem {
-            id: Uuid::new_v4(),
+            id,
             key,
             value,
             version: 0,

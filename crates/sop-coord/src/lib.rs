@@ -1,0 +1,25 @@
+//! Coordination for sop-rs: who may change what, and the shared (L2) cache.
+//!
+//! Two narrow traits, [`Locker`] and [`Cache`], with in-memory implementations for standalone
+//! mode ([`MemLocker`], [`MemCache`]); the Redis implementations for clustered mode come with
+//! the clustered issue and are the only code that will name `fred`. [`FolderLock`] is the
+//! operating-system lock that keeps a standalone database folder to one process.
+//!
+//! Locks and cache entries are leases: durable truth is always on storage, and a commit is
+//! fenced by version checks in the registry, not by a lock alone.
+//!
+//! It is not: a transaction manager (that is `sop-txn`), or aware of B-trees.
+
+mod cache;
+mod folder;
+mod lock;
+
+pub use cache::{Cache, MemCache};
+pub use folder::FolderLock;
+pub use lock::{Locker, MemLocker};
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so the traits can be used as `Arc<dyn Locker>` / `Arc<dyn Cache>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
