@@ -231,7 +231,7 @@ impl EcBlobStore {
         for &i in indexes {
             if let Some(Some(shard)) = s.shards.get(i) {
                 let file = Self::shard_file(cfg, i, blob_len, shard)?;
-                write_batch(self.fs.as_ref(), &[(self.shard_path(table, id, i), file)])?;
+                write_batch(self.fs.as_ref(), &[(self.shard_path(table, id, i), file)], true)?;
             }
         }
         Ok(())
@@ -352,8 +352,8 @@ fn rs_error(e: impl std::fmt::Display) -> Error {
     }
 }
 
-impl BlobStore for EcBlobStore {
-    fn put(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
+impl EcBlobStore {
+    fn write(&self, table: &str, blobs: &[(Uuid, &[u8])], synced: bool) -> Result<()> {
         check_table(table)?;
         let cfg = self.config(table);
         let n = cfg.k() + cfg.m();
@@ -370,7 +370,7 @@ impl BlobStore for EcBlobStore {
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let workers: Vec<_> = per_drive
                 .iter()
-                .map(|files| scope.spawn(move || write_batch(fs, files)))
+                .map(|files| scope.spawn(move || write_batch(fs, files, synced)))
                 .collect();
             workers
                 .into_iter()
@@ -399,6 +399,43 @@ impl BlobStore for EcBlobStore {
                 tolerated: cfg.m(),
                 detail: failures.join("; "),
             });
+        }
+        Ok(())
+    }
+}
+
+impl BlobStore for EcBlobStore {
+    fn put(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
+        self.write(table, blobs, true)
+    }
+
+    fn put_deferred(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
+        self.write(table, blobs, false)
+    }
+
+    fn barrier(&self) -> Result<()> {
+        let fs = self.fs.as_ref();
+        let mut cfgs: Vec<&ErasureConfig> = self.tables.values().collect();
+        cfgs.push(&self.default);
+        let mut seen = std::collections::BTreeSet::new();
+        for cfg in cfgs {
+            let mut failed: Vec<String> = Vec::new();
+            for drive in &cfg.drives {
+                if !seen.insert(drive.clone()) || !fs.exists(drive).unwrap_or(false) {
+                    continue;
+                }
+                if let Err(e) = fs.sync_fs(drive) {
+                    failed.push(format!("{}: {e}", drive.display()));
+                }
+            }
+            if failed.len() > cfg.m() {
+                return Err(Error::TooManyDrivesFailed {
+                    table: String::new(),
+                    failed: failed.len(),
+                    tolerated: cfg.m(),
+                    detail: failed.join("; "),
+                });
+            }
         }
         Ok(())
     }

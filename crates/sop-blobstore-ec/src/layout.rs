@@ -26,15 +26,30 @@ pub(crate) fn check_table(table: &str) -> Result<()> {
     validate_store_name(table)
 }
 
-/// Writes files durably in a batch: each to a temporary name, synced, renamed, then each distinct
-/// folder synced once. Returns the paths written, for cleanup by the caller on failure.
-pub(crate) fn write_batch(fs: &dyn FileSystem, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+/// Writes files in a batch. Durable (`synced`): each to a temporary name, synced, renamed, then
+/// each distinct folder synced once. Deferred: each straight to its name, no sync; the caller
+/// makes them durable with one file-system barrier (`FileSystem::sync_fs`) before anything
+/// refers to them, and removes them if it crashes first.
+pub(crate) fn write_batch(
+    fs: &dyn FileSystem,
+    files: &[(PathBuf, Vec<u8>)],
+    synced: bool,
+) -> Result<()> {
     let mut dirs = BTreeSet::new();
     for (path, bytes) in files {
         let dir = path.parent().unwrap_or(Path::new("."));
         if dirs.insert(dir.to_path_buf()) {
             fs.create_dir_all(dir)
                 .map_err(Error::io("create folder", dir))?;
+        }
+        if !synced {
+            let write = || -> std::io::Result<()> {
+                let f = fs.open(path, true)?;
+                f.set_len(0)?;
+                f.write_at(bytes, 0)
+            };
+            write().map_err(Error::io("write", path))?;
+            continue;
         }
         let tmp = sop_core::vfs::tmp_path(path);
         let write = || -> std::io::Result<()> {
@@ -54,8 +69,10 @@ pub(crate) fn write_batch(fs: &dyn FileSystem, files: &[(PathBuf, Vec<u8>)]) -> 
             });
         }
     }
-    for dir in &dirs {
-        fs.sync_dir(dir).map_err(Error::io("sync folder", dir))?;
+    if synced {
+        for dir in &dirs {
+            fs.sync_dir(dir).map_err(Error::io("sync folder", dir))?;
+        }
     }
     Ok(())
 }

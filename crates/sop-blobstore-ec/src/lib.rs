@@ -30,6 +30,22 @@ pub trait BlobStore: Send + Sync {
     /// fail than the parity tolerates, in which case none of the batch is left readable.
     fn put(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()>;
 
+    /// Writes the blobs without syncing them: they become durable at the next
+    /// [`barrier`](BlobStore::barrier). For a commit that writes many blobs and wants one sync
+    /// barrier per drive instead of one sync per blob; nothing may refer to them before the
+    /// barrier returns, and whoever wrote them removes them if it crashes first.
+    ///
+    /// # Errors
+    /// As [`BlobStore::put`].
+    fn put_deferred(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()>;
+
+    /// Makes every blob written so far durable: one file-system barrier per drive.
+    ///
+    /// # Errors
+    /// I/O errors; for erasure coding, [`sop_core::Error::TooManyDrivesFailed`] when more
+    /// drives fail than the parity tolerates.
+    fn barrier(&self) -> Result<()>;
+
     /// The blob's bytes, checked.
     ///
     /// # Errors

@@ -34,14 +34,33 @@ impl PlainBlobStore {
     }
 }
 
-impl BlobStore for PlainBlobStore {
-    fn put(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
+impl PlainBlobStore {
+    fn write(&self, table: &str, blobs: &[(Uuid, &[u8])], synced: bool) -> Result<()> {
         check_table(table)?;
         let files: Vec<_> = blobs
             .iter()
             .map(|(id, bytes)| (self.path_of(table, *id), seal(BLOB_FORMAT_VERSION, bytes)))
             .collect();
-        write_batch(self.fs.as_ref(), &files)
+        write_batch(self.fs.as_ref(), &files, synced)
+    }
+}
+
+impl BlobStore for PlainBlobStore {
+    fn put(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
+        self.write(table, blobs, true)
+    }
+
+    fn put_deferred(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
+        self.write(table, blobs, false)
+    }
+
+    fn barrier(&self) -> Result<()> {
+        if !self.fs.exists(&self.base).map_err(Error::io("stat", &self.base))? {
+            return Ok(());
+        }
+        self.fs
+            .sync_fs(&self.base)
+            .map_err(Error::io("sync file system of", &self.base))
     }
 
     fn get(&self, table: &str, id: Uuid) -> Result<Vec<u8>> {

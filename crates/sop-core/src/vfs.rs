@@ -82,6 +82,13 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// # Errors
     /// The operating system's error, other than not existing.
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// One barrier for everything written on the file system that holds `path`: every file's
+    /// data and every folder entry written before the call is durable when it returns. One call
+    /// replaces a sync per file when a commit writes many new files (Linux `syncfs`).
+    ///
+    /// # Errors
+    /// The operating system's error, including a write-back error of any file on it.
+    fn sync_fs(&self, path: &Path) -> io::Result<()>;
     /// How many file and folder syncs this file system has done (for the sync budget).
     fn sync_count(&self) -> u64 {
         0
@@ -174,6 +181,21 @@ impl FileSystem for StdFs {
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
+    }
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let dir = File::open(path)?;
+        #[cfg(target_os = "linux")]
+        {
+            rustix::fs::syncfs(&dir).map_err(io::Error::from)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            // No per-file-system barrier: flush the folder, then everything.
+            dir.sync_all()?;
+            rustix::fs::sync();
+            Ok(())
+        }
     }
     fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
@@ -412,6 +434,10 @@ impl FileSystem for FaultyFs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         Self::check(&self.faults, Op::Meta, path)?;
         self.inner.exists(path)
+    }
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        Self::check(&self.faults, Op::Sync, path)?;
+        self.inner.sync_fs(path)
     }
     fn sync_count(&self) -> u64 {
         self.inner.sync_count()

@@ -697,6 +697,11 @@ impl FileSystem for ReplicatedFs {
         let sh = &self.shared;
         sh.sync_both(|i| sh.inner.sync_dir(&sh.at(i, path)))
     }
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        check_rel(path)?;
+        let sh = &self.shared;
+        sh.sync_both(|side| sh.inner.sync_fs(&sh.at(side, path)))
+    }
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let sh = &self.shared;
         sh.read(|i| sh.inner.exists(&sh.at(i, path)))

@@ -47,6 +47,21 @@ impl StoreRepository {
         })
     }
 
+    /// A store file's path relative to the base folder, for a [`crate::RegistryBatch`] that
+    /// replaces it in the same atomic step as a commit's handle changes.
+    #[must_use]
+    pub fn relative_path(name: &str) -> String {
+        format!("stores/{name}{SUFFIX}")
+    }
+
+    /// A store file's bytes.
+    ///
+    /// # Errors
+    /// Encoding errors.
+    pub fn encode_info(info: &StoreInfo) -> Result<Vec<u8>> {
+        Ok(seal(STORE_FORMAT_VERSION, &codec::encode(info)?))
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}{SUFFIX}"))
     }
@@ -89,7 +104,7 @@ impl StoreRepository {
 
     fn put(&self, info: &StoreInfo) -> Result<()> {
         let path = self.path(&info.name);
-        let bytes = seal(STORE_FORMAT_VERSION, &codec::encode(info)?);
+        let bytes = Self::encode_info(info)?;
         write_file_atomic(self.fs.as_ref(), &path, &bytes).map_err(Error::io("write", &path))
     }
 
