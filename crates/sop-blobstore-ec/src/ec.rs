@@ -8,7 +8,9 @@ use sop_core::vfs::{FileSystem, read_file};
 use sop_core::{Error, Result, Uuid};
 
 use crate::BlobStore;
-use crate::layout::{ShardHeader, blob_dir, check_table, remove_if_present, write_batch};
+use crate::layout::{
+    ShardHeader, blob_dir, check_table, remove_if_present, remove_table_dir, write_batch,
+};
 
 /// How one table's blobs are coded: `data_shards + parity_shards` shards, one per drive, in the
 /// order of `drives`. Any `data_shards` intact shards rebuild a blob.
@@ -231,7 +233,11 @@ impl EcBlobStore {
         for &i in indexes {
             if let Some(Some(shard)) = s.shards.get(i) {
                 let file = Self::shard_file(cfg, i, blob_len, shard)?;
-                write_batch(self.fs.as_ref(), &[(self.shard_path(table, id, i), file)], true)?;
+                write_batch(
+                    self.fs.as_ref(),
+                    &[(self.shard_path(table, id, i), file)],
+                    true,
+                )?;
             }
         }
         Ok(())
@@ -411,6 +417,14 @@ impl BlobStore for EcBlobStore {
 
     fn put_deferred(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
         self.write(table, blobs, false)
+    }
+
+    fn remove_table(&self, table: &str) -> Result<()> {
+        let cfg = self.config(table);
+        for drive in &cfg.drives {
+            remove_table_dir(self.fs.as_ref(), drive, table)?;
+        }
+        Ok(())
     }
 
     fn barrier(&self) -> Result<()> {

@@ -161,3 +161,23 @@ impl ShardHeader {
         Ok((header, body))
     }
 }
+
+/// Removes a table's folder under `base` and syncs `base`; a missing folder is fine.
+pub(crate) fn remove_table_dir(fs: &dyn FileSystem, base: &Path, table: &str) -> Result<()> {
+    check_table(table)?;
+    let dir = base.join(table);
+    match fs.remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::Io {
+                op: "remove",
+                path: dir,
+                source: e,
+            });
+        }
+        _ => {}
+    }
+    if fs.exists(base).map_err(Error::io("stat", base))? {
+        fs.sync_dir(base).map_err(Error::io("sync folder", base))?;
+    }
+    Ok(())
+}

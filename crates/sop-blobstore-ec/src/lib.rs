@@ -58,4 +58,10 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// I/O errors other than not-found.
     fn remove(&self, table: &str, ids: &[Uuid]) -> Result<()>;
+
+    /// Removes a whole table (every blob of a removed store). A missing table is fine.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn remove_table(&self, table: &str) -> Result<()>;
 }

@@ -8,7 +8,9 @@ use sop_core::vfs::{FileSystem, read_file};
 use sop_core::{Error, Result, Uuid};
 
 use crate::BlobStore;
-use crate::layout::{BLOB_FORMAT_VERSION, blob_dir, check_table, remove_if_present, write_batch};
+use crate::layout::{
+    BLOB_FORMAT_VERSION, blob_dir, check_table, remove_if_present, remove_table_dir, write_batch,
+};
 
 /// Blobs as files under one base folder: `<base>/<table>/ab/cd/<id>`, each a sealed frame
 /// (version, length, CRC32C, bytes), so bit rot and torn files are detected on read.
@@ -55,7 +57,11 @@ impl BlobStore for PlainBlobStore {
     }
 
     fn barrier(&self) -> Result<()> {
-        if !self.fs.exists(&self.base).map_err(Error::io("stat", &self.base))? {
+        if !self
+            .fs
+            .exists(&self.base)
+            .map_err(Error::io("stat", &self.base))?
+        {
             return Ok(());
         }
         self.fs
@@ -84,5 +90,9 @@ impl BlobStore for PlainBlobStore {
             remove_if_present(self.fs.as_ref(), &self.path_of(table, *id))?;
         }
         Ok(())
+    }
+
+    fn remove_table(&self, table: &str) -> Result<()> {
+        remove_table_dir(self.fs.as_ref(), &self.base, table)
     }
 }

@@ -19,8 +19,7 @@ pub trait Cache: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
 
     /// Stores `value` under `key` for `ttl`.
-    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration)
-    -> BoxFuture<'a, Result<()>>;
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<()>>;
 
     /// Forgets the keys.
     fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<()>>;
@@ -120,12 +119,7 @@ impl Cache for MemCache {
         })
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Vec<u8>,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<()>> {
+    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let now = Instant::now();
             let mut inner = self.inner.lock();
@@ -165,17 +159,26 @@ mod tests {
         assert_eq!(c.get("a", None).await.unwrap(), Some(vec![1; 10]));
         assert_eq!(c.bytes(), 11);
 
-        c.set("s", vec![2], Duration::from_millis(60)).await.unwrap();
+        c.set("s", vec![2], Duration::from_millis(60))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(35)).await;
         // Sliding: the read restarts its life.
-        assert!(c.get("s", Some(Duration::from_millis(60))).await.unwrap().is_some());
+        assert!(
+            c.get("s", Some(Duration::from_millis(60)))
+                .await
+                .unwrap()
+                .is_some()
+        );
         tokio::time::sleep(Duration::from_millis(35)).await;
         assert!(c.get("s", None).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(70)).await;
         assert!(c.get("s", None).await.unwrap().is_none());
 
         // Over capacity: the entry closest to expiry goes first.
-        c.set("b", vec![3; 40], Duration::from_secs(1)).await.unwrap();
+        c.set("b", vec![3; 40], Duration::from_secs(1))
+            .await
+            .unwrap();
         c.set("c", vec![4; 40], long).await.unwrap();
         c.set("d", vec![5; 40], long).await.unwrap();
         assert!(c.get("b", None).await.unwrap().is_none());

@@ -78,7 +78,8 @@ impl RegistryBatch {
     /// Replaces an existing handle of `table`.
     #[must_use]
     pub fn update(mut self, table: &str, handle: Handle) -> Self {
-        self.changes.push((table.into(), Change::Update(handle, None)));
+        self.changes
+            .push((table.into(), Change::Update(handle, None)));
         self
     }
     /// Replaces a handle of `table` only if its stored version is still `expected`: the fence
@@ -106,7 +107,8 @@ impl RegistryBatch {
     /// absent). Writes nothing: it validates what a transaction read.
     #[must_use]
     pub fn check(mut self, table: &str, id: Uuid, expected: Option<u64>) -> Self {
-        self.changes.push((table.into(), Change::Check(id, expected)));
+        self.changes
+            .push((table.into(), Change::Check(id, expected)));
         self
     }
     /// Replaces (or creates) the file at `path`, relative to the registry folder.
@@ -558,6 +560,45 @@ impl Registry {
                 path: full,
                 source: e,
             }),
+        }
+    }
+
+    /// Replaces a small file under the registry folder durably on its own (temporary file, sync,
+    /// rename, folder sync), outside any batch: for a transaction's log before its commit.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn put_file_durable(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        check_rel_path(path)?;
+        let full = self.base.join(path);
+        if let Some(dir) = full.parent()
+            && !self.fs.exists(dir).map_err(Error::io("stat", dir))?
+        {
+            self.fs
+                .create_dir_all(dir)
+                .map_err(Error::io("create folder", dir))?;
+            self.fs
+                .sync_dir(&self.base)
+                .map_err(Error::io("sync folder", &self.base))?;
+        }
+        write_file_atomic(self.fs.as_ref(), &full, bytes).map_err(Error::io("write", &full))
+    }
+
+    /// Removes a small file under the registry folder without a sync: for files whose
+    /// reappearance after a crash is harmless (a finished transaction's log, redone idempotently).
+    ///
+    /// # Errors
+    /// I/O errors other than not-found.
+    pub fn remove_file_lazy(&self, path: &str) -> Result<()> {
+        check_rel_path(path)?;
+        let full = self.base.join(path);
+        match self.fs.remove_file(&full) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+                op: "remove",
+                path: full,
+                source: e,
+            }),
+            _ => Ok(()),
         }
     }
 

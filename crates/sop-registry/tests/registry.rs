@@ -288,15 +288,26 @@ fn version_checks_fence_the_whole_batch_and_files_ride_along() {
         .put_file("logs/x.log", b"committed".to_vec());
     let err = reg.write(&stale).unwrap_err();
     assert!(
-        matches!(err, Error::VersionMismatch { expected: 7, found: 1, .. }),
+        matches!(
+            err,
+            Error::VersionMismatch {
+                expected: 7,
+                found: 1,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(reg.get_one("t", a).unwrap().unwrap().version, 1);
     assert_eq!(reg.read_file("logs/x.log").unwrap().unwrap(), b"pending");
 
     // An absent-check fails when the handle exists, passes when it does not.
-    assert!(reg.write(&RegistryBatch::new().check("t", a, None)).is_err());
-    reg.write(&RegistryBatch::new().check("t", c, None)).unwrap();
+    assert!(
+        reg.write(&RegistryBatch::new().check("t", a, None))
+            .is_err()
+    );
+    reg.write(&RegistryBatch::new().check("t", c, None))
+        .unwrap();
 
     // Matching versions: everything lands, across a reopen.
     reg.write(

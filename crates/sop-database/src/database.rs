@@ -1,0 +1,340 @@
+//! Opening a database and managing its stores.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sop_blobstore_ec::{BlobStore, EcBlobStore, ErasureConfig, PlainBlobStore};
+use sop_btree::KeyComparator;
+use sop_coord::{FolderLock, MemCache, MemLocker};
+use sop_core::vfs::{FileSystem, StdFs};
+use sop_core::{Error, Result, StoreInfo, StoreOptions};
+use sop_registry::{Registry, RegistryOptions, ReplicatedFs, ReplicationStatus, StoreRepository};
+use sop_txn::{Data, Engine, EngineParts, RecoveryReport, Store, Transaction, TxMode, TxOptions};
+
+/// How to open a database. `Default` is what [`Database::standalone`] uses.
+#[derive(Clone, Debug)]
+pub struct DatabaseOptions {
+    /// Registry blocks per segment file, fixed when the database is created (`250..=750_000`;
+    /// `None`: 250 for a new database, the stored value for an existing one).
+    pub registry_hash_mod: Option<u32>,
+    /// Bytes of decoded nodes kept in the process-wide L1 cache (default 256 MiB).
+    pub l1_cache_bytes: u64,
+    /// Bytes of the in-process L2 cache (values cached "globally"; default 64 MiB).
+    pub l2_cache_bytes: usize,
+    /// Erasure coding of blobs across drives, instead of plain files under `<db>/blobs`.
+    pub erasure: Option<ErasureConfig>,
+    /// Replicate the registry and store files to these two folders (active, passive) instead
+    /// of `<db>/meta`; a drive failure on the active one fails over to the other.
+    pub replication: Option<[PathBuf; 2]>,
+    /// The file layer (default: the real file system). Tests inject faults here.
+    pub fs: Option<Arc<dyn FileSystem>>,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions {
+            registry_hash_mod: None,
+            l1_cache_bytes: 256 << 20,
+            l2_cache_bytes: 64 << 20,
+            erasure: None,
+            replication: None,
+            fs: None,
+        }
+    }
+}
+
+/// A store's numbers, for `sop stats`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreStats {
+    /// The store's info.
+    pub info: StoreInfo,
+}
+
+/// A database: a folder of B-trees, opened by one process (standalone).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use sop_database::{Database, TxMode};
+/// use sop_core::StoreOptions;
+///
+/// let dir = tempfile::tempdir()?;
+/// let db = Database::standalone(dir.path())?;
+/// let tx = db.begin(TxMode::ForWriting);
+/// let mut people = db.new_btree::<u32, String>(&tx, &StoreOptions::new("people"))?;
+/// people.add(1, "Ada".into()).await?;
+/// tx.commit().await?;
+///
+/// let tx = db.begin(TxMode::ForReading);
+/// let mut people = db.open_btree::<u32, String>(&tx, "people")?;
+/// assert_eq!(people.get(&1).await?.as_deref(), Some("Ada"));
+/// tx.commit().await?;
+/// # Ok::<(), anyhow::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Database {
+    engine: Arc<Engine>,
+    path: PathBuf,
+    recovery: RecoveryReport,
+    replicated: Option<Arc<ReplicatedFs>>,
+    // Declared last: released after everything else is dropped.
+    _lock: FolderLock,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (or creates) a standalone database in `path` with the default options.
+    ///
+    /// # Errors
+    /// [`Error::InUse`] when another process (or `Database`) has the folder open; storage
+    /// errors; corruption.
+    pub fn standalone(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open(path, DatabaseOptions::default())
+    }
+
+    /// Opens (or creates) a standalone database in `path`.
+    ///
+    /// # Errors
+    /// As [`Database::standalone`]; [`Error::InvalidConfig`] for options that cannot work or
+    /// differ from the ones the database was created with.
+    pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let lock = FolderLock::acquire(&path)?;
+        let fs: Arc<dyn FileSystem> = options.fs.clone().unwrap_or_else(|| Arc::new(StdFs::new()));
+        let (meta_fs, meta_base, replicated): (Arc<dyn FileSystem>, PathBuf, _) =
+            match &options.replication {
+                Some(roots) => {
+                    let r = Arc::new(ReplicatedFs::open(Arc::clone(&fs), roots.clone())?);
+                    (
+                        r.clone() as Arc<dyn FileSystem>,
+                        PathBuf::from("meta"),
+                        Some(r),
+                    )
+                }
+                None => (Arc::clone(&fs), path.join("meta"), None),
+            };
+        let registry = Arc::new(Registry::open(
+            Arc::clone(&meta_fs),
+            &meta_base,
+            RegistryOptions {
+                hash_mod: options.registry_hash_mod,
+            },
+        )?);
+        let stores = Arc::new(StoreRepository::open(Arc::clone(&meta_fs), &meta_base)?);
+        let blobs: Arc<dyn BlobStore> = match &options.erasure {
+            Some(cfg) => Arc::new(EcBlobStore::new(Arc::clone(&fs), cfg.clone())?),
+            None => Arc::new(PlainBlobStore::new(Arc::clone(&fs), path.join("blobs"))),
+        };
+        let (engine, recovery) = Engine::open(EngineParts {
+            registry,
+            stores,
+            blobs,
+            locker: Arc::new(MemLocker::new()),
+            cache: Arc::new(MemCache::new(options.l2_cache_bytes)),
+            l1_bytes: options.l1_cache_bytes,
+        })?;
+        Ok(Database {
+            engine,
+            path,
+            recovery,
+            replicated,
+            _lock: lock,
+        })
+    }
+
+    /// The folder.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What opening the database recovered from its last run.
+    #[must_use]
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The transaction engine (for [`sop_txn::run`] and lower-level use).
+    #[must_use]
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Begins a transaction in `mode` with the default `max_time` (15 minutes).
+    #[must_use]
+    pub fn begin(&self, mode: TxMode) -> Transaction {
+        self.engine.begin(TxOptions::new(mode))
+    }
+
+    /// Begins a transaction with full options.
+    #[must_use]
+    pub fn begin_with(&self, options: TxOptions) -> Transaction {
+        self.engine.begin(options)
+    }
+
+    /// Runs `work` in a transaction and commits, again on conflicts (up to `attempts` times),
+    /// with jittered backoff. See [`sop_txn::run`].
+    ///
+    /// # Errors
+    /// The last conflict, or the first other error.
+    pub async fn run<T, F, Fut>(&self, mode: TxMode, attempts: usize, work: F) -> Result<T>
+    where
+        F: FnMut(Transaction) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        sop_txn::run(&self.engine, TxOptions::new(mode), attempts, work).await
+    }
+
+    /// Creates a B-tree in `tx` (visible to others when `tx` commits).
+    ///
+    /// # Errors
+    /// [`Error::StoreExists`], invalid options, a read-only transaction.
+    pub fn new_btree<K: Data + Ord, V: Data>(
+        &self,
+        tx: &Transaction,
+        options: &StoreOptions,
+    ) -> Result<Store<K, V>> {
+        self.check_tx(tx)?;
+        tx.new_btree(options)
+    }
+
+    /// As [`Database::new_btree`], ordered by `cmp`.
+    ///
+    /// # Errors
+    /// As [`Database::new_btree`].
+    pub fn new_btree_with<K: Data, V: Data, C>(
+        &self,
+        tx: &Transaction,
+        options: &StoreOptions,
+        cmp: C,
+    ) -> Result<Store<K, V, C>>
+    where
+        C: KeyComparator<K> + Clone + Send + Sync + 'static,
+    {
+        self.check_tx(tx)?;
+        tx.new_btree_with(options, cmp)
+    }
+
+    /// Opens a B-tree in `tx`.
+    ///
+    /// # Errors
+    /// [`Error::StoreNotFound`], storage errors.
+    pub fn open_btree<K: Data + Ord, V: Data>(
+        &self,
+        tx: &Transaction,
+        name: &str,
+    ) -> Result<Store<K, V>> {
+        self.check_tx(tx)?;
+        tx.open_btree(name)
+    }
+
+    /// Opens a B-tree in `tx`, checking that `options` match the stored ones (an incompatible
+    /// option is an error naming it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`], [`Error::StoreNotFound`], storage errors.
+    pub fn open_btree_checked<K: Data + Ord, V: Data>(
+        &self,
+        tx: &Transaction,
+        options: &StoreOptions,
+    ) -> Result<Store<K, V>> {
+        let info =
+            self.engine
+                .stores()
+                .get(&options.name)?
+                .ok_or_else(|| Error::StoreNotFound {
+                    name: options.name.clone(),
+                })?;
+        info.check_compatible(options)?;
+        self.open_btree(tx, &options.name)
+    }
+
+    /// Opens the B-tree, or creates it when it does not exist.
+    ///
+    /// # Errors
+    /// As [`Database::open_btree_checked`] and [`Database::new_btree`].
+    pub fn open_or_create_btree<K: Data + Ord, V: Data>(
+        &self,
+        tx: &Transaction,
+        options: &StoreOptions,
+    ) -> Result<Store<K, V>> {
+        if self.engine.stores().get(&options.name)?.is_some() {
+            self.open_btree_checked(tx, options)
+        } else {
+            self.new_btree(tx, options)
+        }
+    }
+
+    fn check_tx(&self, tx: &Transaction) -> Result<()> {
+        if tx.is_open() {
+            Ok(())
+        } else {
+            Err(Error::TransactionState {
+                id: tx.id(),
+                reason: "it has ended; begin a new one".into(),
+            })
+        }
+    }
+
+    /// Removes a B-tree and all its data, outside any transaction (destructive). No transaction
+    /// may be using it: one that is will fail its commit.
+    ///
+    /// # Errors
+    /// [`Error::StoreNotFound`], storage errors.
+    pub fn remove_btree(&self, name: &str) -> Result<()> {
+        let stores = self.engine.stores();
+        if stores.get(name)?.is_none() {
+            return Err(Error::StoreNotFound { name: name.into() });
+        }
+        // The store file goes first: from then on the store does not exist for anyone, and a
+        // crash leaves only unreachable handles and blobs behind, which the next removal of a
+        // store with that name (or `sop` maintenance) clears.
+        stores.remove(name)?;
+        self.engine.registry().remove_table(name)?;
+        self.engine.remove_blob_table(name)?;
+        self.engine.changed();
+        Ok(())
+    }
+
+    /// The names of all stores, sorted.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn stores(&self) -> Result<Vec<String>> {
+        self.engine.stores().list()
+    }
+
+    /// A store's committed info.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn store_info(&self, name: &str) -> Result<Option<StoreInfo>> {
+        self.engine.stores().get(name)
+    }
+
+    /// The replication state, when the registry is replicated.
+    #[must_use]
+    pub fn replication_status(&self) -> Option<ReplicationStatus> {
+        self.replicated.as_ref().map(|r| r.status())
+    }
+
+    /// Brings a failed registry drive back (see `ReplicatedFs::reinstate`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the registry is not replicated; storage errors.
+    pub fn reinstate(&self) -> Result<sop_registry::Reinstated> {
+        match &self.replicated {
+            Some(r) => r.reinstate(),
+            None => Err(Error::InvalidConfig {
+                what: "replication",
+                reason: "the database was opened without replication folders".into(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Transactions of sop-rs: many B-trees changed in one ACID transaction, committed with two-phase
+//! commit onto the registry and the blob store, and recovered after a crash.
+//!
+//! An [`Engine`] holds what a database's transactions share; [`Engine::begin`] starts a
+//! [`Transaction`]; [`Transaction::new_btree`] / [`Transaction::open_btree`] give [`Store`]s
+//! (B-trees inside the transaction); [`Transaction::commit`] validates and makes it all durable
+//! in one atomic step; [`run`] retries on conflicts. See ARCHITECTURE.md for the protocol.
+//!
+//! It is not: the `Database` entry point (`sop-database` builds the engine from a folder), or a
+//! lock server (`sop-coord`).
+
+mod commit;
+mod engine;
+mod l1;
+mod options;
+mod plan;
+mod repo;
+mod retry;
+mod state;
+mod store;
+mod transaction;
+mod txlog;
+
+pub use engine::{Engine, EngineParts, RecoveryReport, SWEEP_INTERVAL};
+pub use options::{DEFAULT_MAX_TIME, MAX_TIME_CAP, TxMode, TxOptions};
+pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
+pub use retry::{is_retryable, run};
+pub use store::Store;
+pub use transaction::Transaction;
+pub use txlog::{TXLOG_DIR, TXLOG_FORMAT_VERSION};

@@ -1,0 +1,232 @@
+//! The tree's view of storage inside a transaction: nodes resolved logical id → handle → blob
+//! through the transaction's own copies, the process-wide L1 cache of decoded nodes, then disk.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sop_btree::{Node, NodeRepository, ValueStore};
+use sop_core::{Error, Handle, Result, Uuid, codec};
+
+use crate::state::StoreShared;
+
+/// Format version of a value blob (the codec's encoding of the value).
+pub const VALUE_FORMAT_VERSION: u8 = 1;
+
+/// Key and value types a transactional tree can hold.
+pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
+
+/// The [`NodeRepository`] and [`ValueStore`] of a tree inside a transaction.
+pub struct TxRepo<K, V, C> {
+    pub(crate) shared: Arc<StoreShared<K, V, C>>,
+}
+
+impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
+    fn conflict(&self, detail: String) -> Error {
+        Error::Conflict {
+            store: self.shared.name.clone(),
+            detail,
+        }
+    }
+
+    /// Checks that every committed node this transaction read is still current, when another
+    /// commit happened since the last check: a reader must never mix nodes of two states.
+    fn revalidate(&self) -> Result<()> {
+        let engine = &self.shared.tx.engine;
+        let now = engine.epoch();
+        let (ids, since) = {
+            let st = self.shared.state.lock();
+            if st.epoch == now {
+                return Ok(());
+            }
+            let ids: Vec<(Uuid, u64)> = st
+                .snapshot
+                .iter()
+                .map(|(id, (_, h))| (*id, h.version))
+                .collect();
+            (ids, st.epoch)
+        };
+        let lids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
+        let current = engine.registry.get(&self.shared.name, &lids)?;
+        for (id, version) in ids {
+            if current.get(&id).map(|h| h.version) != Some(version) {
+                return Err(self.conflict(format!(
+                    "node {id} changed while this transaction was reading (since commit epoch {since})"
+                )));
+            }
+        }
+        self.shared.state.lock().epoch = now;
+        Ok(())
+    }
+
+    /// A committed node, read through the registry and cached.
+    pub(crate) fn fetch(&self, id: Uuid) -> Result<(Arc<Node<K, V>>, Handle)> {
+        self.revalidate()?;
+        let engine = &self.shared.tx.engine;
+        let name = &self.shared.name;
+        let handle = engine.registry.get_one(name, id)?.ok_or_else(|| {
+            self.conflict(format!(
+                "node {id} is gone: the tree changed while this transaction read it"
+            ))
+        })?;
+        let pid = handle.active_id();
+        if let Some(node) = engine.l1.get::<Node<K, V>>(pid) {
+            return Ok((node, handle));
+        }
+        let bytes = engine.blobs.get(name, pid)?;
+        let node = Arc::new(Node::<K, V>::decode(&bytes)?);
+        if node.id != id {
+            return Err(Error::Corruption {
+                what: "b-tree node",
+                location: format!("store {name:?} blob {pid}"),
+                detail: format!("holds node {}, its handle says {id}", node.id),
+            });
+        }
+        engine.l1.insert(pid, node.clone(), bytes.len());
+        Ok((node, handle))
+    }
+
+    fn lookup(&self, id: Uuid) -> Result<Option<Arc<Node<K, V>>>> {
+        let st = self.shared.state.lock();
+        if let Some(broken) = &st.broken {
+            return Err(Error::Poisoned {
+                store: self.shared.name.clone(),
+                cause: broken.clone(),
+            });
+        }
+        if let Some(n) = st.changed.get(&id) {
+            return Ok(Some(Arc::clone(n)));
+        }
+        if st.removed.contains(&id) {
+            return Err(Error::NodeNotFound {
+                store: self.shared.name.clone(),
+                id,
+            });
+        }
+        Ok(st.snapshot.get(&id).map(|(n, _)| Arc::clone(n)))
+    }
+
+    fn writable(&self) -> Result<()> {
+        self.shared.tx.check_writable()
+    }
+}
+
+impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo<K, V, C> {
+    async fn get(&mut self, id: Uuid) -> Result<Arc<Node<K, V>>> {
+        self.shared.tx.check_open()?;
+        if let Some(n) = self.lookup(id)? {
+            return Ok(n);
+        }
+        let (node, handle) = self.fetch(id)?;
+        let mut st = self.shared.state.lock();
+        let entry = st.snapshot.entry(id).or_insert((node, handle));
+        Ok(Arc::clone(&entry.0))
+    }
+
+    async fn checkout(&mut self, id: Uuid) -> Result<Node<K, V>> {
+        self.writable()?;
+        let taken = self.shared.state.lock().changed.remove(&id);
+        if let Some(n) = taken {
+            return Ok(Arc::try_unwrap(n).unwrap_or_else(|shared| (*shared).clone()));
+        }
+        let n = self.get(id).await?;
+        Ok((*n).clone())
+    }
+
+    fn add(&mut self, node: Node<K, V>) -> Result<()> {
+        self.writable()?;
+        let mut st = self.shared.state.lock();
+        st.added.insert(node.id);
+        st.changed.insert(node.id, Arc::new(node));
+        Ok(())
+    }
+
+    fn update(&mut self, node: Node<K, V>) -> Result<()> {
+        self.writable()?;
+        self.shared
+            .state
+            .lock()
+            .changed
+            .insert(node.id, Arc::new(node));
+        Ok(())
+    }
+
+    fn remove(&mut self, id: Uuid) -> Result<()> {
+        self.writable()?;
+        let mut st = self.shared.state.lock();
+        st.changed.remove(&id);
+        if !st.added.remove(&id) {
+            st.removed.insert(id);
+        }
+        Ok(())
+    }
+}
+
+impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, C> {
+    async fn get_value(&mut self, id: Uuid) -> Result<V> {
+        self.shared.tx.check_open()?;
+        let (pending, cached) = {
+            let st = self.shared.state.lock();
+            (
+                st.values_pending.get(&id).cloned(),
+                st.info.value_globally_cached.then_some(st.info.cache),
+            )
+        };
+        if let Some(v) = pending {
+            return Ok(v);
+        }
+        let engine = &self.shared.tx.engine;
+        let key = format!("V{id}");
+        if let Some(cfg) = cached
+            && let Some(bytes) = engine
+                .cache
+                .get(&key, cfg.value_data_sliding.then_some(cfg.value_data))
+                .await?
+            && let Ok(v) = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")
+        {
+            return Ok(v);
+        }
+        let bytes = match engine.blobs.get(&self.shared.name, id) {
+            Err(Error::BlobNotFound { .. }) => {
+                return Err(self.conflict(format!(
+                    "value {id} is gone: another transaction replaced it"
+                )));
+            }
+            r => r?,
+        };
+        let v = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")?;
+        if let Some(cfg) = cached {
+            engine.cache.set(&key, bytes, cfg.value_data).await?;
+        }
+        Ok(v)
+    }
+
+    async fn put_value(&mut self, id: Uuid, value: V) -> Result<()> {
+        self.writable()?;
+        let active = self.shared.state.lock().info.value_actively_persisted;
+        if active {
+            // Written now, so the commit of big values is quick; made durable by the commit's
+            // barrier, and removed if the transaction does not commit.
+            let bytes = codec::encode_versioned(VALUE_FORMAT_VERSION, &value)?;
+            self.shared
+                .tx
+                .engine
+                .blobs
+                .put_deferred(&self.shared.name, &[(id, &bytes)])?;
+            self.shared.state.lock().values_written.push(id);
+        } else {
+            self.shared.state.lock().values_pending.insert(id, value);
+        }
+        Ok(())
+    }
+
+    async fn remove_value(&mut self, id: Uuid) -> Result<()> {
+        self.writable()?;
+        let mut st = self.shared.state.lock();
+        if st.values_pending.remove(&id).is_none() {
+            st.values_obsolete.push(id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! What a transaction knows about one store it opened: the committed nodes it read, the nodes
+//! and values it changed, the key ranges it read and the items it changed.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use sop_btree::Node;
+use sop_core::{Handle, StoreInfo, Uuid};
+
+use crate::transaction::TxInner;
+
+/// One item this transaction changed: what it was when first touched (`None`: added by this
+/// transaction) and what it is now (`None`: removed).
+#[derive(Clone, Debug)]
+pub(crate) struct Touch<K, V> {
+    pub orig: Option<(K, u32)>,
+    pub now: Option<(K, V)>,
+}
+
+pub(crate) struct StoreState<K, V> {
+    /// The committed store info the tree was opened (or last merged) on.
+    pub info: StoreInfo,
+    /// Created by this transaction.
+    pub created: bool,
+    /// Committed nodes read, with the handle they were read through.
+    pub snapshot: HashMap<Uuid, (Arc<Node<K, V>>, Handle)>,
+    /// Nodes added or changed by this transaction, latest copy.
+    pub changed: HashMap<Uuid, Arc<Node<K, V>>>,
+    /// Logical ids created by this transaction.
+    pub added: HashSet<Uuid>,
+    /// Committed logical ids removed by this transaction.
+    pub removed: HashSet<Uuid>,
+    /// Out-of-node values to write at commit.
+    pub values_pending: HashMap<Uuid, V>,
+    /// Out-of-node values already written (actively persisted).
+    pub values_written: Vec<Uuid>,
+    /// Committed values this transaction replaced or removed: deleted after the commit.
+    pub values_obsolete: Vec<Uuid>,
+    /// Values written by an attempt that a merge discarded: deleted whatever the outcome.
+    pub values_dead: Vec<Uuid>,
+    /// The tree's item count as this transaction sees it.
+    pub count: u64,
+    /// Key ranges read (inclusive bounds as recorded by the store handle).
+    pub reads: Vec<(Bound<K>, Bound<K>)>,
+    /// Items changed, in the order first touched.
+    pub touched: Vec<Uuid>,
+    pub touches: HashMap<Uuid, Touch<K, V>>,
+    /// The engine epoch at which `snapshot` was last known to be current.
+    pub epoch: u64,
+    /// Set when a call failed part-way: the store must not be committed.
+    pub broken: Option<String>,
+}
+
+impl<K, V> StoreState<K, V> {
+    pub fn new(info: StoreInfo, created: bool, epoch: u64) -> Self {
+        let count = info.count;
+        StoreState {
+            info,
+            created,
+            snapshot: HashMap::new(),
+            changed: HashMap::new(),
+            added: HashSet::new(),
+            removed: HashSet::new(),
+            values_pending: HashMap::new(),
+            values_written: Vec::new(),
+            values_obsolete: Vec::new(),
+            values_dead: Vec::new(),
+            count,
+            reads: Vec::new(),
+            touched: Vec::new(),
+            touches: HashMap::new(),
+            epoch,
+            broken: None,
+        }
+    }
+
+    /// Forgets the node-level view (for a merge onto fresh committed state), keeping the
+    /// item-level record (reads and touches) that the merge replays.
+    pub fn reset_nodes(&mut self, info: StoreInfo, epoch: u64) {
+        self.count = info.count;
+        self.info = info;
+        self.snapshot.clear();
+        self.changed.clear();
+        self.added.clear();
+        self.removed.clear();
+        self.values_pending.clear();
+        let written = std::mem::take(&mut self.values_written);
+        self.values_dead.extend(written);
+        self.values_obsolete.clear();
+        self.epoch = epoch;
+    }
+
+    /// Records that the item `id` is about to change (first touch keeps its original state).
+    pub fn touch_before(&mut self, id: Uuid, key: &K, version: u32)
+    where
+        K: Clone,
+    {
+        if !self.touches.contains_key(&id) {
+            self.touched.push(id);
+            self.touches.insert(
+                id,
+                Touch {
+                    orig: Some((key.clone(), version)),
+                    now: None,
+                },
+            );
+        }
+    }
+
+    /// Records the item's state after a change (`None`: removed).
+    pub fn touch_after(&mut self, id: Uuid, now: Option<(K, V)>) {
+        match self.touches.get_mut(&id) {
+            Some(t) => t.now = now,
+            None => {
+                self.touched.push(id);
+                self.touches.insert(id, Touch { orig: None, now });
+            }
+        }
+    }
+}
+
+/// One store inside one transaction, shared by the user's handle (through the tree's
+/// repository) and the commit.
+pub(crate) struct StoreShared<K, V, C> {
+    pub tx: Arc<TxInner>,
+    pub name: String,
+    pub cmp: C,
+    pub state: Mutex<StoreState<K, V>>,
+}

@@ -1,0 +1,415 @@
+//! A B-tree inside a transaction: the SOP B-tree API, recording what the transaction reads and
+//! changes so its commit can validate and, on a conflict at node level only, merge.
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use sop_btree::{BTree, Item, KeyComparator, NaturalOrder, TreeStats};
+use sop_core::{Result, StoreInfo, Uuid};
+
+use crate::repo::{Data, TxRepo};
+use crate::state::StoreShared;
+
+type Tree<K, V, C> = BTree<K, V, TxRepo<K, V, C>, C>;
+
+/// A B-tree opened in a transaction (SOP's `Btree`). Its calls are SOP's: `add`, `find`,
+/// `next`, `current_value`, `update_current_value`... plus `get`, `contains_key` and `range`.
+///
+/// Every read records the key range it looked at, and every change the item it changed, so the
+/// commit can check at item level that nothing it depended on changed, and replay its changes
+/// onto nodes another transaction changed meanwhile.
+pub struct Store<K, V, C = NaturalOrder> {
+    tree: Tree<K, V, C>,
+    shared: Arc<StoreShared<K, V, C>>,
+}
+
+impl<K, V, C> std::fmt::Debug for Store<K, V, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, C> Store<K, V, C>
+where
+    K: Data,
+    V: Data,
+    C: KeyComparator<K> + Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(tree: Tree<K, V, C>, shared: Arc<StoreShared<K, V, C>>) -> Self {
+        Store { tree, shared }
+    }
+
+    fn read(&self, lo: Bound<K>, hi: Bound<K>) {
+        self.shared.state.lock().reads.push((lo, hi));
+    }
+
+    fn read_key(&self, k: &K) {
+        self.read(Bound::Included(k.clone()), Bound::Included(k.clone()));
+    }
+
+    /// Records what the cursor now shows after a move from `from` (None: from an end).
+    fn read_move(&self, from: Bound<K>, forward: bool) {
+        let here = self.tree.current_key().cloned();
+        let to = here.map_or(Bound::Unbounded, Bound::Included);
+        if forward {
+            self.read(from, to);
+        } else {
+            self.read(to, from);
+        }
+    }
+
+    fn sync_count(&self) {
+        self.shared.state.lock().count = self.tree.count();
+    }
+
+    /// Marks the store unusable for commit after a failed change (the tree refuses calls too).
+    fn guard<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && !matches!(
+                e,
+                sop_core::Error::NoCurrentItem { .. } | sop_core::Error::KeyChanged { .. }
+            )
+        {
+            self.shared.state.lock().broken.get_or_insert(e.to_string());
+        }
+        r
+    }
+
+    async fn before_change(&mut self) -> Result<Option<(Uuid, K)>> {
+        let Some((id, version)) = self.tree.current_version().await? else {
+            return Ok(None);
+        };
+        let Some(key) = self.tree.current_key().cloned() else {
+            return Ok(None);
+        };
+        self.shared.state.lock().touch_before(id, &key, version);
+        Ok(Some((id, key)))
+    }
+
+    /// The store's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The store's info as this transaction sees it (count included).
+    pub fn store_info(&self) -> &StoreInfo {
+        self.tree.store_info()
+    }
+
+    /// How many items the store holds, as this transaction sees it. Reading it is reading the
+    /// whole key range: any commit that adds or removes items conflicts with it.
+    pub fn count(&self) -> u64 {
+        self.read(Bound::Unbounded, Bound::Unbounded);
+        self.tree.count()
+    }
+
+    /// Adds an item; in a unique store an existing key is left alone and `false` returned.
+    ///
+    /// # Errors
+    /// Conflicts, storage errors, a read-only transaction.
+    pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
+        let r = self.tree.add(key.clone(), value.clone()).await;
+        let added = self.guard(r)?;
+        self.after_add(added, key, value).await
+    }
+
+    async fn after_add(&mut self, added: bool, key: K, value: V) -> Result<bool> {
+        if added {
+            let r = self.tree.current_version().await;
+            if let Some((id, _)) = self.guard(r)? {
+                self.shared.state.lock().touch_after(id, Some((key, value)));
+            }
+            self.sync_count();
+        } else {
+            self.read_key(&key);
+        }
+        Ok(added)
+    }
+
+    /// Adds an item only if no item has an equal key.
+    ///
+    /// # Errors
+    /// As [`Store::add`].
+    pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
+        let r = self.tree.add_if_not_exist(key.clone(), value.clone()).await;
+        let added = self.guard(r)?;
+        self.after_add(added, key.clone(), value).await?;
+        self.read_key(&key);
+        Ok(added)
+    }
+
+    /// Adds the item or replaces the value of the first item with an equal key; `true` when it
+    /// added.
+    ///
+    /// # Errors
+    /// As [`Store::add`].
+    pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
+        self.read_key(&key);
+        if self.find(&key, true).await? {
+            self.update_current_value(value).await?;
+            Ok(false)
+        } else {
+            self.add(key, value).await
+        }
+    }
+
+    /// Replaces the value of the first item with this key; `false` when there is none.
+    ///
+    /// # Errors
+    /// As [`Store::add`].
+    pub async fn update(&mut self, key: &K, value: V) -> Result<bool> {
+        if !self.find(key, true).await? {
+            return Ok(false);
+        }
+        self.update_current_value(value).await?;
+        Ok(true)
+    }
+
+    /// Removes the first item with this key; `false` when there is none.
+    ///
+    /// # Errors
+    /// As [`Store::add`].
+    pub async fn remove(&mut self, key: &K) -> Result<bool> {
+        if !self.find(key, true).await? {
+            return Ok(false);
+        }
+        self.remove_current_item().await?;
+        Ok(true)
+    }
+
+    /// Moves the cursor to the first item with this key (`true`), or to the first greater key
+    /// (`false`).
+    ///
+    /// # Errors
+    /// Conflicts and storage errors.
+    pub async fn find(&mut self, key: &K, first_item_with_key: bool) -> Result<bool> {
+        let r = self.tree.find(key, first_item_with_key).await;
+        let found = self.guard(r)?;
+        self.read_move(Bound::Included(key.clone()), true);
+        Ok(found)
+    }
+
+    /// Moves the cursor to the item with this key and id.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn find_with_id(&mut self, key: &K, id: Uuid) -> Result<bool> {
+        let r = self.tree.find_with_id(key, id).await;
+        let found = self.guard(r)?;
+        self.read_move(Bound::Included(key.clone()), true);
+        Ok(found)
+    }
+
+    /// Moves the cursor to the first item.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn first(&mut self) -> Result<bool> {
+        let r = self.tree.first().await;
+        let found = self.guard(r)?;
+        self.read_move(Bound::Unbounded, true);
+        Ok(found)
+    }
+
+    /// Moves the cursor to the last item.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn last(&mut self) -> Result<bool> {
+        let r = self.tree.last().await;
+        let found = self.guard(r)?;
+        self.read_move(Bound::Unbounded, false);
+        Ok(found)
+    }
+
+    /// Moves the cursor to the next item.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn next(&mut self) -> Result<bool> {
+        let from = self.tree.current_key().cloned();
+        let r = self.tree.next().await;
+        let moved = self.guard(r)?;
+        if let Some(k) = from {
+            self.read_move(Bound::Included(k), true);
+        }
+        Ok(moved)
+    }
+
+    /// Moves the cursor to the previous item.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn previous(&mut self) -> Result<bool> {
+        let from = self.tree.current_key().cloned();
+        let r = self.tree.previous().await;
+        let moved = self.guard(r)?;
+        if let Some(k) = from {
+            self.read_move(Bound::Included(k), false);
+        }
+        Ok(moved)
+    }
+
+    /// The cursor's key.
+    pub fn current_key(&self) -> Option<&K> {
+        self.tree.current_key()
+    }
+
+    /// The cursor's value.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn current_value(&mut self) -> Result<Option<V>> {
+        let r = self.tree.current_value().await;
+        self.guard(r)
+    }
+
+    /// The cursor's item.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn current_item(&mut self) -> Result<Option<Item<K, V>>> {
+        let r = self.tree.current_item().await;
+        self.guard(r)
+    }
+
+    /// Replaces the cursor's key with an equal one (metadata-carrying keys).
+    ///
+    /// # Errors
+    /// As [`Store::add`], and [`sop_core::Error::KeyChanged`].
+    pub async fn update_current_key(&mut self, key: K) -> Result<()> {
+        let value = self.current_value().await?;
+        match value {
+            Some(v) => self.update_current_item(key, v).await,
+            None => {
+                let r = self.tree.update_current_key(key).await;
+                self.guard(r)
+            }
+        }
+    }
+
+    /// Replaces the cursor's value.
+    ///
+    /// # Errors
+    /// As [`Store::add`].
+    pub async fn update_current_value(&mut self, value: V) -> Result<()> {
+        let Some((id, key)) = self.before_change().await? else {
+            let r = self.tree.update_current_value(value).await;
+            return self.guard(r);
+        };
+        let r = self.tree.update_current_value(value.clone()).await;
+        self.guard(r)?;
+        self.shared.state.lock().touch_after(id, Some((key, value)));
+        Ok(())
+    }
+
+    /// Replaces the cursor's key (equal) and value.
+    ///
+    /// # Errors
+    /// As [`Store::update_current_key`].
+    pub async fn update_current_item(&mut self, key: K, value: V) -> Result<()> {
+        let Some((id, _)) = self.before_change().await? else {
+            let r = self.tree.update_current_item(key, value).await;
+            return self.guard(r);
+        };
+        let r = self
+            .tree
+            .update_current_item(key.clone(), value.clone())
+            .await;
+        self.guard(r)?;
+        self.shared.state.lock().touch_after(id, Some((key, value)));
+        Ok(())
+    }
+
+    /// Removes the cursor's item.
+    ///
+    /// # Errors
+    /// As [`Store::add`].
+    pub async fn remove_current_item(&mut self) -> Result<()> {
+        let Some((id, _)) = self.before_change().await? else {
+            let r = self.tree.remove_current_item().await;
+            return self.guard(r);
+        };
+        let r = self.tree.remove_current_item().await;
+        self.guard(r)?;
+        self.shared.state.lock().touch_after(id, None);
+        self.sync_count();
+        Ok(())
+    }
+
+    /// The value of the first item with this key.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn get(&mut self, key: &K) -> Result<Option<V>> {
+        if self.find(key, true).await? {
+            self.current_value().await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether an item has this key.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn contains_key(&mut self, key: &K) -> Result<bool> {
+        self.find(key, true).await
+    }
+
+    /// The items with keys in `bounds`, in order (collected; the whole range is recorded as
+    /// read).
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn range(&mut self, bounds: impl RangeBounds<K>) -> Result<Vec<Item<K, V>>> {
+        let lo = bounds.start_bound().cloned();
+        let hi = bounds.end_bound().cloned();
+        self.range_limit((lo, hi), usize::MAX).await
+    }
+
+    /// At most `limit` items with keys in `bounds`, in order; only the part of the range up to
+    /// the last item returned is recorded as read (all of it when fewer come back).
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn range_limit(
+        &mut self,
+        bounds: (Bound<K>, Bound<K>),
+        limit: usize,
+    ) -> Result<Vec<Item<K, V>>> {
+        let (lo, hi) = bounds;
+        let mut out = Vec::new();
+        let r = async {
+            let mut range = self.tree.range((lo.clone(), hi.clone()));
+            while out.len() < limit {
+                match range.next().await? {
+                    Some(it) => out.push(it),
+                    None => break,
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.guard(r)?;
+        let end = match out.last() {
+            Some(it) if out.len() == limit => Bound::Included(it.key.clone()),
+            _ => hi,
+        };
+        self.read(lo, end);
+        Ok(out)
+    }
+
+    /// Checks the tree's invariants (see `sop_btree::BTree::check`).
+    ///
+    /// # Errors
+    /// A broken invariant, storage errors.
+    pub async fn check(&mut self) -> Result<TreeStats> {
+        self.read(Bound::Unbounded, Bound::Unbounded);
+        let r = self.tree.check().await;
+        self.guard(r)
+    }
+}
