@@ -158,7 +158,7 @@ where
             return Ok(false);
         }
         let lids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-        let current = self.tx.engine.registry.get(&self.name, &lids)?;
+        let current = self.engine.registry.get(&self.name, &lids)?;
         Ok(ids
             .iter()
             .any(|(id, v)| current.get(id).map(|h| h.version) != Some(*v)))
@@ -265,7 +265,7 @@ where
     C: KeyComparator<K> + Clone + Send + Sync + 'static,
 {
     let name = shared.name.clone();
-    let engine = &shared.tx.engine;
+    let engine = &shared.engine;
     let fresh = engine
         .stores
         .get(&name)?

@@ -33,7 +33,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
     /// Checks that every committed node this transaction read is still current, when another
     /// commit happened since the last check: a reader must never mix nodes of two states.
     fn revalidate(&self) -> Result<()> {
-        let engine = &self.shared.tx.engine;
+        let engine = &self.shared.engine;
         let now = engine.epoch();
         let (ids, since) = {
             let st = self.shared.state.lock();
@@ -63,7 +63,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
     /// A committed node, read through the registry and cached.
     pub(crate) fn fetch(&self, id: Uuid) -> Result<(Arc<Node<K, V>>, Handle)> {
         self.revalidate()?;
-        let engine = &self.shared.tx.engine;
+        let engine = &self.shared.engine;
         let name = &self.shared.name;
         let handle = engine.registry.get_one(name, id)?.ok_or_else(|| {
             self.conflict(format!(
@@ -108,13 +108,13 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
     }
 
     fn writable(&self) -> Result<()> {
-        self.shared.tx.check_writable()
+        self.shared.tx()?.check_writable()
     }
 }
 
 impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo<K, V, C> {
     async fn get(&mut self, id: Uuid) -> Result<Arc<Node<K, V>>> {
-        self.shared.tx.check_open()?;
+        self.shared.tx()?.check_open()?;
         if let Some(n) = self.lookup(id)? {
             return Ok(n);
         }
@@ -165,7 +165,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
 
 impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, C> {
     async fn get_value(&mut self, id: Uuid) -> Result<V> {
-        self.shared.tx.check_open()?;
+        self.shared.tx()?.check_open()?;
         let (pending, cached) = {
             let st = self.shared.state.lock();
             (
@@ -176,7 +176,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
         if let Some(v) = pending {
             return Ok(v);
         }
-        let engine = &self.shared.tx.engine;
+        let engine = &self.shared.engine;
         let key = format!("V{id}");
         if let Some(cfg) = cached
             && let Some(bytes) = engine
@@ -210,7 +210,6 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
             // barrier, and removed if the transaction does not commit.
             let bytes = codec::encode_versioned(VALUE_FORMAT_VERSION, &value)?;
             self.shared
-                .tx
                 .engine
                 .blobs
                 .put_deferred(&self.shared.name, &[(id, &bytes)])?;

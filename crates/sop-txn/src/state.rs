@@ -3,12 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use sop_btree::Node;
-use sop_core::{Handle, StoreInfo, Uuid};
+use sop_core::{Error, Handle, Result, StoreInfo, Uuid};
 
+use crate::engine::Engine;
 use crate::transaction::TxInner;
 
 /// One item this transaction changed: what it was when first touched (`None`: added by this
@@ -124,8 +125,22 @@ impl<K, V> StoreState<K, V> {
 /// One store inside one transaction, shared by the user's handle (through the tree's
 /// repository) and the commit.
 pub(crate) struct StoreShared<K, V, C> {
-    pub tx: Arc<TxInner>,
+    /// Weak: the transaction owns its stores, and a transaction whose handles are all dropped
+    /// must drop (and roll back) even while a store handle lives on.
+    pub tx: Weak<TxInner>,
+    pub tid: Uuid,
+    pub engine: Arc<Engine>,
     pub name: String,
     pub cmp: C,
     pub state: Mutex<StoreState<K, V>>,
+}
+
+impl<K, V, C> StoreShared<K, V, C> {
+    /// The transaction, while it is alive.
+    pub fn tx(&self) -> Result<Arc<TxInner>> {
+        self.tx.upgrade().ok_or_else(|| Error::TransactionState {
+            id: self.tid,
+            reason: "it was dropped (and rolled back); begin a new one".into(),
+        })
+    }
 }

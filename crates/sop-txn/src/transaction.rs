@@ -240,7 +240,9 @@ impl Transaction {
         C: KeyComparator<K> + Clone + Send + Sync + 'static,
     {
         let shared = Arc::new(StoreShared {
-            tx: Arc::clone(&self.inner),
+            tx: Arc::downgrade(&self.inner),
+            tid: self.inner.id,
+            engine: Arc::clone(&self.inner.engine),
             name: info.name.clone(),
             cmp,
             state: Mutex::new(StoreState::new(info, created, self.inner.engine.epoch())),
