@@ -127,7 +127,7 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
         started_ms: now_millis(),
         blobs: written.clone(),
     })?;
-    engine.registry.put_file_durable(&log_path, &pending)?;
+    engine.registry.append_file_durable(&log_path, &pending)?;
     let r = async {
         for p in plans {
             let blobs: Vec<(sop_core::Uuid, &[u8])> =
@@ -141,8 +141,9 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
     }
     .await;
     if r.is_err() {
+        // The log stays: it may also list values written ahead, which live on until the
+        // transaction ends (its rollback removes them and the log).
         let _ = engine.remove_blobs(&written);
-        let _ = engine.registry.remove_file_lazy(&log_path);
     }
     r
 }

@@ -170,29 +170,45 @@ impl Engine {
             let Some(bytes) = self.registry.read_file(&path)? else {
                 continue;
             };
-            match txlog::decode(&bytes, &path) {
-                None => {
-                    if min_age.is_zero() {
-                        self.registry.remove_file_lazy(&path)?;
-                        report.torn += 1;
-                    }
-                }
-                Some(TxLog::Pending {
-                    started_ms, blobs, ..
-                }) => {
-                    if now.saturating_sub(started_ms) < min_age_ms {
-                        continue;
-                    }
-                    self.remove_blobs(&blobs)?;
+            let records = txlog::decode_all(&bytes, &path);
+            if records.is_empty() {
+                if min_age.is_zero() {
                     self.registry.remove_file_lazy(&path)?;
-                    report.rolled_back += 1;
+                    report.torn += 1;
                 }
-                Some(TxLog::Committed { obsolete, .. }) => {
-                    self.remove_blobs(&obsolete)?;
-                    self.registry.remove_file_lazy(&path)?;
-                    report.finished += 1;
-                }
+                continue;
             }
+            let committed = records.iter().find_map(|r| match r {
+                TxLog::Committed { obsolete, .. } => Some(obsolete.clone()),
+                TxLog::Pending { .. } => None,
+            });
+            if let Some(obsolete) = committed {
+                self.remove_blobs(&obsolete)?;
+                self.registry.remove_file_lazy(&path)?;
+                report.finished += 1;
+                continue;
+            }
+            let started = records
+                .iter()
+                .filter_map(|r| match r {
+                    TxLog::Pending { started_ms, .. } => Some(*started_ms),
+                    TxLog::Committed { .. } => None,
+                })
+                .min()
+                .unwrap_or(now);
+            if now.saturating_sub(started) < min_age_ms {
+                continue;
+            }
+            let blobs: Vec<(String, Uuid)> = records
+                .into_iter()
+                .flat_map(|r| match r {
+                    TxLog::Pending { blobs, .. } => blobs,
+                    TxLog::Committed { .. } => Vec::new(),
+                })
+                .collect();
+            self.remove_blobs(&blobs)?;
+            self.registry.remove_file_lazy(&path)?;
+            report.rolled_back += 1;
         }
         Ok(report)
     }

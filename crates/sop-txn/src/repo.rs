@@ -6,9 +6,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sop_btree::{Node, NodeRepository, ValueStore};
-use sop_core::{Error, Handle, Result, Uuid, codec};
+use sop_core::{Error, Handle, Result, Uuid, codec, now_millis};
 
 use crate::state::StoreShared;
+use crate::txlog::{self, TxLog};
 
 /// Format version of a value blob (the codec's encoding of the value).
 pub const VALUE_FORMAT_VERSION: u8 = 1;
@@ -209,6 +210,16 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
             // Written now, so the commit of big values is quick; made durable by the commit's
             // barrier, and removed if the transaction does not commit.
             let bytes = codec::encode_versioned(VALUE_FORMAT_VERSION, &value)?;
+            // Logged first, so a crash before the commit cannot leave it behind unrecorded.
+            let record = txlog::encode(&TxLog::Pending {
+                tid: self.shared.tid,
+                started_ms: now_millis(),
+                blobs: vec![(self.shared.name.clone(), id)],
+            })?;
+            self.shared
+                .engine
+                .registry
+                .append_file_durable(&txlog::path_of(self.shared.tid), &record)?;
             self.shared
                 .engine
                 .blobs

@@ -66,6 +66,15 @@ impl TxInner {
                 first_err.get_or_insert(e);
             }
         }
+        // With everything it listed gone, the log goes too; otherwise it stays for the sweep.
+        if first_err.is_none()
+            && let Err(e) = self
+                .engine
+                .registry
+                .remove_file_lazy(&crate::txlog::path_of(self.id))
+        {
+            first_err = Some(e);
+        }
         first_err.map_or(Ok(()), Err)
     }
 }

@@ -1,11 +1,12 @@
 //! The transaction log: what to undo if a commit dies before its commit point, and what to
 //! clean up after it.
 //!
-//! File `txlogs/<tid>.log` under the registry folder: a sealed frame (version 1, length,
-//! CRC32C) around the codec encoding of [`TxLog`].
+//! File `txlogs/<tid>.log` under the registry folder: a sequence of sealed frames (version 1,
+//! length, CRC32C), each around the codec encoding of one [`TxLog`] record.
 //!
-//! - Before a commit writes any blob, it writes `Pending` (durably) listing every blob it is
-//!   about to write.
+//! - Before a transaction writes any blob it appends a `Pending` record (synced) listing the
+//!   blobs it is about to write: one per actively persisted value as it is written, and one for
+//!   all the nodes and values of a commit attempt.
 //! - Its commit point, the registry batch, *replaces* the file with `Committed`, listing the
 //!   blobs the commit made obsolete, in the same atomic step as the handle flips.
 //! - After the cleanup the file is removed (no sync: redoing a cleanup is harmless).
@@ -15,7 +16,7 @@
 //! written before any blob (remove it).
 
 use serde::{Deserialize, Serialize};
-use sop_core::codec::{self, seal, unseal};
+use sop_core::codec::{self, SEAL_HEADER, seal, unseal};
 use sop_core::{Result, Uuid};
 
 /// Format version of a transaction log file.
@@ -51,8 +52,40 @@ pub(crate) fn encode(log: &TxLog) -> Result<Vec<u8>> {
     Ok(seal(TXLOG_FORMAT_VERSION, &codec::encode(log)?))
 }
 
-/// `None` for a torn or unreadable log.
-pub(crate) fn decode(bytes: &[u8], path: &str) -> Option<TxLog> {
-    let payload = unseal(bytes, TXLOG_FORMAT_VERSION, "transaction log", &path).ok()?;
-    codec::decode(payload, "transaction log").ok()
+/// The intact records of a log, in order; a torn last record (its sync never finished, so
+/// nothing it lists was written) ends the list.
+pub(crate) fn decode_all(bytes: &[u8], path: &str) -> Vec<TxLog> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let Some(len) = bytes
+            .get(at + 1..at + 9)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            .and_then(|l| usize::try_from(l).ok())
+        else {
+            break;
+        };
+        let Some(end) = at
+            .checked_add(SEAL_HEADER)
+            .and_then(|e| e.checked_add(len))
+            .filter(|e| *e <= bytes.len())
+        else {
+            break;
+        };
+        let Ok(payload) = unseal(
+            &bytes[at..end],
+            TXLOG_FORMAT_VERSION,
+            "transaction log",
+            &path,
+        ) else {
+            break;
+        };
+        let Ok(record) = codec::decode(payload, "transaction log") else {
+            break;
+        };
+        out.push(record);
+        at = end;
+    }
+    out
 }

@@ -1,5 +1,7 @@
 //! Integration tests of the standalone database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bank;
 mod basic;
+mod crash;
 mod model;

@@ -1,0 +1,159 @@
+//! A commit interrupted at every file-system call it makes (every later call fails, as if the
+//! process died there) is rolled back or completed on reopen: the trees show all of it or none
+//! of it, nothing is leaked, no log is left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sop_core::vfs::{Fault, FaultyFs, FileSystem, StdFs};
+use sop_core::{StoreOptions, ValueDataSize};
+use sop_database::{Database, DatabaseOptions, TxMode};
+
+type State = [BTreeMap<u32, String>; 2];
+
+fn opts(i: usize) -> StoreOptions {
+    if i == 0 {
+        StoreOptions::new("a").slot_length(4)
+    } else {
+        StoreOptions::with_value_size("b", ValueDataSize::Big).slot_length(4)
+    }
+}
+
+async fn read_all(db: &Database) -> State {
+    let tx = db.begin(TxMode::ForReading);
+    let mut out: State = Default::default();
+    for (i, m) in out.iter_mut().enumerate() {
+        let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
+        for it in t.range(..).await.unwrap() {
+            m.insert(it.key, it.value);
+        }
+        assert_eq!(t.count(), m.len() as u64, "store {i} count");
+        t.check().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    out
+}
+
+fn blob_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                blob_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cut = 0u64;
+        let mut outcomes = (0usize, 0usize);
+        loop {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let db = Database::standalone(dir.path()).unwrap();
+                let tx = db.begin(TxMode::ForWriting);
+                for i in 0..2 {
+                    let mut t = db.new_btree::<u32, String>(&tx, &opts(i)).unwrap();
+                    for k in 0..40 {
+                        t.add(k, format!("old{k}")).await.unwrap();
+                    }
+                }
+                tx.commit().await.unwrap();
+            }
+            let before = {
+                let db = Database::standalone(dir.path()).unwrap();
+                read_all(&db).await
+            };
+
+            let faulty = Arc::new(FaultyFs::new(Arc::new(StdFs::new())));
+            let options = DatabaseOptions {
+                fs: Some(faulty.clone() as Arc<dyn FileSystem>),
+                ..DatabaseOptions::default()
+            };
+            let mut after = before.clone();
+            let committed = {
+                let db = Database::open(dir.path(), options).unwrap();
+                let tx = db.begin(TxMode::ForWriting);
+                for (i, m) in after.iter_mut().enumerate() {
+                    let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
+                    // Splits, merges, updates and removals across both stores.
+                    for k in 40..60 {
+                        t.add(k, format!("new{k}")).await.unwrap();
+                        m.insert(k, format!("new{k}"));
+                    }
+                    for k in (0..40).step_by(3) {
+                        t.remove(&k).await.unwrap();
+                        m.remove(&k);
+                    }
+                    t.update(&1, "updated".into()).await.unwrap();
+                    m.insert(1, "updated".into());
+                }
+                faulty.inject(Fault {
+                    prefix: Some(dir.path().to_path_buf()),
+                    op: None,
+                    errno: 5,
+                    skip: cut,
+                    times: None,
+                });
+                let r = tx.commit().await;
+                let reached = !faulty.has_unreached_fault();
+                drop(tx);
+                drop(db);
+                if !reached {
+                    assert!(r.is_ok(), "{r:?}");
+                    break;
+                }
+                r.is_ok()
+            };
+
+            let db = Database::standalone(dir.path()).unwrap();
+            let got = read_all(&db).await;
+            if got == after {
+                outcomes.1 += 1;
+            } else {
+                assert!(
+                    !committed,
+                    "cut {cut}: commit returned Ok but the change is not all there"
+                );
+                assert_eq!(got, before, "cut {cut}: a partial commit is visible");
+                outcomes.0 += 1;
+            }
+            assert!(
+                db.engine()
+                    .registry()
+                    .list_files("txlogs")
+                    .unwrap()
+                    .is_empty(),
+                "cut {cut}: a transaction log is left"
+            );
+            // Every blob file on disk belongs to the state that is visible.
+            let tx = db.begin(TxMode::ForReading);
+            for i in 0..2 {
+                let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
+                let nodes = t.check().await.unwrap().nodes;
+                let values = if i == 1 { got[1].len() } else { 0 };
+                let files = blob_files(&dir.path().join("blobs").join(&opts(i).name));
+                assert_eq!(files, nodes + values, "cut {cut}: store {i} leaked blobs");
+            }
+            drop(tx);
+            cut += 1;
+        }
+        eprintln!(
+            "{cut} cut points: {} rolled back, {} completed",
+            outcomes.0, outcomes.1
+        );
+        assert!(outcomes.0 > 0 && outcomes.1 > 0);
+    });
+}
