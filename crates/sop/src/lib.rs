@@ -2,18 +2,25 @@
 //! replicated storage engine (a Rust re-creation of SOP, Scalable Objects Persistence).
 //!
 //! This crate is the facade applications depend on: it re-exports what users need from the
-//! layered crates below it. Today that is the B-tree engine over an in-memory repository; the
-//! on-disk registry, transactions and the `Database` entry point come next (see README.md's
-//! feature table).
+//! layered crates below it: the standalone [`Database`] with ACID transactions over B-trees on
+//! disk, and the B-tree engine itself (also usable in memory).
 //!
 //! ```
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! use sop::{MemBTree, StoreOptions};
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use sop::{Database, StoreOptions, TxMode};
 //!
-//! let mut users = MemBTree::<String, String>::in_memory(&StoreOptions::new("users"))?;
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::standalone(dir.path())?;
+//! let tx = db.begin(TxMode::ForWriting);
+//! let mut users = db.new_btree::<String, String>(&tx, &StoreOptions::new("users"))?;
 //! users.add("ada".into(), "Ada Lovelace".into()).await?;
+//! tx.commit().await?;
+//!
+//! let tx = db.begin(TxMode::ForReading);
+//! let mut users = db.open_btree::<String, String>(&tx, "users")?;
 //! assert_eq!(users.get(&"ada".to_string()).await?.as_deref(), Some("Ada Lovelace"));
-//! # Ok::<(), sop::Error>(())
+//! tx.commit().await?;
+//! # Ok::<(), anyhow::Error>(())
 //! # }).unwrap();
 //! ```
 
@@ -22,6 +29,17 @@ pub use sop_btree::{
     TreeStats,
 };
 pub use sop_core::{Error, Result, StoreCacheConfig, StoreInfo, StoreOptions, Uuid, ValueDataSize};
+pub use sop_database::{Database, DatabaseOptions, StoreStats};
+pub use sop_txn::{
+    DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, Transaction, TxMode, TxOptions,
+    is_retryable,
+};
+
+/// Storage configuration types: erasure coding and replication.
+pub mod storage {
+    pub use sop_blobstore_ec::ErasureConfig;
+    pub use sop_registry::{Reinstated, ReplicationStatus};
+}
 
 /// The lower layers, for code that plugs its own repository under a tree.
 pub mod engine {

@@ -206,3 +206,89 @@ fn disjoint_items_in_one_node_merge_instead_of_conflicting() {
         assert!(matches!(err, Error::Conflict { .. }), "{err}");
     });
 }
+
+/// Run by `a_second_process_gets_the_in_use_error` in a child process; does nothing otherwise.
+#[test]
+fn child_open_probe() {
+    let Ok(path) = std::env::var("SOP_CHILD_OPEN") else {
+        return;
+    };
+    match Database::standalone(&path) {
+        Ok(_) => println!("CHILD-OPENED"),
+        Err(e) => println!("CHILD-ERROR: {e}"),
+    }
+}
+
+#[test]
+fn a_second_process_gets_the_in_use_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::standalone(dir.path()).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "basic::child_open_probe",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SOP_CHILD_OPEN", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("CHILD-ERROR") && stdout.contains("is in use by another process"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("clustered mode"), "{stdout}");
+    // Once this process lets go, the other can open it.
+    drop(db);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "basic::child_open_probe",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SOP_CHILD_OPEN", dir.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD-OPENED"));
+}
+
+#[test]
+fn sync_barriers_per_commit_do_not_grow_with_the_nodes_written() {
+    rt().block_on(async {
+        use sop_core::vfs::{FileSystem, StdFs};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(StdFs::new());
+        let db = Database::open(
+            dir.path(),
+            sop_database::DatabaseOptions {
+                fs: Some(fs.clone() as Arc<dyn FileSystem>),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let tx = db.begin(TxMode::ForWriting);
+        db.new_btree::<u32, u32>(&tx, &StoreOptions::new("s").slot_length(10))
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut counts = Vec::new();
+        for (start, n) in [(0u32, 1u32), (1000, 2000), (5000, 1)] {
+            let tx = db.begin(TxMode::ForWriting);
+            let mut t = db.open_btree::<u32, u32>(&tx, "s").unwrap();
+            for k in start..start + n {
+                t.add(k, k).await.unwrap();
+            }
+            let before = fs.sync_count();
+            tx.commit().await.unwrap();
+            counts.push(fs.sync_count() - before);
+        }
+        // 1 node, then hundreds of nodes, then 1 again: the same number of sync barriers.
+        assert_eq!(counts[0], counts[1], "{counts:?}");
+        assert_eq!(counts[1], counts[2], "{counts:?}");
+        assert!(counts[0] <= 10, "{counts:?}");
+        eprintln!("sync barriers per commit: {counts:?}");
+    });
+}

@@ -1,0 +1,209 @@
+//! `sop`: look into and edit a standalone sop-rs database from the shell.
+//!
+//! Stores made by the CLI map string keys to string values (JSON text with `--json`). Stores
+//! of other key and value types can be listed and measured (`stores`, `stats`) but not read:
+//! the encoding is binary and only the application knows its types.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use sop::{Database, StoreOptions, TxMode};
+
+const USAGE: &str = "usage:
+  sop stores DIR                       list the stores
+  sop stats DIR                        stores, counts, node fill, file sizes
+  sop get DIR STORE KEY                print the value of KEY
+  sop put [--json] DIR STORE KEY VALUE set KEY to VALUE (creates database and store)
+  sop del DIR STORE KEY                remove KEY
+  sop scan DIR STORE [FROM [TO]] [--limit N]
+                                       print KEY<TAB>VALUE lines in key order, FROM..=TO
+
+Keys and values are strings; --json checks that VALUE is JSON and stores it compactly.";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sop: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sop: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
+    let json = take_flag(&mut args, "--json");
+    let limit = take_value(&mut args, "--limit")?
+        .map(|s| s.parse::<usize>().context("--limit needs a number"))
+        .transpose()?;
+    let Some(cmd) = args.first().cloned() else {
+        bail!("{USAGE}");
+    };
+    let rest = &args[1..];
+    match (cmd.as_str(), rest) {
+        ("stores", [dir]) => {
+            let db = open(dir)?;
+            for name in db.stores()? {
+                println!("{name}");
+            }
+        }
+        ("stats", [dir]) => stats(dir).await?,
+        ("get", [dir, store, key]) => {
+            let db = open(dir)?;
+            let tx = db.begin(TxMode::ForReading);
+            let mut t = db.open_btree::<String, String>(&tx, store)?;
+            let v = t.get(key).await?;
+            tx.commit().await?;
+            match v {
+                Some(v) => println!("{v}"),
+                None => bail!("key {key:?} is not in store {store:?}"),
+            }
+        }
+        ("put", [dir, store, key, value]) => {
+            let value = if json {
+                let v: serde_json::Value =
+                    serde_json::from_str(value).context("VALUE is not valid JSON")?;
+                v.to_string()
+            } else {
+                value.clone()
+            };
+            let db = open_or_create(dir, true)?;
+            let (store, key) = (store.clone(), key.clone());
+            db.run(TxMode::ForWriting, 10, |tx| {
+                let (db, store, key, value) = (&db, store.clone(), key.clone(), value.clone());
+                async move {
+                    let mut t =
+                        db.open_or_create_btree::<String, String>(&tx, &StoreOptions::new(store))?;
+                    t.upsert(key, value).await?;
+                    Ok(())
+                }
+            })
+            .await?;
+        }
+        ("del", [dir, store, key]) => {
+            let db = open(dir)?;
+            let removed = db
+                .run(TxMode::ForWriting, 10, |tx| {
+                    let (db, store, key) = (&db, store.clone(), key.clone());
+                    async move {
+                        let mut t = db.open_btree::<String, String>(&tx, &store)?;
+                        t.remove(&key).await
+                    }
+                })
+                .await?;
+            if !removed {
+                bail!("key {key:?} is not in store {store:?}");
+            }
+        }
+        ("scan", [dir, store, bounds @ ..]) if bounds.len() <= 2 => {
+            use std::ops::Bound;
+            let lo = bounds
+                .first()
+                .map_or(Bound::Unbounded, |s| Bound::Included(s.clone()));
+            let hi = bounds
+                .get(1)
+                .map_or(Bound::Unbounded, |s| Bound::Included(s.clone()));
+            let db = open(dir)?;
+            let tx = db.begin(TxMode::ForReading);
+            let mut t = db.open_btree::<String, String>(&tx, store)?;
+            let items = t.range_limit((lo, hi), limit.unwrap_or(usize::MAX)).await?;
+            tx.commit().await?;
+            for it in items {
+                println!("{}\t{}", it.key, it.value);
+            }
+        }
+        _ => bail!("{USAGE}"),
+    }
+    Ok(())
+}
+
+fn open(dir: &str) -> anyhow::Result<Database> {
+    open_or_create(dir, false)
+}
+
+fn open_or_create(dir: &str, create: bool) -> anyhow::Result<Database> {
+    let path = Path::new(dir);
+    if !create && !path.join("meta").exists() {
+        bail!("{dir} is not a sop database folder (no meta/ inside)");
+    }
+    Database::standalone(path).with_context(|| format!("cannot open database {dir}"))
+}
+
+async fn stats(dir: &str) -> anyhow::Result<()> {
+    let db = open(dir)?;
+    let root = PathBuf::from(dir);
+    println!(
+        "{:<24} {:>10} {:>6} {:>6} {:>8} {:>6} {:>12}",
+        "store", "items", "slots", "depth", "nodes", "fill%", "blob bytes"
+    );
+    for name in db.stores()? {
+        let info = db
+            .store_info(&name)?
+            .with_context(|| format!("store {name} vanished"))?;
+        let bytes = dir_bytes(&root.join("blobs").join(&name));
+        // The tree shape needs the key type; CLI stores (string keys) can be walked.
+        let tx = db.begin(TxMode::ForReading);
+        let shape = match db.open_btree::<String, String>(&tx, &name) {
+            Ok(mut t) => t.check().await.ok(),
+            Err(_) => None,
+        };
+        drop(tx);
+        match shape {
+            Some(s) => println!(
+                "{name:<24} {:>10} {:>6} {:>6} {:>8} {:>6.1} {bytes:>12}",
+                info.count, info.slot_length, s.depth, s.nodes, s.fill_percent
+            ),
+            None => println!(
+                "{name:<24} {:>10} {:>6} {:>6} {:>8} {:>6} {bytes:>12}",
+                info.count, info.slot_length, "-", "-", "-"
+            ),
+        }
+    }
+    println!(
+        "registry and store files: {} bytes; blobs: {} bytes",
+        dir_bytes(&root.join("meta")),
+        dir_bytes(&root.join("blobs"))
+    );
+    Ok(())
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|a| a != flag);
+    args.len() != before
+}
+
+fn take_value(args: &mut Vec<String>, flag: &str) -> anyhow::Result<Option<String>> {
+    let Some(i) = args.iter().position(|a| a == flag) else {
+        return Ok(None);
+    };
+    if i + 1 >= args.len() {
+        bail!("{flag} needs a value");
+    }
+    let v = args.remove(i + 1);
+    args.remove(i);
+    Ok(Some(v))
+}
