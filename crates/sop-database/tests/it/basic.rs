@@ -292,3 +292,35 @@ fn sync_barriers_per_commit_do_not_grow_with_the_nodes_written() {
         eprintln!("sync barriers per commit: {counts:?}");
     });
 }
+
+#[test]
+fn opening_with_incompatible_options_names_the_setting() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::standalone(dir.path()).unwrap();
+        let tx = db.begin(TxMode::ForWriting);
+        db.new_btree::<u32, u32>(&tx, &StoreOptions::new("o").slot_length(16))
+            .unwrap();
+        tx.commit().await.unwrap();
+        let tx = db.begin(TxMode::ForWriting);
+        let err = db
+            .open_btree_checked::<u32, u32>(&tx, &StoreOptions::new("o").slot_length(32))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+        assert!(err.to_string().contains("slot"), "{err}");
+        db.open_btree_checked::<u32, u32>(&tx, &StoreOptions::new("o").slot_length(16))
+            .unwrap();
+        let err = db.open_btree::<u32, u32>(&tx, "missing").unwrap_err();
+        assert!(matches!(err, Error::StoreNotFound { .. }), "{err}");
+        // A reader cannot write.
+        let r = db.begin(TxMode::ForReading);
+        let mut t = db.open_btree::<u32, u32>(&r, "o").unwrap();
+        let err = t.add(1, 1).await.unwrap_err();
+        assert!(matches!(err, Error::TransactionState { .. }), "{err}");
+        // Removing a store takes its data.
+        drop(tx);
+        db.remove_btree("o").unwrap();
+        assert!(db.stores().unwrap().is_empty());
+        assert!(!dir.path().join("blobs").join("o").exists());
+    });
+}

@@ -5,3 +5,4 @@ mod bank;
 mod basic;
 mod crash;
 mod model;
+mod replicated;
