@@ -1,7 +1,8 @@
 //! The project's task runner, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
 //! - `test`: the gate CI runs: `cargo fmt --check`, clippy with warnings denied, the whole
-//!   workspace's tests (debug), then the B-tree model tests in release at 10,000 cases each.
+//!   workspace's tests (debug), then the model tests in release: the B-tree's at 10,000 cases
+//!   each, the database's at 256.
 //! - `test --quick`: the same without the release model run.
 //! - `bench`: the criterion benchmarks.
 
@@ -64,6 +65,19 @@ fn test(quick: bool) -> Result<(), String> {
                 "--release",
                 "-p",
                 "sop-btree",
+                "--test",
+                "it",
+                "model",
+            ],
+        )?;
+        // The database's model test: 256 cases in release builds.
+        run(
+            "cargo",
+            &[
+                "test",
+                "--release",
+                "-p",
+                "sop-database",
                 "--test",
                 "it",
                 "model",
