@@ -160,6 +160,9 @@ pub struct Registry {
     hash_mod: u32,
     files: RwLock<HashMap<(String, u32), Arc<dyn FileHandle>>>,
     journal: parking_lot::Mutex<Box<dyn FileHandle>>,
+    /// Block reads share it; writing blocks in place takes it alone, so a reader never sees a
+    /// block half overwritten (a 4 KiB `pwrite` is not atomic against a concurrent `pread`).
+    blocks: RwLock<()>,
     /// Set when a batch failed after its journal was synced: the journal must stay as it is
     /// until the next open replays it, so every later call is refused.
     failed: parking_lot::Mutex<Option<String>>,
@@ -207,6 +210,7 @@ impl Registry {
             hash_mod,
             files: RwLock::new(HashMap::new()),
             journal: parking_lot::Mutex::new(journal),
+            blocks: RwLock::new(()),
             failed: parking_lot::Mutex::new(None),
         };
         registry.recover()?;
@@ -322,11 +326,14 @@ impl Registry {
         let offset = block * BLOCK_SIZE as u64;
         let path = || self.segment_path(table, segment);
         // A short read is the unwritten (sparse) end of a segment: zeros.
-        file.read_at(&mut buf, offset).map_err(|e| Error::Io {
-            op: "read",
-            path: path(),
-            source: e,
-        })?;
+        {
+            let _shared = self.blocks.read();
+            file.read_at(&mut buf, offset).map_err(|e| Error::Io {
+                op: "read",
+                path: path(),
+                source: e,
+            })?;
+        }
         Block::decode(&buf)
             .map(Some)
             .map_err(|detail| Error::Corruption {
@@ -797,8 +804,11 @@ impl Registry {
                 })?
             }
         };
-        file.write_at(image, block * BLOCK_SIZE as u64)
-            .map_err(Error::io("write", &path))?;
+        {
+            let _alone = self.blocks.write();
+            file.write_at(image, block * BLOCK_SIZE as u64)
+                .map_err(Error::io("write", &path))?;
+        }
         Ok(file)
     }
 

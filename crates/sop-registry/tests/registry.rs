@@ -330,3 +330,51 @@ fn version_checks_fence_the_whole_batch_and_files_ride_along() {
             .is_err()
     );
 }
+
+#[test]
+fn readers_never_see_a_file_or_block_half_replaced_by_a_batch() {
+    use sop_registry::StoreRepository;
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    let reg = Arc::new(open(fs.clone(), dir.path()));
+    let stores = Arc::new(StoreRepository::open(fs.clone(), dir.path()).unwrap());
+    let mut info = sop_core::StoreInfo::new(&sop_core::StoreOptions::new("s"), 1).unwrap();
+    stores.add(&info).unwrap();
+    let ids: Vec<Uuid> = (0..40).map(|n| colliding_id(1, n)).collect();
+    reg.write(
+        &ids.iter()
+            .fold(RegistryBatch::new(), |b, id| b.add("t", handle(*id, 1))),
+    )
+    .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (reg, stores, stop, ids) = (reg.clone(), stores.clone(), stop.clone(), ids.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert!(stores.get("s").unwrap().is_some(), "store file missing");
+                    assert_eq!(reg.get("t", &ids).unwrap().len(), ids.len());
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for v in 2..300u64 {
+        info.count = v;
+        let batch = ids
+            .iter()
+            .fold(RegistryBatch::new(), |b, id| b.update("t", handle(*id, v)))
+            .put_file(
+                &StoreRepository::relative_path("s"),
+                StoreRepository::encode_info(&info).unwrap(),
+            );
+        reg.write(&batch).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert_eq!(stores.get("s").unwrap().unwrap().count, 299);
+}
