@@ -298,7 +298,6 @@ impl Database {
         stores.remove(name)?;
         self.engine.registry().remove_table(name)?;
         self.engine.remove_blob_table(name)?;
-        self.engine.changed();
         Ok(())
     }
 

@@ -163,6 +163,8 @@ pub struct Registry {
     /// Block reads share it; writing blocks in place takes it alone, so a reader never sees a
     /// block half overwritten (a 4 KiB `pwrite` is not atomic against a concurrent `pread`).
     blocks: RwLock<()>,
+    /// Bumped each time a batch's blocks become visible (and when a table is removed).
+    generation: std::sync::atomic::AtomicU64,
     /// Set when a batch failed after its journal was synced: the journal must stay as it is
     /// until the next open replays it, so every later call is refused.
     failed: parking_lot::Mutex<Option<String>>,
@@ -211,6 +213,7 @@ impl Registry {
             files: RwLock::new(HashMap::new()),
             journal: parking_lot::Mutex::new(journal),
             blocks: RwLock::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             failed: parking_lot::Mutex::new(None),
         };
         registry.recover()?;
@@ -642,6 +645,13 @@ impl Registry {
         }
     }
 
+    /// A number that changes whenever committed handles change (a batch applied, a table
+    /// removed). A reader that saw the same generation before and after its reads saw one state.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The registry folder.
     #[must_use]
     pub fn base(&self) -> &Path {
@@ -704,17 +714,34 @@ impl Registry {
     fn apply(&self, entries: &[JournalEntry]) -> Result<()> {
         let mut touched: BTreeMap<(String, u32), Arc<dyn FileHandle>> = BTreeMap::new();
         let mut new_dirs = BTreeSet::new();
+        let mut writes = Vec::new();
+        for e in entries {
+            if let JournalEntry::Block {
+                table,
+                segment,
+                block,
+                image,
+            } = e
+            {
+                let file = self.segment_for(table, *segment, image, &mut new_dirs)?;
+                touched.insert((table.clone(), *segment), Arc::clone(&file));
+                writes.push((file, table, *segment, *block, image));
+            }
+        }
+        {
+            // All blocks of the batch change at once for readers (they read under the shared
+            // side of this lock), and the generation tells them something changed.
+            let _alone = self.blocks.write();
+            for (file, table, segment, block, image) in &writes {
+                file.write_at(image, block * BLOCK_SIZE as u64)
+                    .map_err(Error::io("write", self.segment_path(table, *segment)))?;
+            }
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         for e in entries {
             match e {
-                JournalEntry::Block {
-                    table,
-                    segment,
-                    block,
-                    image,
-                } => {
-                    let file = self.apply_block(table, *segment, *block, image, &mut new_dirs)?;
-                    touched.insert((table.clone(), *segment), file);
-                }
+                JournalEntry::Block { .. } => {}
                 JournalEntry::PutFile { path, bytes } => {
                     check_rel_path(path)?;
                     let full = self.base.join(path);
@@ -768,11 +795,11 @@ impl Registry {
         Ok(())
     }
 
-    fn apply_block(
+    /// The segment file a block image goes to, created (with its folder) when new.
+    fn segment_for(
         &self,
         table: &str,
         segment: u32,
-        block: u64,
         image: &[u8],
         new_dirs: &mut BTreeSet<PathBuf>,
     ) -> Result<Arc<dyn FileHandle>> {
@@ -804,11 +831,6 @@ impl Registry {
                 })?
             }
         };
-        {
-            let _alone = self.blocks.write();
-            file.write_at(image, block * BLOCK_SIZE as u64)
-                .map_err(Error::io("write", &path))?;
-        }
         Ok(file)
     }
 
@@ -846,6 +868,9 @@ impl Registry {
     pub fn remove_table(&self, table: &str) -> Result<()> {
         validate_store_name(table)?;
         let _journal = self.journal.lock();
+        let _alone = self.blocks.write();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.files.write().retain(|(t, _), _| t != table);
         let dir = self.table_dir(table);
         match self.fs.remove_dir_all(&dir) {

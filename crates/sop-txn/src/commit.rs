@@ -184,7 +184,6 @@ fn flip(tx: &TxInner, plans: &[StorePlan], log_path: &str) -> Result<()> {
     }
     batch = batch.put_file(log_path, committed);
     engine.registry.write(&batch)?;
-    engine.bump_epoch();
     Ok(())
 }
 

@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -53,8 +52,6 @@ pub struct Engine {
     pub(crate) locker: Arc<dyn Locker>,
     pub(crate) cache: Arc<dyn Cache>,
     pub(crate) l1: NodeCache,
-    /// Bumped by every commit, so a reader knows when to re-check what it read.
-    epoch: AtomicU64,
     /// Serialises the commit point (store counts are read and written under it).
     pub(crate) gate: Mutex<()>,
     /// Transactions of this process that are between begin and end.
@@ -84,7 +81,6 @@ impl Engine {
             locker: parts.locker,
             cache: parts.cache,
             l1: NodeCache::new(parts.l1_bytes),
-            epoch: AtomicU64::new(0),
             gate: Mutex::new(()),
             live: Mutex::new(HashSet::new()),
             last_sweep: Mutex::new(Instant::now()),
@@ -112,12 +108,9 @@ impl Engine {
         &self.stores
     }
 
+    /// The registry's generation: changes whenever committed handles change.
     pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn bump_epoch(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.registry.generation()
     }
 
     pub(crate) fn set_live(&self, tid: Uuid, live: bool) {
@@ -219,12 +212,6 @@ impl Engine {
     /// Storage errors.
     pub fn remove_blob_table(&self, table: &str) -> Result<()> {
         self.blobs.remove_table(table)
-    }
-
-    /// Tells running transactions that committed state changed outside a commit (a store was
-    /// removed), so they re-check what they read.
-    pub fn changed(&self) {
-        self.bump_epoch();
     }
 
     pub(crate) fn remove_blobs(&self, blobs: &[(String, Uuid)]) -> Result<()> {

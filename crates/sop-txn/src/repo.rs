@@ -35,38 +35,50 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
     /// commit happened since the last check: a reader must never mix nodes of two states.
     fn revalidate(&self) -> Result<()> {
         let engine = &self.shared.engine;
-        let now = engine.epoch();
-        let (ids, since) = {
-            let st = self.shared.state.lock();
-            if st.epoch == now {
+        loop {
+            let now = engine.epoch();
+            let ids: Vec<(Uuid, u64)> = {
+                let st = self.shared.state.lock();
+                if st.epoch == now {
+                    return Ok(());
+                }
+                st.snapshot
+                    .iter()
+                    .map(|(id, (_, h))| (*id, h.version))
+                    .collect()
+            };
+            let lids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
+            let current = engine.registry.get(&self.shared.name, &lids)?;
+            for (id, version) in ids {
+                if current.get(&id).map(|h| h.version) != Some(version) {
+                    return Err(self.conflict(format!(
+                        "node {id} changed while this transaction was reading"
+                    )));
+                }
+            }
+            // Only a check no commit overlapped proves one state; else check again.
+            if engine.epoch() == now {
+                self.shared.state.lock().epoch = now;
                 return Ok(());
             }
-            let ids: Vec<(Uuid, u64)> = st
-                .snapshot
-                .iter()
-                .map(|(id, (_, h))| (*id, h.version))
-                .collect();
-            (ids, st.epoch)
-        };
-        let lids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-        let current = engine.registry.get(&self.shared.name, &lids)?;
-        for (id, version) in ids {
-            if current.get(&id).map(|h| h.version) != Some(version) {
-                return Err(self.conflict(format!(
-                    "node {id} changed while this transaction was reading (since commit epoch {since})"
-                )));
-            }
         }
-        self.shared.state.lock().epoch = now;
-        Ok(())
     }
 
     /// A committed node, read through the registry and cached.
     pub(crate) fn fetch(&self, id: Uuid) -> Result<(Arc<Node<K, V>>, Handle)> {
-        self.revalidate()?;
         let engine = &self.shared.engine;
         let name = &self.shared.name;
-        let handle = engine.registry.get_one(name, id)?.ok_or_else(|| {
+        let handle = loop {
+            self.revalidate()?;
+            let before = engine.epoch();
+            let handle = engine.registry.get_one(name, id)?;
+            // The handle belongs to the state the snapshot was checked against only if no
+            // commit landed in between.
+            if engine.epoch() == before {
+                break handle;
+            }
+        };
+        let handle = handle.ok_or_else(|| {
             self.conflict(format!(
                 "node {id} is gone: the tree changed while this transaction read it"
             ))

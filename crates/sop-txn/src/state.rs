@@ -48,7 +48,7 @@ pub(crate) struct StoreState<K, V> {
     /// Items changed, in the order first touched.
     pub touched: Vec<Uuid>,
     pub touches: HashMap<Uuid, Touch<K, V>>,
-    /// The engine epoch at which `snapshot` was last known to be current.
+    /// The registry generation at which `snapshot` was last known to be current.
     pub epoch: u64,
     /// Set when a call failed part-way: the store must not be committed.
     pub broken: Option<String>,

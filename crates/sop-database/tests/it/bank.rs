@@ -82,10 +82,44 @@ fn concurrent_transfers_conserve_the_total_and_are_all_audited() {
                 done
             }));
         }
+        // Readers sum every balance in read-only transactions while the transfers run: each one
+        // whose commit succeeds saw one consistent state, so its sum is the total.
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, running) = (Arc::clone(&db), Arc::clone(&running));
+                tokio::spawn(async move {
+                    let mut consistent = 0u64;
+                    while running.load(Ordering::Relaxed) {
+                        let sum = db
+                            .run(TxMode::ForReading, 1000, |tx| {
+                                let db = Arc::clone(&db);
+                                async move {
+                                    let mut acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
+                                    let items = acc.range(..).await?;
+                                    Ok(items.iter().map(|i| i.value).sum::<i64>())
+                                }
+                            })
+                            .await
+                            .unwrap();
+                        assert_eq!(sum, i64::from(ACCOUNTS) * START, "a reader saw money move");
+                        consistent += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    consistent
+                })
+            })
+            .collect();
         let mut committed = Vec::new();
         for h in handles {
             committed.extend(h.await.unwrap());
         }
+        running.store(false, Ordering::Relaxed);
+        let mut reads = 0;
+        for r in readers {
+            reads += r.await.unwrap();
+        }
+        assert!(reads > 0);
 
         let tx = db.begin(TxMode::ForReading);
         let mut acc = db.open_btree::<u32, i64>(&tx, "accounts").unwrap();
@@ -119,7 +153,7 @@ fn concurrent_transfers_conserve_the_total_and_are_all_audited() {
         audit.check().await.unwrap();
         tx.commit().await.unwrap();
         eprintln!(
-            "{} transfers committed by {tasks} tasks, {} retries",
+            "{} transfers committed by {tasks} tasks, {} retries; {reads} consistent reads",
             committed.len(),
             retries.load(Ordering::Relaxed)
         );
