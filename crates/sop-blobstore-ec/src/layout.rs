@@ -79,14 +79,7 @@ pub(crate) fn write_batch(
 
 /// Removes a file; one that is not there is fine.
 pub(crate) fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> Result<()> {
-    match fs.remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-            op: "remove",
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    sop_core::vfs::remove_file_if_present(fs, path).map_err(Error::io("remove", path))
 }
 
 /// A shard file's header.
@@ -166,16 +159,7 @@ impl ShardHeader {
 pub(crate) fn remove_table_dir(fs: &dyn FileSystem, base: &Path, table: &str) -> Result<()> {
     check_table(table)?;
     let dir = base.join(table);
-    match fs.remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::Io {
-                op: "remove",
-                path: dir,
-                source: e,
-            });
-        }
-        _ => {}
-    }
+    sop_core::vfs::remove_dir_all_if_present(fs, &dir).map_err(Error::io("remove", &dir))?;
     if fs.exists(base).map_err(Error::io("stat", base))? {
         fs.sync_dir(base).map_err(Error::io("sync folder", base))?;
     }

@@ -237,6 +237,28 @@ pub fn read_file(fs: &dyn FileSystem, path: &Path) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Removes a file; one that is not there is fine.
+///
+/// # Errors
+/// The operating system's error other than not-found.
+pub fn remove_file_if_present(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    match fs.remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a folder and everything in it; one that is not there is fine.
+///
+/// # Errors
+/// The operating system's error other than not-found.
+pub fn remove_dir_all_if_present(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    match fs.remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Replaces a file's contents atomically and durably: write a temporary file beside it, sync it,
 /// rename it over the file, sync the folder. After a crash the file holds the old or the new
 /// bytes, never a mix. Costs two syncs.

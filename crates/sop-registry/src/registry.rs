@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use sop_core::codec::{self, seal, unseal};
-use sop_core::vfs::{FileHandle, FileSystem, read_file, write_file_atomic};
+use sop_core::vfs::{
+    FileHandle, FileSystem, read_file, remove_dir_all_if_present, remove_file_if_present,
+    write_file_atomic,
+};
 use sop_core::{Error, Handle, Result, Uuid, validate_store_name};
 
 use crate::journal::{JOURNAL_FORMAT_VERSION, JournalEntry};
@@ -635,14 +638,7 @@ impl Registry {
     pub fn remove_file_lazy(&self, path: &str) -> Result<()> {
         check_rel_path(path)?;
         let full = self.base.join(path);
-        match self.fs.remove_file(&full) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-                op: "remove",
-                path: full,
-                source: e,
-            }),
-            _ => Ok(()),
-        }
+        remove_file_if_present(self.fs.as_ref(), &full).map_err(Error::io("remove", &full))
     }
 
     /// A number that changes whenever committed handles change (a batch applied, a table
@@ -769,16 +765,8 @@ impl Registry {
                 JournalEntry::RemoveFile { path } => {
                     check_rel_path(path)?;
                     let full = self.base.join(path);
-                    match self.fs.remove_file(&full) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(Error::Io {
-                                op: "remove",
-                                path: full,
-                                source: e,
-                            });
-                        }
-                        _ => {}
-                    }
+                    remove_file_if_present(self.fs.as_ref(), &full)
+                        .map_err(Error::io("remove", &full))?;
                     new_dirs.insert(full.parent().unwrap_or(&self.base).to_path_buf());
                 }
             }
@@ -873,16 +861,7 @@ impl Registry {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.files.write().retain(|(t, _), _| t != table);
         let dir = self.table_dir(table);
-        match self.fs.remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::Io {
-                    op: "remove",
-                    path: dir,
-                    source: e,
-                });
-            }
-            _ => {}
-        }
+        remove_dir_all_if_present(self.fs.as_ref(), &dir).map_err(Error::io("remove", &dir))?;
         self.fs
             .sync_dir(&self.base.join(TABLES_DIR))
             .map_err(Error::io("sync folder", &self.base))

@@ -219,10 +219,8 @@ fn child_open_probe() {
     }
 }
 
-#[test]
-fn a_second_process_gets_the_in_use_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::standalone(dir.path()).unwrap();
+/// What `child_open_probe` prints when run in a new process on `dir`.
+fn probe_in_child(dir: &std::path::Path) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -230,10 +228,17 @@ fn a_second_process_gets_the_in_use_error() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("SOP_CHILD_OPEN", dir.path())
+        .env("SOP_CHILD_OPEN", dir)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_second_process_gets_the_in_use_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::standalone(dir.path()).unwrap();
+    let stdout = probe_in_child(dir.path());
     assert!(
         stdout.contains("CHILD-ERROR") && stdout.contains("is in use by another process"),
         "{stdout}"
@@ -241,17 +246,7 @@ fn a_second_process_gets_the_in_use_error() {
     assert!(stdout.contains("clustered mode"), "{stdout}");
     // Once this process lets go, the other can open it.
     drop(db);
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "basic::child_open_probe",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SOP_CHILD_OPEN", dir.path())
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD-OPENED"));
+    assert!(probe_in_child(dir.path()).contains("CHILD-OPENED"));
 }
 
 #[test]

@@ -34,22 +34,6 @@ async fn read_all(db: &Database) -> State {
     out
 }
 
-fn blob_files(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                blob_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
 #[test]
 fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -144,7 +128,8 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
                 let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
                 let nodes = t.check().await.unwrap().nodes;
                 let values = if i == 1 { got[1].len() } else { 0 };
-                let files = blob_files(&dir.path().join("blobs").join(&opts(i).name));
+                let files =
+                    crate::support::files_under(&dir.path().join("blobs").join(&opts(i).name));
                 assert_eq!(files, nodes + values, "cut {cut}: store {i} leaked blobs");
             }
             drop(tx);

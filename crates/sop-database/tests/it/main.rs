@@ -6,3 +6,4 @@ mod basic;
 mod crash;
 mod model;
 mod replicated;
+mod support;

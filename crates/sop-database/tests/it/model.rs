@@ -148,22 +148,6 @@ async fn apply(t: &mut Store<u8, u16>, m: &mut BTreeMap<u8, Vec<u16>>, unique: b
     }
 }
 
-fn files_under(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                files_under(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
 /// Checks contents, counts and invariants of every tree, and that the blob files on disk are
 /// exactly the live nodes and out-of-node values: nothing leaked, nothing missing.
 async fn check_all(db: &Database, model: &Model) {
@@ -185,7 +169,7 @@ async fn check_all(db: &Database, model: &Model) {
         assert_eq!(t.count(), want.len() as u64, "tree {i}");
         let stats = t.check().await.unwrap();
         let values = if i == 0 { 0 } else { want.len() };
-        let on_disk = files_under(&db.path().join("blobs").join(options(i).name));
+        let on_disk = crate::support::files_under(&db.path().join("blobs").join(options(i).name));
         assert_eq!(
             on_disk,
             stats.nodes + values,
