@@ -230,6 +230,7 @@ async fn after_commit(tx: &TxInner, plans: &[StorePlan]) {
         for id in p.obsolete.iter().chain(p.dead.iter()) {
             engine.l1.remove(*id);
             value_keys.push(format!("V{id}"));
+            value_keys.push(format!("N{id}"));
             gone.push((p.name.clone(), *id));
         }
     }

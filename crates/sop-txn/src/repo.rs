@@ -2,17 +2,34 @@
 //! through the transaction's own copies, the process-wide L1 cache of decoded nodes, then disk.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sop_btree::{Node, NodeRepository, ValueStore};
 use sop_core::{Error, Handle, Result, Uuid, codec, now_millis};
 
+use crate::engine::Engine;
 use crate::state::StoreShared;
 use crate::txlog::{self, TxLog};
 
 /// Format version of a value blob (the codec's encoding of the value).
 pub const VALUE_FORMAT_VERSION: u8 = 1;
+
+/// An L2 read; a cache failure is a miss (storage is the truth), logged.
+async fn cache_get(engine: &Engine, key: &str, slide: Option<Duration>) -> Option<Vec<u8>> {
+    engine.cache.get(key, slide).await.unwrap_or_else(|e| {
+        tracing::warn!(key, error = %e, "L2 cache read failed; reading storage");
+        None
+    })
+}
+
+/// An L2 write; a cache failure only costs a later miss, logged.
+async fn cache_set(engine: &Engine, key: &str, value: Vec<u8>, ttl: Duration) {
+    if let Err(e) = engine.cache.set(key, value, ttl).await {
+        tracing::warn!(key, error = %e, "L2 cache write failed");
+    }
+}
 
 /// Key and value types a transactional tree can hold.
 pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
@@ -64,8 +81,10 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         }
     }
 
-    /// A committed node, read through the registry and cached.
-    pub(crate) fn fetch(&self, id: Uuid) -> Result<(Arc<Node<K, V>>, Handle)> {
+    /// A committed node, read through the registry, then L1 (decoded nodes), L2 (node bytes),
+    /// then the blob store. Both caches are keyed by physical id, which names an immutable blob,
+    /// so neither can serve a stale node.
+    pub(crate) async fn fetch(&self, id: Uuid) -> Result<(Arc<Node<K, V>>, Handle)> {
         let engine = &self.shared.engine;
         let name = &self.shared.name;
         let handle = loop {
@@ -87,7 +106,31 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         if let Some(node) = engine.l1.get::<Node<K, V>>(pid) {
             return Ok((node, handle));
         }
-        let bytes = engine.blobs.get(name, pid)?;
+        let cache_cfg = self.shared.state.lock().info.cache;
+        let key = format!("N{pid}");
+        let slide = cache_cfg.node_sliding.then_some(cache_cfg.node);
+        let bytes = match cache_get(engine, &key, slide).await {
+            Some(b) => b,
+            None => {
+                let b = match engine.blobs.get(name, pid) {
+                    Err(Error::BlobNotFound { .. })
+                        if engine
+                            .registry
+                            .get_one(name, id)?
+                            .is_none_or(|now| now.active_id() != pid) =>
+                    {
+                        // A commit replaced the node (and removed its old blob) after this
+                        // transaction read the handle: a stale read, not lost data.
+                        return Err(self.conflict(format!(
+                            "node {id} was replaced while this transaction read it"
+                        )));
+                    }
+                    r => r?,
+                };
+                cache_set(engine, &key, b.clone(), cache_cfg.node).await;
+                b
+            }
+        };
         let node = Arc::new(Node::<K, V>::decode(&bytes)?);
         if node.id != id {
             return Err(Error::Corruption {
@@ -131,7 +174,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
         if let Some(n) = self.lookup(id)? {
             return Ok(n);
         }
-        let (node, handle) = self.fetch(id)?;
+        let (node, handle) = self.fetch(id).await?;
         let mut st = self.shared.state.lock();
         let entry = st.snapshot.entry(id).or_insert((node, handle));
         Ok(Arc::clone(&entry.0))
@@ -192,10 +235,12 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
         let engine = &self.shared.engine;
         let key = format!("V{id}");
         if let Some(cfg) = cached
-            && let Some(bytes) = engine
-                .cache
-                .get(&key, cfg.value_data_sliding.then_some(cfg.value_data))
-                .await?
+            && let Some(bytes) = cache_get(
+                engine,
+                &key,
+                cfg.value_data_sliding.then_some(cfg.value_data),
+            )
+            .await
             && let Ok(v) = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")
         {
             return Ok(v);
@@ -210,7 +255,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
         };
         let v = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")?;
         if let Some(cfg) = cached {
-            engine.cache.set(&key, bytes, cfg.value_data).await?;
+            cache_set(engine, &key, bytes, cfg.value_data).await;
         }
         Ok(v)
     }
