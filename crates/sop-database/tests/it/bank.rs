@@ -104,7 +104,7 @@ fn concurrent_transfers_conserve_the_total_and_are_all_audited() {
                             .unwrap();
                         assert_eq!(sum, i64::from(ACCOUNTS) * START, "a reader saw money move");
                         consistent += 1;
-                        tokio::task::yield_now().await;
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     }
                     consistent
                 })
