@@ -1,8 +1,8 @@
 //! Coordination for sop-rs: who may change what, and the shared (L2) cache.
 //!
 //! Two narrow traits, [`Locker`] and [`Cache`], with in-memory implementations for standalone
-//! mode ([`MemLocker`], [`MemCache`]); the Redis implementations for clustered mode come with
-//! the clustered issue and are the only code that will name `fred`. [`FolderLock`] is the
+//! mode ([`MemLocker`], [`MemCache`]) and a Redis implementation for clustered mode ([`Redis`],
+//! the only code of sop-rs that names `fred`). [`FolderLock`] is the
 //! operating-system lock that keeps a standalone database folder to one process.
 //!
 //! Locks and cache entries are leases: durable truth is always on storage, and a commit is
@@ -13,10 +13,12 @@
 mod cache;
 mod folder;
 mod lock;
+mod redis;
 
 pub use cache::{Cache, MemCache};
 pub use folder::FolderLock;
 pub use lock::{Locker, MemLocker};
+pub use redis::{Redis, RedisConfig};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -320,6 +320,20 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The coordination service (Redis) could not be used.
+    #[error(
+        "redis at {endpoint} failed during {op}: {detail}; check that redis-server is running \
+         and reachable from this host, and the URL, password and database number"
+    )]
+    Coordination {
+        /// Where it was expected (the URL without its password).
+        endpoint: String,
+        /// What was being done.
+        op: &'static str,
+        /// The client's error.
+        detail: String,
+    },
+
     /// A file-system call failed.
     #[error("cannot {op} {path}")]
     Io {
