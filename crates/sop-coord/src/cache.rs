@@ -159,20 +159,20 @@ mod tests {
         assert_eq!(c.get("a", None).await.unwrap(), Some(vec![1; 10]));
         assert_eq!(c.bytes(), 11);
 
-        c.set("s", vec![2], Duration::from_millis(60))
+        c.set("s", vec![2], Duration::from_millis(600))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(35)).await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
         // Sliding: the read restarts its life.
         assert!(
-            c.get("s", Some(Duration::from_millis(60)))
+            c.get("s", Some(Duration::from_millis(600)))
                 .await
                 .unwrap()
                 .is_some()
         );
-        tokio::time::sleep(Duration::from_millis(35)).await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
         assert!(c.get("s", None).await.unwrap().is_some());
-        tokio::time::sleep(Duration::from_millis(70)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
         assert!(c.get("s", None).await.unwrap().is_none());
 
         // Over capacity: the entry closest to expiry goes first.

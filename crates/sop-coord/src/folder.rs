@@ -23,6 +23,19 @@ impl FolderLock {
     /// # Errors
     /// [`Error::InUse`] when another holder has it; I/O errors.
     pub fn acquire(folder: &Path) -> Result<Self> {
+        Self::take(folder, false)
+    }
+
+    /// Takes the lock shared, as clustered processes do: any number of them hold it together,
+    /// and a standalone open (exclusive) is refused while they do, and the other way round.
+    ///
+    /// # Errors
+    /// [`Error::InUse`] when a standalone process has the folder; I/O errors.
+    pub fn acquire_shared(folder: &Path) -> Result<Self> {
+        Self::take(folder, true)
+    }
+
+    fn take(folder: &Path, shared: bool) -> Result<Self> {
         std::fs::create_dir_all(folder).map_err(Error::io("create folder", folder))?;
         let path = folder.join("sop.lock");
         let file = OpenOptions::new()
@@ -32,7 +45,12 @@ impl FolderLock {
             .write(true)
             .open(&path)
             .map_err(Error::io("open", &path))?;
-        match file.try_lock() {
+        let r = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match r {
             Ok(()) => Ok(FolderLock { _file: file, path }),
             Err(TryLockError::WouldBlock) => Err(Error::InUse {
                 path: folder.to_path_buf(),
@@ -65,6 +83,12 @@ mod tests {
         assert!(matches!(err, Error::InUse { .. }), "{err}");
         assert!(err.to_string().contains("clustered mode"), "{err}");
         drop(first);
-        FolderLock::acquire(dir.path()).unwrap();
+        let excl = FolderLock::acquire(dir.path()).unwrap();
+        assert!(FolderLock::acquire_shared(dir.path()).is_err());
+        drop(excl);
+        let s1 = FolderLock::acquire_shared(dir.path()).unwrap();
+        let _s2 = FolderLock::acquire_shared(dir.path()).unwrap();
+        assert!(FolderLock::acquire(dir.path()).is_err());
+        drop(s1);
     }
 }

@@ -41,6 +41,13 @@ pub trait Locker: Send + Sync {
         keys: &'a [String],
         owner: Uuid,
     ) -> BoxFuture<'a, Result<bool>>;
+
+    /// An id of the lock service's current incarnation (Redis: its `run_id`), which changes
+    /// when it restarts and so forgets every lock; `None` when it cannot restart on its own
+    /// (in-process).
+    fn instance_id(&self) -> BoxFuture<'_, Result<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The in-process [`Locker`] of standalone mode.
@@ -167,9 +174,9 @@ mod tests {
         assert_eq!(l.try_lock(&keys(&["y"]), b, ttl).await.unwrap(), None);
 
         // An expired lock is free for others, and the old owner cannot release the new one.
-        let short = Duration::from_millis(20);
+        let short = Duration::from_millis(50);
         assert_eq!(l.try_lock(&keys(&["e"]), a, short).await.unwrap(), None);
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(l.try_lock(&keys(&["e"]), b, ttl).await.unwrap(), None);
         l.unlock(&keys(&["e"]), a).await.unwrap();
         assert!(l.is_locked_by_other(&keys(&["e"]), a).await.unwrap());

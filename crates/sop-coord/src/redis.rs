@@ -257,6 +257,10 @@ impl Locker for Redis {
         })
     }
 
+    fn instance_id(&self) -> BoxFuture<'_, Result<Option<String>>> {
+        Box::pin(async move { self.run_id().await.map(Some) })
+    }
+
     fn is_locked_by_other<'a>(
         &'a self,
         keys: &'a [String],

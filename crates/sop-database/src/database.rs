@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use sop_blobstore_ec::{BlobStore, EcBlobStore, ErasureConfig, PlainBlobStore};
 use sop_btree::KeyComparator;
-use sop_coord::{FolderLock, MemCache, MemLocker};
+use sop_coord::{Cache, FolderLock, Locker, MemCache, MemLocker, Redis, RedisConfig};
 use sop_core::vfs::{FileSystem, StdFs};
 use sop_core::{Error, Result, StoreInfo, StoreOptions};
 use sop_registry::{Registry, RegistryOptions, ReplicatedFs, ReplicationStatus, StoreRepository};
-use sop_txn::{Data, Engine, EngineParts, RecoveryReport, Store, Transaction, TxMode, TxOptions};
+use sop_txn::{
+    Data, Engine, EngineParts, Gate, RecoveryReport, Store, Transaction, TxMode, TxOptions,
+};
 
 /// How to open a database. `Default` is what [`Database::standalone`] uses.
 #[derive(Clone, Debug)]
@@ -39,6 +41,33 @@ impl Default for DatabaseOptions {
             erasure: None,
             replication: None,
             fs: None,
+        }
+    }
+}
+
+/// How to open a database in clustered mode.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Where Redis is.
+    pub redis: RedisConfig,
+    /// A transaction log of a process that died (no liveness lock in Redis) is rolled back by
+    /// another process's sweep once it is this old (default 5 minutes).
+    pub orphan_age: std::time::Duration,
+    /// How often each process sweeps for such logs (default 5 minutes).
+    pub sweep_every: std::time::Duration,
+    /// The rest, as for standalone (`fs` must be the real file system: the folder is shared).
+    pub database: DatabaseOptions,
+}
+
+impl ClusterOptions {
+    /// Defaults with Redis at `url`.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        ClusterOptions {
+            redis: RedisConfig::new(url),
+            orphan_age: std::time::Duration::from_secs(300),
+            sweep_every: std::time::Duration::from_secs(300),
+            database: DatabaseOptions::default(),
         }
     }
 }
@@ -76,6 +105,7 @@ pub struct Database {
     path: PathBuf,
     recovery: RecoveryReport,
     replicated: Option<Arc<ReplicatedFs>>,
+    redis: Option<Arc<Redis>>,
     // Declared last: released after everything else is dropped.
     _lock: FolderLock,
 }
@@ -106,6 +136,76 @@ impl Database {
     pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire(&path)?;
+        let (parts, replicated) = Self::parts(
+            &path,
+            &options,
+            false,
+            Arc::new(MemLocker::new()),
+            Arc::new(MemCache::new(options.l2_cache_bytes)),
+            Gate::Local,
+        )?;
+        let (engine, recovery) = Engine::open_local(parts)?;
+        Ok(Database {
+            engine,
+            path,
+            recovery,
+            replicated,
+            redis: None,
+            _lock: lock,
+        })
+    }
+
+    /// Opens (or creates) a database in `path` shared by many processes through Redis at
+    /// `redis_url` (clustered mode): the same B-tree and transaction API as standalone.
+    ///
+    /// # Errors
+    /// [`Error::Coordination`] when Redis cannot be reached; [`Error::InUse`] when a
+    /// standalone process has the folder; storage errors.
+    pub async fn clustered(path: impl AsRef<Path>, redis_url: &str) -> Result<Self> {
+        Self::open_clustered(path, ClusterOptions::new(redis_url)).await
+    }
+
+    /// As [`Database::clustered`], with options.
+    ///
+    /// # Errors
+    /// As [`Database::clustered`].
+    pub async fn open_clustered(path: impl AsRef<Path>, options: ClusterOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let lock = FolderLock::acquire_shared(&path)?;
+        let redis = Arc::new(Redis::connect(&options.redis).await?);
+        let id = database_id(&path)?;
+        let (parts, replicated) = Self::parts(
+            &path,
+            &options.database,
+            true,
+            redis.clone() as Arc<dyn Locker>,
+            redis.clone() as Arc<dyn Cache>,
+            Gate::Cluster {
+                key: format!("G{id}"),
+                orphan_age: options.orphan_age,
+                sweep_every: options.sweep_every,
+            },
+        )?;
+        let (engine, recovery) = Engine::open(parts).await?;
+        Ok(Database {
+            engine,
+            path,
+            recovery,
+            replicated,
+            redis: Some(redis),
+            _lock: lock,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn parts(
+        path: &Path,
+        options: &DatabaseOptions,
+        shared: bool,
+        locker: Arc<dyn Locker>,
+        cache: Arc<dyn Cache>,
+        gate: Gate,
+    ) -> Result<(EngineParts, Option<Arc<ReplicatedFs>>)> {
         let fs: Arc<dyn FileSystem> = options.fs.clone().unwrap_or_else(|| Arc::new(StdFs::new()));
         let (meta_fs, meta_base, replicated): (Arc<dyn FileSystem>, PathBuf, _) =
             match &options.replication {
@@ -124,6 +224,7 @@ impl Database {
             &meta_base,
             RegistryOptions {
                 hash_mod: options.registry_hash_mod,
+                shared,
             },
         )?);
         let stores = Arc::new(StoreRepository::open(Arc::clone(&meta_fs), &meta_base)?);
@@ -131,21 +232,28 @@ impl Database {
             Some(cfg) => Arc::new(EcBlobStore::new(Arc::clone(&fs), cfg.clone())?),
             None => Arc::new(PlainBlobStore::new(Arc::clone(&fs), path.join("blobs"))),
         };
-        let (engine, recovery) = Engine::open(EngineParts {
+        let parts = EngineParts {
             registry,
             stores,
             blobs,
-            locker: Arc::new(MemLocker::new()),
-            cache: Arc::new(MemCache::new(options.l2_cache_bytes)),
+            locker,
+            cache,
             l1_bytes: options.l1_cache_bytes,
-        })?;
-        Ok(Database {
-            engine,
-            path,
-            recovery,
-            replicated,
-            _lock: lock,
-        })
+            gate,
+        };
+        Ok((parts, replicated))
+    }
+
+    /// Whether the database is open in clustered mode.
+    #[must_use]
+    pub fn is_clustered(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// The Redis endpoint in clustered mode (without a password).
+    #[must_use]
+    pub fn redis_endpoint(&self) -> Option<&str> {
+        self.redis.as_deref().map(Redis::endpoint)
     }
 
     /// The folder.
@@ -336,4 +444,41 @@ impl Database {
             }),
         }
     }
+}
+
+/// The database's id, created once (the first process to create `sop.id` wins), so processes
+/// agree on the Redis keys of this database whatever path they mount it at.
+fn database_id(path: &Path) -> Result<sop_core::Uuid> {
+    let file = path.join("sop.id");
+    let fresh = sop_core::Uuid::new_v4().to_string();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+    {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(fresh.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(Error::io("write", &file))?;
+            if let Ok(dir) = std::fs::File::open(path) {
+                let _ = dir.sync_all();
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("create", &file)(e)),
+    }
+    // A writer may be between create and write: wait for the id to appear.
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&file).map_err(Error::io("read", &file))?;
+        if let Ok(id) = text.trim().parse() {
+            return Ok(id);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Err(Error::Corruption {
+        what: "database id",
+        location: file.display().to_string(),
+        detail: "not a uuid".into(),
+    })
 }

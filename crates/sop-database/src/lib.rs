@@ -11,7 +11,8 @@
 
 mod database;
 
-pub use database::{Database, DatabaseOptions, StoreStats};
+pub use database::{ClusterOptions, Database, DatabaseOptions, StoreStats};
+pub use sop_coord::RedisConfig;
 pub use sop_txn::{
     DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, Transaction, TxMode, TxOptions,
     is_retryable,

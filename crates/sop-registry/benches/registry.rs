@@ -20,6 +20,7 @@ fn registry(c: &mut Criterion) {
         dir.path(),
         RegistryOptions {
             hash_mod: Some(2000),
+            ..RegistryOptions::default()
         },
     )
     .unwrap();

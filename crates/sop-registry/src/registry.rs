@@ -23,6 +23,9 @@ pub const MAX_HASH_MOD: u32 = 750_000;
 pub const MAX_SEGMENTS: u32 = 1000;
 const CONF_FILE: &str = "registry.conf";
 const JOURNAL_FILE: &str = "registry.journal";
+const GEN_FILE: &str = "registry.gen";
+/// How long a reader waits for another process to finish applying a batch.
+const SHARED_APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Registry tables live in `<base>/tables/<table>/`, so their names never clash with the other
 /// files and folders of the registry folder.
 const TABLES_DIR: &str = "tables";
@@ -35,6 +38,12 @@ pub struct RegistryOptions {
     /// 250) and stored; opening with a different value is refused, since it would move every
     /// handle. `None` takes the stored value.
     pub hash_mod: Option<u32>,
+    /// Several processes open this registry at once (clustered mode). Then the caller must
+    /// serialise [`Registry::write`] across processes (a cluster-wide gate), the journal is
+    /// not replayed on open but by [`Registry::recover_journal`] under that gate (and by the
+    /// next write), and the generation lives in a shared file (`registry.gen`) so readers in
+    /// every process see when a batch is being applied.
+    pub shared: bool,
 }
 
 /// One change in a [`RegistryBatch`].
@@ -168,6 +177,13 @@ pub struct Registry {
     blocks: RwLock<()>,
     /// Bumped each time a batch's blocks become visible (and when a table is removed).
     generation: std::sync::atomic::AtomicU64,
+    /// Clustered mode: the generation shared by every process (a seqlock: odd while a batch is
+    /// being applied).
+    shared_gen: Option<Box<dyn FileHandle>>,
+    /// Clustered mode on a real folder: an OS lock held while a batch is written, so two
+    /// processes of one machine never write the journal at once even if the cluster gate was
+    /// lost (a Redis restart under a commit).
+    os_lock: Option<std::fs::File>,
     /// Set when a batch failed after its journal was synced: the journal must stay as it is
     /// until the next open replays it, so every later call is refused.
     failed: parking_lot::Mutex<Option<String>>,
@@ -209,6 +225,28 @@ impl Registry {
             fs.sync_dir(&base)
                 .map_err(Error::io("sync folder", &base))?;
         }
+        let shared_gen = if options.shared {
+            let p = base.join(GEN_FILE);
+            let f = fs.open(&p, true).map_err(Error::io("open", &p))?;
+            if f.size().map_err(Error::io("stat", &p))? < 8 {
+                f.write_at(&0u64.to_le_bytes(), 0)
+                    .map_err(Error::io("write", &p))?;
+            }
+            Some(f)
+        } else {
+            None
+        };
+        let os_lock = if options.shared && base.is_absolute() {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(base.join("registry.lock"))
+                .ok()
+        } else {
+            None
+        };
         let registry = Registry {
             fs,
             base,
@@ -217,9 +255,13 @@ impl Registry {
             journal: parking_lot::Mutex::new(journal),
             blocks: RwLock::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            shared_gen,
+            os_lock,
             failed: parking_lot::Mutex::new(None),
         };
-        registry.recover()?;
+        if !options.shared {
+            registry.recover_journal()?;
+        }
         Ok(registry)
     }
 
@@ -340,13 +382,33 @@ impl Registry {
                 source: e,
             })?;
         }
-        Block::decode(&buf)
-            .map(Some)
-            .map_err(|detail| Error::Corruption {
-                what: "registry block",
-                location: format!("{} offset {offset}", path().display()),
-                detail,
-            })
+        let decoded = Block::decode(&buf);
+        if decoded.is_err()
+            && let Some(f) = &self.shared_gen
+        {
+            // Another process may be overwriting this block right now: read again once its
+            // batch is applied. Only a block that stays bad is corrupt.
+            let start = std::time::Instant::now();
+            while start.elapsed() < SHARED_APPLY_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                if !read_gen(f.as_ref()).is_multiple_of(2) {
+                    continue;
+                }
+                file.read_at(&mut buf, offset).map_err(|e| Error::Io {
+                    op: "read",
+                    path: path(),
+                    source: e,
+                })?;
+                if let Ok(b) = Block::decode(&buf) {
+                    return Ok(Some(b));
+                }
+            }
+        }
+        decoded.map(Some).map_err(|detail| Error::Corruption {
+            what: "registry block",
+            location: format!("{} offset {offset}", path().display()),
+            detail,
+        })
     }
 
     /// Finds the handle's block and slot, looking in `working` before the disk.
@@ -430,6 +492,12 @@ impl Registry {
             return Ok(());
         }
         let journal = self.journal.lock();
+        let _os = OsLockGuard::take(self.os_lock.as_ref())?;
+        // A batch another process synced but did not finish applying (it died) comes first.
+        let journal_path = self.base.join(JOURNAL_FILE);
+        if journal.size().map_err(Error::io("stat", &journal_path))? > 0 {
+            self.replay(journal.as_ref())?;
+        }
         let mut working = BTreeMap::new();
         let mut dirty = BTreeSet::new();
         for (table, change) in &batch.changes {
@@ -521,7 +589,6 @@ impl Registry {
             // Only checks: validated under the journal lock, nothing to write.
             return Ok(());
         }
-        let journal_path = self.base.join(JOURNAL_FILE);
         let frame = seal(JOURNAL_FORMAT_VERSION, &codec::encode(&entries)?);
         let write_journal = || -> std::io::Result<()> {
             journal.set_len(0)?;
@@ -645,7 +712,19 @@ impl Registry {
     /// removed). A reader that saw the same generation before and after its reads saw one state.
     #[must_use]
     pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
+        let Some(f) = &self.shared_gen else {
+            return self.generation.load(std::sync::atomic::Ordering::Acquire);
+        };
+        let start = std::time::Instant::now();
+        loop {
+            let g = read_gen(f.as_ref());
+            // Odd: another process is applying a batch; wait for it (a dead one is finished by
+            // the next writer, so this wait is bounded).
+            if g.is_multiple_of(2) || start.elapsed() > SHARED_APPLY_WAIT {
+                return g;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// The registry folder.
@@ -822,9 +901,19 @@ impl Registry {
         Ok(file)
     }
 
-    /// Finishes a batch a crash interrupted (see the journal module).
-    fn recover(&self) -> Result<()> {
+    /// Finishes a batch a crash interrupted (see the journal module). In shared mode call it
+    /// under the cluster-wide gate; [`Registry::write`] also does it first when it finds the
+    /// journal not empty.
+    ///
+    /// # Errors
+    /// Corruption and I/O errors.
+    pub fn recover_journal(&self) -> Result<()> {
         let journal = self.journal.lock();
+        let _os = OsLockGuard::take(self.os_lock.as_ref())?;
+        self.replay(journal.as_ref())
+    }
+
+    fn replay(&self, journal: &dyn FileHandle) -> Result<()> {
         let path = self.base.join(JOURNAL_FILE);
         let size = journal.size().map_err(Error::io("stat", &path))?;
         if size == 0 {
@@ -865,5 +954,38 @@ impl Registry {
         self.fs
             .sync_dir(&self.base.join(TABLES_DIR))
             .map_err(Error::io("sync folder", &self.base))
+    }
+}
+
+/// The shared generation (0 when the file is short or unreadable).
+fn read_gen(f: &dyn FileHandle) -> u64 {
+    let mut b = [0u8; 8];
+    match f.read_at(&mut b, 0) {
+        Ok(8) => u64::from_le_bytes(b),
+        _ => 0,
+    }
+}
+
+/// Holds the OS lock of a shared registry for one batch.
+struct OsLockGuard<'a>(Option<&'a std::fs::File>);
+
+impl<'a> OsLockGuard<'a> {
+    fn take(file: Option<&'a std::fs::File>) -> Result<Self> {
+        if let Some(f) = file {
+            f.lock().map_err(|e| Error::Io {
+                op: "lock",
+                path: std::path::PathBuf::from("registry.lock"),
+                source: e,
+            })?;
+        }
+        Ok(OsLockGuard(file))
+    }
+}
+
+impl Drop for OsLockGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0 {
+            let _ = f.unlock();
+        }
     }
 }

@@ -235,6 +235,7 @@ fn the_hash_mod_is_chosen_once() {
             dir.path(),
             RegistryOptions {
                 hash_mod: Some(bad),
+                ..RegistryOptions::default()
             },
         )
         .unwrap_err();
@@ -245,6 +246,7 @@ fn the_hash_mod_is_chosen_once() {
         dir.path(),
         RegistryOptions {
             hash_mod: Some(1000),
+            ..RegistryOptions::default()
         },
     )
     .unwrap();
@@ -260,6 +262,7 @@ fn the_hash_mod_is_chosen_once() {
         dir.path(),
         RegistryOptions {
             hash_mod: Some(500),
+            ..RegistryOptions::default()
         },
     )
     .unwrap_err();

@@ -25,6 +25,8 @@ use crate::txlog::{self, TxLog};
 const MAX_ROUNDS: usize = 64;
 
 pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
+    tx.engine.check_coordinator().await?;
+    tx.engine.maybe_sweep().await;
     let stores: Vec<Arc<dyn StoreTx>> = tx.stores.lock().clone();
     let mut last_busy: Option<Error> = None;
     for round in 0..MAX_ROUNDS {
@@ -59,7 +61,7 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
             }
             // A reader (or a writer that changed nothing): its reads are re-checked under the
             // gate, which is what makes them one consistent state.
-            match validate_reads(tx, &plans) {
+            match validate_reads(tx, &plans).await {
                 Err(Error::VersionMismatch { .. }) => continue,
                 r => return r,
             }
@@ -103,15 +105,16 @@ fn jitter(round: usize) -> Duration {
     Duration::from_millis(base + spread)
 }
 
-fn validate_reads(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
+async fn validate_reads(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
     let mut batch = RegistryBatch::new();
     for p in plans {
         for (lid, v) in &p.checks {
             batch = batch.check(&p.name, *lid, Some(*v));
         }
     }
-    let _gate = tx.engine.gate.lock();
-    tx.engine.registry.write(&batch)
+    tx.engine
+        .at_gate(tx.id, tx.deadline, || tx.engine.registry.write(&batch))
+        .await
 }
 
 /// Phase 1's writes and phase 2's commit point. On any error, takes back what it wrote.
@@ -122,6 +125,7 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
         .flat_map(|p| p.blobs.iter().map(|(id, _)| (p.name.clone(), *id)))
         .collect();
     let log_path = txlog::path_of(tx.id);
+    engine.mark_live(tx.id, tx.max_time).await?;
     let pending = txlog::encode(&TxLog::Pending {
         tid: tx.id,
         started_ms: now_millis(),
@@ -137,7 +141,12 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
             }
         }
         engine.blobs.barrier()?;
-        flip(tx, plans, &log_path)
+        let batch = flip_batch(tx, plans, &log_path)?;
+        engine
+            .at_gate(tx.id, tx.deadline, || {
+                commit_point(tx, plans, batch, &log_path)
+            })
+            .await
     }
     .await;
     if r.is_err() {
@@ -148,8 +157,8 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
     r
 }
 
-fn flip(tx: &TxInner, plans: &[StorePlan], log_path: &str) -> Result<()> {
-    let engine = &tx.engine;
+/// The handle changes, checks and the `Committed` log of a commit (store infos come at the gate).
+fn flip_batch(tx: &TxInner, plans: &[StorePlan], log_path: &str) -> Result<RegistryBatch> {
     let mut batch = RegistryBatch::new();
     let mut obsolete = Vec::new();
     for p in plans {
@@ -173,7 +182,27 @@ fn flip(tx: &TxInner, plans: &[StorePlan], log_path: &str) -> Result<()> {
         done_ms: now_millis(),
         obsolete,
     })?;
-    let _gate = engine.gate.lock();
+    Ok(batch.put_file(log_path, committed))
+}
+
+/// The commit point, run at the gate: store infos read and written under it, then one atomic
+/// registry batch.
+fn commit_point(
+    tx: &TxInner,
+    plans: &[StorePlan],
+    mut batch: RegistryBatch,
+    log_path: &str,
+) -> Result<()> {
+    let engine = &tx.engine;
+    // A sweep in another process may have judged this transaction dead (its liveness lock
+    // expired) and rolled it back; then its blobs are gone and it must not commit.
+    if engine.is_clustered() && engine.registry.read_file(log_path)?.is_none() {
+        return Err(Error::Conflict {
+            store: String::new(),
+            detail: "a recovery sweep rolled this transaction back (it outlived its max_time)"
+                .into(),
+        });
+    }
     for p in plans {
         if let Some(info) = store_info_after(tx, p)? {
             batch = batch.put_file(
@@ -182,9 +211,7 @@ fn flip(tx: &TxInner, plans: &[StorePlan], log_path: &str) -> Result<()> {
             );
         }
     }
-    batch = batch.put_file(log_path, committed);
-    engine.registry.write(&batch)?;
-    Ok(())
+    engine.registry.write(&batch)
 }
 
 /// The store's info to write with the commit: created, or its count moved by this commit's

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use sop_blobstore_ec::BlobStore;
 use sop_coord::{Cache, Locker};
-use sop_core::{Result, Uuid, now_millis};
+use sop_core::{Error, Result, Uuid, now_millis};
 use sop_registry::{Registry, StoreRepository};
 
 use crate::l1::NodeCache;
@@ -16,6 +16,26 @@ use crate::{Transaction, TxOptions};
 
 /// How often the idle sweep looks for logs of transactions that died (SOP's cadence).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// How long the cluster-wide commit gate is held at most (a holder that pauses longer loses it).
+pub const GATE_TTL: Duration = Duration::from_secs(30);
+
+/// Who may reach the commit point at a time.
+#[derive(Clone, Debug)]
+pub enum Gate {
+    /// One process owns the database (standalone): an in-process mutex.
+    Local,
+    /// Many processes (clustered): a lock in the shared [`Locker`] under this key, plus the
+    /// in-process mutex.
+    Cluster {
+        /// The lock key, unique to the database.
+        key: String,
+        /// A `Pending` log whose transaction holds no liveness lock is rolled back by a sweep
+        /// once it is this old.
+        orphan_age: Duration,
+        /// How often a process sweeps.
+        sweep_every: Duration,
+    },
+}
 
 /// The parts an [`Engine`] is built from.
 pub struct EngineParts {
@@ -25,12 +45,14 @@ pub struct EngineParts {
     pub stores: Arc<StoreRepository>,
     /// Node and value blobs.
     pub blobs: Arc<dyn BlobStore>,
-    /// Locks (in-memory in standalone mode).
+    /// Locks (in-memory in standalone mode, Redis in clustered mode).
     pub locker: Arc<dyn Locker>,
-    /// The L2 cache (in-memory in standalone mode).
+    /// The L2 cache (in-memory in standalone mode, Redis in clustered mode).
     pub cache: Arc<dyn Cache>,
     /// Bytes of decoded nodes kept in the process-wide L1 cache.
     pub l1_bytes: u64,
+    /// The commit gate.
+    pub gate: Gate,
 }
 
 /// What [`Engine::recover`] did.
@@ -52,47 +74,94 @@ pub struct Engine {
     pub(crate) locker: Arc<dyn Locker>,
     pub(crate) cache: Arc<dyn Cache>,
     pub(crate) l1: NodeCache,
-    /// Serialises the commit point (store counts are read and written under it).
-    pub(crate) gate: Mutex<()>,
+    gate: Gate,
+    /// Serialises the commit point within the process (store counts are read and written
+    /// under it).
+    local_gate: Mutex<()>,
     /// Transactions of this process that are between begin and end.
     live: Mutex<HashSet<Uuid>>,
     last_sweep: Mutex<Instant>,
+    /// The lock service's identity when last seen (Redis `run_id`), and when it was checked.
+    coordinator: tokio::sync::Mutex<(Option<String>, Option<Instant>)>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("registry", &self.registry)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
 
+/// The liveness lock a writing transaction holds (see [`Engine::recover`]).
+pub(crate) fn live_key(tid: Uuid) -> String {
+    format!("T{tid}")
+}
+
 impl Engine {
-    /// An engine over `parts`; first finishes or rolls back every transaction a crash
-    /// interrupted (see [`Engine::recover`]).
-    ///
-    /// # Errors
-    /// Storage errors of the recovery.
-    pub fn open(parts: EngineParts) -> Result<(Arc<Engine>, RecoveryReport)> {
-        let engine = Arc::new(Engine {
+    fn build(parts: EngineParts) -> Arc<Engine> {
+        Arc::new(Engine {
             registry: parts.registry,
             stores: parts.stores,
             blobs: parts.blobs,
             locker: parts.locker,
             cache: parts.cache,
             l1: NodeCache::new(parts.l1_bytes),
-            gate: Mutex::new(()),
+            gate: parts.gate,
+            local_gate: Mutex::new(()),
             live: Mutex::new(HashSet::new()),
             last_sweep: Mutex::new(Instant::now()),
-        });
-        let report = engine.recover(Duration::ZERO)?;
+            coordinator: tokio::sync::Mutex::new((None, None)),
+        })
+    }
+
+    /// A standalone engine (`parts.gate` must be [`Gate::Local`]); first finishes or rolls
+    /// back every transaction a crash interrupted. No runtime needed.
+    ///
+    /// # Errors
+    /// Storage errors of the recovery; [`Error::InvalidConfig`] for a cluster gate.
+    pub fn open_local(parts: EngineParts) -> Result<(Arc<Engine>, RecoveryReport)> {
+        if !matches!(parts.gate, Gate::Local) {
+            return Err(Error::InvalidConfig {
+                what: "engine",
+                reason: "a clustered engine opens with Engine::open".into(),
+            });
+        }
+        let engine = Self::build(parts);
+        let tids = engine.log_tids()?;
+        let report = {
+            let _g = engine.local_gate.lock();
+            engine.recover_logs(&tids, Duration::ZERO)?
+        };
+        Ok((engine, report))
+    }
+
+    /// An engine over `parts`; first finishes or rolls back every transaction a crash
+    /// interrupted (see [`Engine::recover`]).
+    ///
+    /// # Errors
+    /// Storage and coordination errors of the recovery.
+    pub async fn open(parts: EngineParts) -> Result<(Arc<Engine>, RecoveryReport)> {
+        let engine = Self::build(parts);
+        let report = match engine.gate {
+            Gate::Local => engine.recover(Duration::ZERO).await?,
+            Gate::Cluster { orphan_age, .. } => {
+                let tid = Uuid::new_v4();
+                let deadline = Instant::now() + GATE_TTL;
+                engine
+                    .at_gate(tid, deadline, || engine.registry.recover_journal())
+                    .await?;
+                engine.check_coordinator().await?;
+                engine.recover(orphan_age).await?
+            }
+        };
         Ok((engine, report))
     }
 
     /// Begins a transaction.
     #[must_use]
     pub fn begin(self: &Arc<Self>, options: TxOptions) -> Transaction {
-        self.maybe_sweep();
         Transaction::new(Arc::clone(self), options)
     }
 
@@ -106,6 +175,12 @@ impl Engine {
     #[must_use]
     pub fn stores(&self) -> &Arc<StoreRepository> {
         &self.stores
+    }
+
+    /// Whether many processes share the database.
+    #[must_use]
+    pub fn is_clustered(&self) -> bool {
+        matches!(self.gate, Gate::Cluster { .. })
     }
 
     /// The registry's generation: changes whenever committed handles change.
@@ -122,43 +197,154 @@ impl Engine {
         }
     }
 
-    /// Runs [`Engine::recover`] for logs older than an hour when the last sweep is
-    /// [`SWEEP_INTERVAL`] old. Errors are logged, not returned: the next sweep tries again.
-    fn maybe_sweep(&self) {
+    /// Runs `f` at the commit gate: alone in the process, and in clustered mode alone in the
+    /// cluster (holding the gate lock, waited for until `deadline`).
+    pub(crate) async fn at_gate<T>(
+        &self,
+        owner: Uuid,
+        deadline: Instant,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let Gate::Cluster { key, .. } = &self.gate else {
+            let _g = self.local_gate.lock();
+            return f();
+        };
+        let keys = [key.clone()];
+        let start = Instant::now();
+        let mut pause = 1u64;
+        while self
+            .locker
+            .try_lock(&keys, owner, GATE_TTL)
+            .await?
+            .is_some()
+        {
+            if Instant::now() >= deadline {
+                return Err(Error::LockBusy {
+                    key: key.clone(),
+                    waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            pause = (pause * 2).min(20);
+        }
+        let r = {
+            let _g = self.local_gate.lock();
+            f()
+        };
+        if let Err(e) = self.locker.unlock(&keys, owner).await {
+            tracing::warn!(error = %e, "could not release the commit gate; it expires by itself");
+        }
+        r
+    }
+
+    /// Clustered mode: when the lock service lost its state (Redis restarted: new `run_id`),
+    /// every lock is gone, so run the recovery sweep before going on. Checked at most once a
+    /// second.
+    pub(crate) async fn check_coordinator(&self) -> Result<()> {
+        if !self.is_clustered() {
+            return Ok(());
+        }
+        let restarted = {
+            let mut seen = self.coordinator.lock().await;
+            if seen.1.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return Ok(());
+            }
+            let id = self.locker.instance_id().await?;
+            let restarted = seen.0.is_some() && seen.0 != id;
+            *seen = (id, Some(Instant::now()));
+            restarted
+        };
+        if restarted {
+            tracing::warn!("the lock service restarted (new run id): running the recovery sweep");
+            self.sweep_now().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the periodic sweep when it is due.
+    pub(crate) async fn maybe_sweep(&self) {
+        let every = match &self.gate {
+            Gate::Local => SWEEP_INTERVAL,
+            Gate::Cluster { sweep_every, .. } => *sweep_every,
+        };
         {
             let mut last = self.last_sweep.lock();
-            if last.elapsed() < SWEEP_INTERVAL {
+            if last.elapsed() < every {
                 return;
             }
             *last = Instant::now();
         }
-        if let Err(e) = self.recover(crate::MAX_TIME_CAP) {
-            tracing::warn!(error = %e, "idle sweep of transaction logs failed");
+        if let Err(e) = self.sweep_now().await {
+            tracing::warn!(error = %e, "idle sweep of transaction logs failed; the next one retries");
         }
     }
 
-    /// Finishes or rolls back the transactions whose logs are older than `min_age` and that are
-    /// not live in this process: a `Pending` log's blobs are removed (the commit never
-    /// happened), a `Committed` log's obsolete blobs are removed (the commit happened), then the
-    /// log. On open `min_age` is zero: no transaction of this database is running anywhere (the
-    /// folder lock says so).
+    async fn sweep_now(&self) -> Result<RecoveryReport> {
+        let min_age = match &self.gate {
+            Gate::Local => crate::MAX_TIME_CAP,
+            Gate::Cluster { orphan_age, .. } => *orphan_age,
+        };
+        self.recover(min_age).await
+    }
+
+    /// Finishes or rolls back transactions that died: a `Committed` log's obsolete blobs are
+    /// removed (the commit happened); a `Pending` log older than `min_age` whose transaction is
+    /// not live (not in this process, and in clustered mode holding no liveness lock) has its
+    /// blobs removed (the commit never happened); a torn log is removed. Then the log. Runs at
+    /// the commit gate, so it never races a commit point. On a standalone open `min_age` is
+    /// zero: the folder lock says nothing else runs.
     ///
     /// # Errors
-    /// Storage errors; what was not done is done by the next sweep.
-    pub fn recover(&self, min_age: Duration) -> Result<RecoveryReport> {
+    /// Storage and coordination errors; what was not done is done by the next sweep.
+    pub async fn recover(&self, min_age: Duration) -> Result<RecoveryReport> {
+        let mut candidates = Vec::new();
+        for tid in self.log_tids()? {
+            if self.is_clustered()
+                && self
+                    .locker
+                    .is_locked_by_other(&[live_key(tid)], Uuid::NIL)
+                    .await?
+            {
+                continue;
+            }
+            candidates.push(tid);
+        }
+        if candidates.is_empty() {
+            return Ok(RecoveryReport::default());
+        }
+        let deadline = Instant::now() + GATE_TTL;
+        self.at_gate(Uuid::new_v4(), deadline, || {
+            self.recover_logs(&candidates, min_age)
+        })
+        .await
+    }
+
+    /// The transactions with a log that are not live in this process.
+    fn log_tids(&self) -> Result<Vec<Uuid>> {
+        let live = self.live.lock().clone();
+        Ok(self
+            .registry
+            .list_files(TXLOG_DIR)?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".log").and_then(|s| s.parse::<Uuid>().ok()))
+            .filter(|t| !live.contains(t))
+            .collect())
+    }
+
+    /// Clustered mode: takes the transaction's liveness lock, so sweeps in other processes
+    /// leave its log alone while it runs (until `ttl`).
+    pub(crate) async fn mark_live(&self, tid: Uuid, ttl: Duration) -> Result<()> {
+        if self.is_clustered() {
+            self.locker.try_lock(&[live_key(tid)], tid, ttl).await?;
+        }
+        Ok(())
+    }
+
+    fn recover_logs(&self, tids: &[Uuid], min_age: Duration) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
         let now = now_millis();
         let min_age_ms = i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
-        for name in self.registry.list_files(TXLOG_DIR)? {
-            let Some(tid) = name
-                .strip_suffix(".log")
-                .and_then(|s| s.parse::<Uuid>().ok())
-            else {
-                continue;
-            };
-            if self.live.lock().contains(&tid) {
-                continue;
-            }
+        for &tid in tids {
             let path = txlog::path_of(tid);
             let Some(bytes) = self.registry.read_file(&path)? else {
                 continue;
@@ -187,7 +373,7 @@ impl Engine {
                     TxLog::Pending { started_ms, .. } => Some(*started_ms),
                     TxLog::Committed { .. } => None,
                 })
-                .min()
+                .max()
                 .unwrap_or(now);
             if now.saturating_sub(started) < min_age_ms {
                 continue;

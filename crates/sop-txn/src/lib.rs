@@ -21,7 +21,7 @@ mod store;
 mod transaction;
 mod txlog;
 
-pub use engine::{Engine, EngineParts, RecoveryReport, SWEEP_INTERVAL};
+pub use engine::{Engine, EngineParts, GATE_TTL, Gate, RecoveryReport, SWEEP_INTERVAL};
 pub use options::{DEFAULT_MAX_TIME, MAX_TIME_CAP, TxMode, TxOptions};
 pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
 pub use retry::{is_retryable, run};

@@ -268,6 +268,11 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
             // barrier, and removed if the transaction does not commit.
             let bytes = codec::encode_versioned(VALUE_FORMAT_VERSION, &value)?;
             // Logged first, so a crash before the commit cannot leave it behind unrecorded.
+            let max_time = self.shared.tx()?.max_time;
+            self.shared
+                .engine
+                .mark_live(self.shared.tid, max_time)
+                .await?;
             let record = txlog::encode(&TxLog::Pending {
                 tid: self.shared.tid,
                 started_ms: now_millis(),

@@ -3,6 +3,7 @@
 
 mod bank;
 mod basic;
+mod cluster;
 mod crash;
 mod model;
 mod replicated;

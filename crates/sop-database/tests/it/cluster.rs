@@ -1,0 +1,385 @@
+//! Clustered mode against a real redis-server: several OS processes (this test binary started
+//! again as workers) share one store folder and one Redis.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sop_core::{Error, StoreOptions, Uuid};
+use sop_database::{ClusterOptions, Database, TxMode, is_retryable};
+use sop_testkit::RedisServer;
+
+const ACCOUNTS: u32 = 100;
+const START: i64 = 1_000;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn options(url: &str) -> ClusterOptions {
+    let mut o = ClusterOptions::new(url);
+    // Short, so the killed worker's transaction is swept within the test.
+    o.orphan_age = Duration::from_secs(2);
+    o.sweep_every = Duration::from_secs(1);
+    o.redis.command_timeout = Duration::from_secs(1);
+    o.redis.connect_timeout = Duration::from_secs(1);
+    o
+}
+
+/// Opens clustered, retrying while Redis is down (a worker started during a Redis restart).
+async fn open(path: &Path, url: &str) -> Database {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Database::open_clustered(path, options(url)).await {
+            Ok(db) => return db,
+            Err(Error::Coordination { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+async fn setup(path: &Path, url: &str) {
+    let db = open(path, url).await;
+    let tx = db.begin(TxMode::ForWriting);
+    let mut acc = db
+        .new_btree::<u32, i64>(&tx, &StoreOptions::new("accounts"))
+        .unwrap();
+    for a in 0..ACCOUNTS {
+        acc.add(a, START).await.unwrap();
+    }
+    db.new_btree::<Uuid, (u32, u32, i64)>(&tx, &StoreOptions::new("audit"))
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// One worker process: `SOP_WORKER_TRANSFERS` transfers, printing `DONE <id>` per committed
+/// transfer and `ERRORS <kinds>` at the end. Does nothing when not started as a worker.
+#[test]
+fn worker() {
+    let Ok(path) = std::env::var("SOP_WORKER_DB") else {
+        return;
+    };
+    let url = std::env::var("SOP_WORKER_REDIS").unwrap();
+    let n: usize = std::env::var("SOP_WORKER_TRANSFERS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let seed: u64 = std::env::var("SOP_WORKER_SEED").unwrap().parse().unwrap();
+    rt().block_on(async move {
+        let db = Arc::new(open(Path::new(&path), &url).await);
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut errors = std::collections::BTreeMap::<String, u64>::new();
+        for _ in 0..n {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let from = (s % u64::from(ACCOUNTS)) as u32;
+            let to = ((s >> 20) % u64::from(ACCOUNTS)) as u32;
+            let amount = ((s >> 40) % 50) as i64 + 1;
+            if from == to {
+                continue;
+            }
+            let id = Uuid::new_v4();
+            let attempts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            loop {
+                let db2 = Arc::clone(&db);
+                let counter = Arc::clone(&attempts);
+                let r = db
+                    .run(TxMode::ForWriting, 50, move |tx| {
+                        let db = Arc::clone(&db2);
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        async move {
+                            let mut audit = db.open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")?;
+                            if audit.contains_key(&id).await? {
+                                return Ok(());
+                            }
+                            let mut acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
+                            let a = acc.get(&from).await?.unwrap_or(0);
+                            let b = acc.get(&to).await?.unwrap_or(0);
+                            acc.update(&from, a - amount).await?;
+                            acc.update(&to, b + amount).await?;
+                            audit.add(id, (from, to, amount)).await?;
+                            Ok(())
+                        }
+                    })
+                    .await;
+                match r {
+                    Ok(()) => break,
+                    Err(e @ (Error::Coordination { .. } | Error::Timeout { .. }))
+                    | Err(e @ Error::LockBusy { .. }) => {
+                        *errors.entry(kind(&e)).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) if is_retryable(&e) => {
+                        *errors.entry(kind(&e)).or_default() += 1;
+                    }
+                    Err(e) => panic!("worker {seed}: {e}"),
+                }
+            }
+            *errors.entry("conflict retries".into()).or_default() +=
+                attempts.load(std::sync::atomic::Ordering::Relaxed) - 1;
+            println!("DONE {id}");
+        }
+        println!("ERRORS {errors:?}");
+    });
+}
+
+fn kind(e: &Error) -> String {
+    format!("{e:?}")
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn spawn_worker(path: &Path, url: &str, transfers: usize, seed: u64) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "cluster::worker",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SOP_WORKER_DB", path)
+        .env("SOP_WORKER_REDIS", url)
+        .env("SOP_WORKER_TRANSFERS", transfers.to_string())
+        .env("SOP_WORKER_SEED", seed.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> (bool, BTreeSet<Uuid>, String) {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let done = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("DONE "))
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let summary = format!(
+        "{}\n{}",
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("ERRORS"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("panicked") || l.contains("worker"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    (out.status.success(), done, summary)
+}
+
+async fn verify(path: &Path, url: &str, committed: &BTreeSet<Uuid>) {
+    let db = open(path, url).await;
+    let tx = db.begin(TxMode::ForReading);
+    let mut acc = db.open_btree::<u32, i64>(&tx, "accounts").unwrap();
+    let mut audit = db
+        .open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")
+        .unwrap();
+    let total: i64 = acc.range(..).await.unwrap().iter().map(|i| i.value).sum();
+    assert_eq!(
+        total,
+        i64::from(ACCOUNTS) * START,
+        "money was created or lost"
+    );
+    let entries = audit.range(..).await.unwrap();
+    let ids: BTreeSet<Uuid> = entries.iter().map(|i| i.key).collect();
+    assert!(
+        committed.is_subset(&ids),
+        "a reported transfer is missing from the audit"
+    );
+    // Balances are exactly what the audit log says.
+    let mut balances = vec![START; ACCOUNTS as usize];
+    for it in &entries {
+        let (from, to, amount) = it.value;
+        balances[from as usize] -= amount;
+        balances[to as usize] += amount;
+    }
+    for (a, want) in balances.iter().enumerate() {
+        assert_eq!(
+            acc.get(&(a as u32)).await.unwrap(),
+            Some(*want),
+            "account {a}"
+        );
+    }
+    acc.check().await.unwrap();
+    audit.check().await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn transfers() -> usize {
+    std::env::var("SOP_CLUSTER_TRANSFERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150)
+}
+
+#[test]
+fn four_processes_share_one_store() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(setup(dir.path(), &server.url()));
+    let workers: Vec<Child> = (0..4)
+        .map(|i| spawn_worker(dir.path(), &server.url(), transfers(), i + 1))
+        .collect();
+    let mut committed = BTreeSet::new();
+    for w in workers {
+        let (ok, done, summary) = finish(w);
+        assert!(ok, "a worker failed:\n{summary}");
+        assert!(!summary.contains("Corruption"), "{summary}");
+        eprintln!("worker: {} transfers; {summary}", done.len());
+        committed.extend(done);
+    }
+    assert!(committed.len() > transfers() * 3, "{}", committed.len());
+    rt().block_on(verify(dir.path(), &server.url(), &committed));
+}
+
+#[test]
+fn redis_restarts_and_a_killed_process_do_not_break_invariants() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    rt().block_on(setup(dir.path(), &url));
+    let mut workers: Vec<Child> = (0..3)
+        .map(|i| spawn_worker(dir.path(), &url, transfers() * 4, i + 10))
+        .collect();
+    let victim = spawn_worker(dir.path(), &url, transfers() * 20, 99);
+    std::thread::sleep(Duration::from_millis(700));
+    server.restart();
+    std::thread::sleep(Duration::from_millis(700));
+    // SIGKILL one process in the middle of its work, and start a replacement.
+    let mut victim = victim;
+    victim.kill().unwrap();
+    let (_, victim_done, _) = finish(victim);
+    workers.push(spawn_worker(dir.path(), &url, transfers() * 2, 100));
+    std::thread::sleep(Duration::from_millis(700));
+    server.restart();
+    let mut committed = victim_done;
+    for w in workers {
+        let (ok, done, summary) = finish(w);
+        assert!(ok, "a worker failed:\n{summary}");
+        assert!(!summary.contains("Corruption"), "{summary}");
+        eprintln!("worker: {} transfers; {summary}", done.len());
+        committed.extend(done);
+    }
+    rt().block_on(async {
+        // The killed worker's half-done transaction is swept by the others (or this open).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let db = open(dir.path(), &url).await;
+        db.engine().recover(Duration::from_secs(2)).await.unwrap();
+        drop(db);
+        verify(dir.path(), &url, &committed).await;
+        let db = open(dir.path(), &url).await;
+        assert!(
+            db.engine()
+                .registry()
+                .list_files("txlogs")
+                .unwrap()
+                .is_empty(),
+            "a transaction log was left behind"
+        );
+    });
+}
+
+#[test]
+fn a_commit_in_one_process_is_read_right_after_by_another() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let a = open(dir.path(), &server.url()).await;
+        let b = open(dir.path(), &server.url()).await;
+        let tx = a.begin(TxMode::ForWriting);
+        let mut t = a
+            .new_btree::<u32, u64>(
+                &tx,
+                &StoreOptions::with_value_size("c", sop_core::ValueDataSize::Medium),
+            )
+            .unwrap();
+        t.add(1, 0).await.unwrap();
+        tx.commit().await.unwrap();
+        for i in 1..=100u64 {
+            let tx = a.begin(TxMode::ForWriting);
+            let mut t = a.open_btree::<u32, u64>(&tx, "c").unwrap();
+            t.update(&1, i).await.unwrap();
+            tx.commit().await.unwrap();
+            let tx = b.begin(TxMode::ForReading);
+            let mut t = b.open_btree::<u32, u64>(&tx, "c").unwrap();
+            assert_eq!(
+                t.get(&1).await.unwrap(),
+                Some(i),
+                "stale read after a commit"
+            );
+            tx.commit().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn unreachable_redis_fails_fast_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let port = sop_testkit::free_port();
+        let mut o = ClusterOptions::new(format!("redis://127.0.0.1:{port}"));
+        o.redis.connect_timeout = Duration::from_millis(500);
+        let t = Instant::now();
+        let err = Database::open_clustered(dir.path(), o).await.unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(3));
+        assert!(matches!(err, Error::Coordination { .. }), "{err}");
+
+        // Redis dies under an open database: commits fail with the typed error, in time, and
+        // nothing committed is lost.
+        let mut server = RedisServer::start();
+        let db = open(dir.path(), &server.url()).await;
+        let tx = db.begin(TxMode::ForWriting);
+        let mut t = db
+            .new_btree::<u32, u32>(&tx, &StoreOptions::new("u"))
+            .unwrap();
+        t.add(1, 1).await.unwrap();
+        tx.commit().await.unwrap();
+        server.stop();
+        let tx = db.begin(TxMode::ForWriting);
+        let mut t = db.open_btree::<u32, u32>(&tx, "u").unwrap();
+        t.add(2, 2).await.unwrap();
+        let t0 = Instant::now();
+        let err = tx.commit().await.unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(matches!(err, Error::Coordination { .. }), "{err}");
+        server.restart();
+        drop(db);
+        let db = open(dir.path(), &server.url()).await;
+        let tx = db.begin(TxMode::ForReading);
+        let mut t = db.open_btree::<u32, u32>(&tx, "u").unwrap();
+        assert_eq!(t.range(..).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn standalone_and_clustered_exclude_each_other() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let c = open(dir.path(), &server.url()).await;
+        let err = Database::standalone(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::InUse { .. }), "{err}");
+        drop(c);
+        let s = Database::standalone(dir.path()).unwrap();
+        let err = Database::open_clustered(dir.path(), options(&server.url()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InUse { .. }), "{err}");
+        drop(s);
+    });
+}
