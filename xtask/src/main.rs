@@ -14,6 +14,8 @@ fn main() -> ExitCode {
     let flags: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(flags.contains(&"--quick")),
+        Some("integration") => integration(flags.contains(&"--docker")),
+        Some("stress") => stress(),
         Some("bench") => run(
             "cargo",
             &[
@@ -28,7 +30,7 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  bench            criterion benchmarks"
+                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered and concurrency runs\n  bench            criterion benchmarks"
             );
             return ExitCode::from(2);
         }
@@ -85,6 +87,64 @@ fn test(quick: bool) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+fn integration(docker: bool) -> Result<(), String> {
+    if docker {
+        let engine = Command::new("docker")
+            .args(["info"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if engine.is_ok_and(|s| s.success()) {
+            return run(
+                "docker",
+                &[
+                    "compose",
+                    "-f",
+                    "deploy/compose.yaml",
+                    "up",
+                    "--build",
+                    "--abort-on-container-exit",
+                ],
+            );
+        }
+        eprintln!(
+            "no Docker engine here (`docker info` failed): running the local-process suite instead"
+        );
+    }
+    run("cargo", &["test", "-p", "sop-coord", "--test", "redis"])?;
+    run(
+        "cargo",
+        &["test", "-p", "sop-database", "--test", "it", "cluster::"],
+    )
+}
+
+fn stress() -> Result<(), String> {
+    // Bigger runs of the clustered and in-process bank tests (the sizes are read by the tests).
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "sop-database",
+        "--test",
+        "it",
+        "--",
+        "cluster::",
+        "bank::",
+    ])
+    .env("SOP_CLUSTER_TRANSFERS", "2000")
+    .env("SOP_BANK_TRANSFERS", "100000");
+    eprintln!("==> {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("stress run failed: {status}"))
+    }
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {

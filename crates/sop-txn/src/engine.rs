@@ -238,15 +238,15 @@ impl Engine {
     }
 
     /// Clustered mode: when the lock service lost its state (Redis restarted: new `run_id`),
-    /// every lock is gone, so run the recovery sweep before going on. Checked at most once a
-    /// second.
+    /// every lock is gone, so run the recovery sweep before going on. Checked at most every
+    /// 250 ms.
     pub(crate) async fn check_coordinator(&self) -> Result<()> {
         if !self.is_clustered() {
             return Ok(());
         }
         let restarted = {
             let mut seen = self.coordinator.lock().await;
-            if seen.1.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            if seen.1.is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
                 return Ok(());
             }
             let id = self.locker.instance_id().await?;

@@ -29,7 +29,7 @@ pub use sop_btree::{
     TreeStats,
 };
 pub use sop_core::{Error, Result, StoreCacheConfig, StoreInfo, StoreOptions, Uuid, ValueDataSize};
-pub use sop_database::{Database, DatabaseOptions, StoreStats};
+pub use sop_database::{ClusterOptions, Database, DatabaseOptions, RedisConfig, StoreStats};
 pub use sop_txn::{
     DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, Transaction, TxMode, TxOptions,
     is_retryable,

@@ -383,3 +383,71 @@ fn standalone_and_clustered_exclude_each_other() {
         drop(s);
     });
 }
+
+#[test]
+fn a_redis_restart_makes_the_next_transaction_run_the_recovery_sweep() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    rt().block_on(async {
+        let mut o = options(&url);
+        o.sweep_every = Duration::from_secs(3600);
+        o.orphan_age = Duration::from_millis(500);
+        let db = Database::open_clustered(dir.path(), o.clone())
+            .await
+            .unwrap();
+        let big = StoreOptions::with_value_size("big", sop_core::ValueDataSize::Big).slot_length(4);
+        let tx = db.begin(TxMode::ForWriting);
+        db.new_btree::<u32, Vec<u8>>(&tx, &big).unwrap();
+        tx.commit().await.unwrap();
+
+        // Another "process" writes a big value ahead of its commit, then vanishes without a
+        // trace (no rollback): its log and blob stay, its liveness lock expires.
+        let other = Database::open_clustered(dir.path(), o.clone())
+            .await
+            .unwrap();
+        let tx = other.begin_with(
+            sop_database::TxOptions::new(TxMode::ForWriting).max_time(Duration::from_millis(300)),
+        );
+        let mut t = other.open_btree::<u32, Vec<u8>>(&tx, "big").unwrap();
+        t.add(1, vec![7; 4000]).await.unwrap();
+        std::mem::forget(t);
+        std::mem::forget(tx);
+        let logs = || db.engine().registry().list_files("txlogs").unwrap().len();
+        assert_eq!(logs(), 1);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+
+        let write = |v: u32| {
+            let db = &db;
+            async move {
+                loop {
+                    let tx = db.begin(TxMode::ForWriting);
+                    let mut t = db.open_btree::<u32, Vec<u8>>(&tx, "big").unwrap();
+                    t.upsert(100, vec![v as u8]).await.unwrap();
+                    match tx.commit().await {
+                        Ok(()) => return,
+                        Err(Error::Coordination { .. }) => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        };
+        // No sweep is due (every hour), so the orphan stays...
+        write(1).await;
+        assert_eq!(logs(), 1, "swept too early");
+        // ...until Redis restarts: the next transaction sees a new run id and sweeps first.
+        server.restart();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        write(2).await;
+        assert_eq!(logs(), 0, "the restart did not trigger the sweep");
+        let tx = db.begin(TxMode::ForReading);
+        let mut t = db.open_btree::<u32, Vec<u8>>(&tx, "big").unwrap();
+        let nodes = t.check().await.unwrap().nodes;
+        assert_eq!(t.get(&1).await.unwrap(), None);
+        let files = crate::support::files_under(&dir.path().join("blobs").join("big"));
+        assert_eq!(files, nodes + 1, "the orphan's value blob was not removed");
+        drop(other);
+    });
+}
