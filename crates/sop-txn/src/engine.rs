@@ -246,7 +246,10 @@ impl Engine {
         }
         let restarted = {
             let mut seen = self.coordinator.lock().await;
-            if seen.1.is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+            if seen
+                .1
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+            {
                 return Ok(());
             }
             let id = self.locker.instance_id().await?;
