@@ -59,23 +59,9 @@ fn concurrent_transfers_conserve_the_total_and_are_all_audited() {
                         continue;
                     }
                     let id = Uuid::new_v4();
-                    let mut attempts = 0u64;
-                    db.run(TxMode::ForWriting, 200, |tx| {
-                        attempts += 1;
-                        let db = Arc::clone(&db);
-                        async move {
-                            let mut acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
-                            let mut audit = db.open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")?;
-                            let a = acc.get(&from).await?.unwrap_or(0);
-                            let b = acc.get(&to).await?.unwrap_or(0);
-                            acc.update(&from, a - amount).await?;
-                            acc.update(&to, b + amount).await?;
-                            audit.add(id, (from, to, amount)).await?;
-                            Ok(())
-                        }
-                    })
-                    .await
-                    .unwrap();
+                    let attempts = crate::support::transfer(&db, 200, (id, from, to, amount))
+                        .await
+                        .unwrap();
                     retries.fetch_add(attempts - 1, Ordering::Relaxed);
                     done.push((id, (from, to, amount)));
                 }

@@ -88,31 +88,12 @@ fn worker() {
                 continue;
             }
             let id = Uuid::new_v4();
-            let attempts = Arc::new(std::sync::atomic::AtomicU64::new(0));
             loop {
-                let db2 = Arc::clone(&db);
-                let counter = Arc::clone(&attempts);
-                let r = db
-                    .run(TxMode::ForWriting, 50, move |tx| {
-                        let db = Arc::clone(&db2);
-                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        async move {
-                            let mut audit = db.open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")?;
-                            if audit.contains_key(&id).await? {
-                                return Ok(());
-                            }
-                            let mut acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
-                            let a = acc.get(&from).await?.unwrap_or(0);
-                            let b = acc.get(&to).await?.unwrap_or(0);
-                            acc.update(&from, a - amount).await?;
-                            acc.update(&to, b + amount).await?;
-                            audit.add(id, (from, to, amount)).await?;
-                            Ok(())
-                        }
-                    })
-                    .await;
-                match r {
-                    Ok(()) => break,
+                match crate::support::transfer(&db, 50, (id, from, to, amount)).await {
+                    Ok(attempts) => {
+                        *errors.entry("conflict retries".into()).or_default() += attempts - 1;
+                        break;
+                    }
                     Err(e @ (Error::Coordination { .. } | Error::Timeout { .. }))
                     | Err(e @ Error::LockBusy { .. }) => {
                         *errors.entry(kind(&e)).or_default() += 1;
@@ -124,8 +105,6 @@ fn worker() {
                     Err(e) => panic!("worker {seed}: {e}"),
                 }
             }
-            *errors.entry("conflict retries".into()).or_default() +=
-                attempts.load(std::sync::atomic::Ordering::Relaxed) - 1;
             println!("DONE {id}");
         }
         println!("ERRORS {errors:?}");

@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use sop_core::{Result, Uuid};
+use sop_database::{Database, TxMode};
+
 /// Files under `dir`, recursively (0 when it does not exist).
 pub fn files_under(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -17,4 +20,33 @@ pub fn files_under(dir: &Path) -> usize {
             }
         })
         .sum()
+}
+
+/// One bank transfer with retries: moves `amount` from `from` to `to` in "accounts" and records
+/// it under `id` in "audit", in one transaction; a transfer already audited is not repeated.
+/// Returns how many attempts it took.
+pub async fn transfer(
+    db: &Database,
+    attempts: usize,
+    (id, from, to, amount): (Uuid, u32, u32, i64),
+) -> Result<u64> {
+    let tries = std::sync::atomic::AtomicU64::new(0);
+    db.run(TxMode::ForWriting, attempts, |tx| {
+        tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let mut audit = db.open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")?;
+            if audit.contains_key(&id).await? {
+                return Ok(());
+            }
+            let mut acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
+            let a = acc.get(&from).await?.unwrap_or(0);
+            let b = acc.get(&to).await?.unwrap_or(0);
+            acc.update(&from, a - amount).await?;
+            acc.update(&to, b + amount).await?;
+            audit.add(id, (from, to, amount)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(tries.into_inner())
 }
