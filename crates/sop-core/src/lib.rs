@@ -11,6 +11,7 @@
 pub mod codec;
 mod error;
 mod handle;
+mod simfs;
 mod store;
 mod uuid;
 pub mod vfs;

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+pub use crate::simfs::SimFs;
+
 /// An open file. Offsets are absolute; there is no cursor, so one handle can serve many threads.
 pub trait FileHandle: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file.

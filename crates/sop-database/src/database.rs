@@ -414,6 +414,7 @@ impl Database {
     /// # Errors
     /// Storage errors.
     pub fn stores(&self) -> Result<Vec<String>> {
+        self.engine.registry().ensure_current()?;
         self.engine.stores().list()
     }
 
@@ -422,6 +423,7 @@ impl Database {
     /// # Errors
     /// Storage errors.
     pub fn store_info(&self, name: &str) -> Result<Option<StoreInfo>> {
+        self.engine.registry().ensure_current()?;
         self.engine.stores().get(name)
     }
 

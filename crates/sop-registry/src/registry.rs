@@ -311,14 +311,31 @@ impl Registry {
         }
     }
 
+    /// Makes sure every committed batch is applied (finishing one an I/O error interrupted,
+    /// from the journal) before the caller reads files the registry writes in batches, such as
+    /// store info.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when the journal still cannot be applied.
+    pub fn ensure_current(&self) -> Result<()> {
+        self.check_failed()
+    }
+
+    /// Refuses calls while a batch is synced in the journal but not applied; first tries to
+    /// finish it (replaying the journal), so a passing I/O fault heals without a reopen.
     fn check_failed(&self) -> Result<()> {
-        match self.failed.lock().as_ref() {
-            None => Ok(()),
-            Some(cause) => Err(Error::Poisoned {
-                store: format!("registry at {}", self.base.display()),
-                cause: cause.clone(),
-            }),
+        let cause = match self.failed.lock().as_ref() {
+            None => return Ok(()),
+            Some(cause) => cause.clone(),
+        };
+        if self.recover_journal().is_ok() {
+            *self.failed.lock() = None;
+            return Ok(());
         }
+        Err(Error::Poisoned {
+            store: format!("registry at {}", self.base.display()),
+            cause,
+        })
     }
 
     /// Blocks per segment file.
@@ -483,6 +500,11 @@ impl Registry {
     /// [`Registry::open`] sees all of it or none of it. Costs one journal sync plus one sync per
     /// segment file touched.
     ///
+    /// `Ok` means the batch is durable (if applying it in place failed, the registry finishes it
+    /// from the journal before serving the next call). An error other than
+    /// [`Error::Poisoned`] means it was not written and never will be; `Poisoned` means its
+    /// outcome is in doubt until the journal is replayed: do not undo anything it depends on.
+    ///
     /// # Errors
     /// [`Error::HandleExists`] / [`Error::HandleNotFound`] (nothing is written then), corruption
     /// and I/O errors.
@@ -595,15 +617,34 @@ impl Registry {
             journal.write_at(&frame, 0)?;
             journal.sync()
         };
-        write_journal().map_err(Error::io("write", &journal_path))?;
-        if let Err(e) = self.apply(&entries) {
-            *self.failed.lock() = Some(e.to_string());
-            return Err(e);
+        if let Err(e) = write_journal() {
+            // The journal may or may not have reached the disk. Only an emptied, synced journal
+            // proves the batch will never be replayed; otherwise its outcome is in doubt until
+            // the journal is replayed (refusing every call until then).
+            let emptied = journal.set_len(0).and_then(|()| journal.sync());
+            let err = Error::Io {
+                op: "write",
+                path: journal_path,
+                source: e,
+            };
+            if emptied.is_err() {
+                *self.failed.lock() = Some(err.to_string());
+                return Err(Error::Poisoned {
+                    store: format!("registry at {}", self.base.display()),
+                    cause: format!("the outcome of a batch is in doubt: {err}"),
+                });
+            }
+            return Err(err);
         }
-        // Not synced: if the emptying is lost, the next open replays the same images again.
-        journal
-            .set_len(0)
-            .map_err(Error::io("truncate", &journal_path))?;
+        // From here the batch is committed: the journal is durable and will be replayed.
+        if let Err(e) = self.apply(&entries) {
+            // Readers are refused until the journal is replayed (next call, or the next open).
+            *self.failed.lock() = Some(e.to_string());
+            return Ok(());
+        }
+        // Not synced, and its failure is harmless: a journal that still holds this batch is
+        // replayed (idempotently) before the next batch or on the next open.
+        let _ = journal.set_len(0);
         Ok(())
     }
 

@@ -149,7 +149,9 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
             .await
     }
     .await;
-    if r.is_err() {
+    if let Err(e) = &r
+        && !is_in_doubt(e)
+    {
         // The log stays: it may also list values written ahead, which live on until the
         // transaction ends (its rollback removes them and the log).
         let _ = engine.remove_blobs(&written);
@@ -194,6 +196,8 @@ fn commit_point(
     log_path: &str,
 ) -> Result<()> {
     let engine = &tx.engine;
+    // Store counts are read below: a batch an I/O error left half applied is finished first.
+    engine.registry.ensure_current()?;
     // A sweep in another process may have judged this transaction dead (its liveness lock
     // expired) and rolled it back; then its blobs are gone and it must not commit.
     if engine.is_clustered() && engine.registry.read_file(log_path)?.is_none() {
@@ -271,4 +275,10 @@ async fn after_commit(tx: &TxInner, plans: &[StorePlan]) {
     if let Err(e) = engine.registry.remove_file_lazy(&txlog::path_of(tx.id)) {
         tracing::warn!(tid = %tx.id, error = %e, "could not remove a finished transaction log");
     }
+}
+
+/// Whether a commit error leaves its outcome unknown (the registry could not prove that its
+/// batch will never be applied): nothing it wrote may be removed; recovery decides from the log.
+pub(crate) fn is_in_doubt(e: &Error) -> bool {
+    matches!(e, Error::Poisoned { .. })
 }

@@ -266,6 +266,7 @@ where
 {
     let name = shared.name.clone();
     let engine = &shared.engine;
+    engine.registry.ensure_current()?;
     let fresh = engine
         .stores
         .get(&name)?

@@ -187,6 +187,7 @@ impl Transaction {
     {
         self.inner.check_writable()?;
         self.check_not_open_yet(&options.name)?;
+        self.inner.engine.registry.ensure_current()?;
         if self.inner.engine.stores.get(&options.name)?.is_some() {
             return Err(Error::StoreExists {
                 name: options.name.clone(),
@@ -222,6 +223,7 @@ impl Transaction {
         C: KeyComparator<K> + Clone + Send + Sync + 'static,
     {
         self.check_not_open_yet(name)?;
+        self.inner.engine.registry.ensure_current()?;
         let info = self
             .inner
             .engine
@@ -281,12 +283,16 @@ impl Transaction {
             *s = Status::Committing;
         }
         let r = crate::commit::commit(&self.inner).await;
-        let end = if r.is_ok() {
-            Status::Committed
-        } else {
-            // Everything the commit wrote it has taken back; what was written before it goes now.
-            let _ = self.inner.discard();
-            Status::RolledBack
+        let end = match &r {
+            Ok(()) => Status::Committed,
+            // In doubt: keep everything; the log tells recovery what happened.
+            Err(e) if crate::commit::is_in_doubt(e) => Status::RolledBack,
+            Err(_) => {
+                // Everything the commit wrote it has taken back; what was written before it
+                // goes now.
+                let _ = self.inner.discard();
+                Status::RolledBack
+            }
         };
         *self.inner.status.lock() = end;
         r

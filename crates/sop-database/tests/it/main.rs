@@ -5,6 +5,8 @@ mod bank;
 mod basic;
 mod cluster;
 mod crash;
+mod faults;
 mod model;
+mod powerloss;
 mod replicated;
 mod support;
