@@ -2,37 +2,12 @@
 //! process died there) is rolled back or completed on reopen: the trees show all of it or none
 //! of it, nothing is leaked, no log is left.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::support::{read_two, two_stores};
 use sop_core::vfs::{Fault, FaultyFs, FileSystem, StdFs};
-use sop_core::{StoreOptions, ValueDataSize};
+
 use sop_database::{Database, DatabaseOptions, TxMode};
-
-type State = [BTreeMap<u32, String>; 2];
-
-fn opts(i: usize) -> StoreOptions {
-    if i == 0 {
-        StoreOptions::new("a").slot_length(4)
-    } else {
-        StoreOptions::with_value_size("b", ValueDataSize::Big).slot_length(4)
-    }
-}
-
-async fn read_all(db: &Database) -> State {
-    let tx = db.begin(TxMode::ForReading);
-    let mut out: State = Default::default();
-    for (i, m) in out.iter_mut().enumerate() {
-        let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
-        for it in t.range(..).await.unwrap() {
-            m.insert(it.key, it.value);
-        }
-        assert_eq!(t.count(), m.len() as u64, "store {i} count");
-        t.check().await.unwrap();
-    }
-    tx.commit().await.unwrap();
-    out
-}
 
 #[test]
 fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
@@ -49,7 +24,7 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
                 let db = Database::standalone(dir.path()).unwrap();
                 let tx = db.begin(TxMode::ForWriting);
                 for i in 0..2 {
-                    let mut t = db.new_btree::<u32, String>(&tx, &opts(i)).unwrap();
+                    let mut t = db.new_btree::<u32, String>(&tx, &two_stores(i)).unwrap();
                     for k in 0..40 {
                         t.add(k, format!("old{k}")).await.unwrap();
                     }
@@ -58,7 +33,7 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
             }
             let before = {
                 let db = Database::standalone(dir.path()).unwrap();
-                read_all(&db).await
+                read_two(&db).await
             };
 
             let faulty = Arc::new(FaultyFs::new(Arc::new(StdFs::new())));
@@ -71,7 +46,9 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
                 let db = Database::open(dir.path(), options).unwrap();
                 let tx = db.begin(TxMode::ForWriting);
                 for (i, m) in after.iter_mut().enumerate() {
-                    let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
+                    let mut t = db
+                        .open_btree::<u32, String>(&tx, &two_stores(i).name)
+                        .unwrap();
                     // Splits, merges, updates and removals across both stores.
                     for k in 40..60 {
                         t.add(k, format!("new{k}")).await.unwrap();
@@ -103,7 +80,7 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
             };
 
             let db = Database::standalone(dir.path()).unwrap();
-            let got = read_all(&db).await;
+            let got = read_two(&db).await;
             if got == after {
                 outcomes.1 += 1;
             } else {
@@ -125,11 +102,14 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
             // Every blob file on disk belongs to the state that is visible.
             let tx = db.begin(TxMode::ForReading);
             for i in 0..2 {
-                let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
+                let mut t = db
+                    .open_btree::<u32, String>(&tx, &two_stores(i).name)
+                    .unwrap();
                 let nodes = t.check().await.unwrap().nodes;
                 let values = if i == 1 { got[1].len() } else { 0 };
-                let files =
-                    crate::support::files_under(&dir.path().join("blobs").join(&opts(i).name));
+                let files = crate::support::files_under(
+                    &dir.path().join("blobs").join(&two_stores(i).name),
+                );
                 assert_eq!(files, nodes + values, "cut {cut}: store {i} leaked blobs");
             }
             drop(tx);

@@ -2,25 +2,17 @@
 //! commit returns an error or Ok, the same open database stays consistent (exactly before or
 //! after), and once the fault is gone a retry succeeds, without reopening.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::support::{read_two, two_stores};
 use sop_core::vfs::{Fault, FaultyFs, FileSystem, StdFs};
-use sop_core::{StoreOptions, ValueDataSize};
-use sop_database::{Database, DatabaseOptions, TxMode};
 
-fn opts(i: usize) -> StoreOptions {
-    if i == 0 {
-        StoreOptions::new("a").slot_length(4)
-    } else {
-        StoreOptions::with_value_size("b", ValueDataSize::Big).slot_length(4)
-    }
-}
+use sop_database::{Database, DatabaseOptions, TxMode};
 
 async fn change(db: &Database) -> sop_core::Result<()> {
     let tx = db.begin(TxMode::ForWriting);
     for i in 0..2 {
-        let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name)?;
+        let mut t = db.open_btree::<u32, String>(&tx, &two_stores(i).name)?;
         for k in 40..52 {
             t.add(k, format!("new{k}")).await?;
         }
@@ -29,20 +21,6 @@ async fn change(db: &Database) -> sop_core::Result<()> {
         }
     }
     tx.commit().await
-}
-
-async fn state(db: &Database) -> [BTreeMap<u32, String>; 2] {
-    let tx = db.begin(TxMode::ForReading);
-    let mut out: [BTreeMap<u32, String>; 2] = Default::default();
-    for (i, m) in out.iter_mut().enumerate() {
-        let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
-        for it in t.range(..).await.unwrap() {
-            m.insert(it.key, it.value);
-        }
-        t.check().await.unwrap();
-    }
-    tx.commit().await.unwrap();
-    out
 }
 
 #[test]
@@ -67,13 +45,13 @@ fn an_io_error_anywhere_in_a_commit_leaves_a_consistent_store_and_a_retry_succee
             .unwrap();
             let tx = db.begin(TxMode::ForWriting);
             for i in 0..2 {
-                let mut t = db.new_btree::<u32, String>(&tx, &opts(i)).unwrap();
+                let mut t = db.new_btree::<u32, String>(&tx, &two_stores(i)).unwrap();
                 for k in 0..40 {
                     t.add(k, format!("old{k}")).await.unwrap();
                 }
             }
             tx.commit().await.unwrap();
-            let before = state(&db).await;
+            let before = read_two(&db).await;
 
             faulty.inject(Fault {
                 prefix: Some(dir.path().to_path_buf()),
@@ -85,7 +63,7 @@ fn an_io_error_anywhere_in_a_commit_leaves_a_consistent_store_and_a_retry_succee
             let r = change(&db).await;
             let reached = !faulty.has_unreached_fault();
             faulty.clear();
-            let got = state(&db).await;
+            let got = read_two(&db).await;
             if r.is_ok() {
                 ok += 1;
                 assert_ne!(got, before, "call {n}: Ok but nothing changed");
@@ -94,11 +72,11 @@ fn an_io_error_anywhere_in_a_commit_leaves_a_consistent_store_and_a_retry_succee
                 assert_eq!(got, before, "call {n}: a failed commit left a partial change");
                 change(&db).await.unwrap_or_else(|e| panic!("call {n}: retry failed: {e}"));
             }
-            let after = state(&db).await;
+            let after = read_two(&db).await;
             drop(db);
             // And the disk agrees after a reopen.
             let db = Database::standalone(dir.path()).unwrap();
-            assert_eq!(state(&db).await, after, "call {n}: reopen differs");
+            assert_eq!(read_two(&db).await, after, "call {n}: reopen differs");
             if !reached {
                 break;
             }

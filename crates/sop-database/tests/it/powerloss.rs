@@ -4,27 +4,17 @@
 //! state is exactly before or exactly after the workload (after, if the commit returned), no
 //! blob leaked, no log left, and a new transaction commits.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::{read_two, two_stores};
+use sop_core::Result;
 use sop_core::vfs::{FileSystem, SimFs};
-use sop_core::{Result, StoreOptions, ValueDataSize};
 use sop_database::{Database, DatabaseOptions, TxMode};
-
-type State = [BTreeMap<u32, String>; 2];
 
 /// Besides the strict image (only synced data), this many images per crash point where a random
 /// part of the unsynced writes reached the disk, some as torn 4 KiB pages.
 const MIXED_VARIANTS: u64 = 3;
-
-fn opts(i: usize) -> StoreOptions {
-    if i == 0 {
-        StoreOptions::new("a").slot_length(4)
-    } else {
-        StoreOptions::with_value_size("b", ValueDataSize::Big).slot_length(4)
-    }
-}
 
 fn open(root: &Path, fs: &SimFs) -> Result<Database> {
     Database::open(
@@ -82,21 +72,6 @@ async fn run(db: &Database, w: Workload) -> Result<()> {
     tx.commit().await
 }
 
-async fn read(db: &Database) -> State {
-    let tx = db.begin(TxMode::ForReading);
-    let mut out: State = Default::default();
-    for (i, m) in out.iter_mut().enumerate() {
-        let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
-        for it in t.range(..).await.unwrap() {
-            m.insert(it.key, it.value);
-        }
-        assert_eq!(t.count(), m.len() as u64);
-        t.check().await.unwrap();
-    }
-    tx.commit().await.unwrap();
-    out
-}
-
 fn files(fs: &SimFs, dir: &Path) -> usize {
     let Ok(names) = fs.list_dir(dir) else {
         return 0;
@@ -129,7 +104,7 @@ fn every_sync_point_of_every_workload_recovers_to_before_or_after() {
             let db = open(&root, &base).unwrap();
             let tx = db.begin(TxMode::ForWriting);
             for i in 0..2 {
-                let mut t = db.new_btree::<u32, String>(&tx, &opts(i)).unwrap();
+                let mut t = db.new_btree::<u32, String>(&tx, &two_stores(i)).unwrap();
                 for k in 0..40 {
                     t.add(k, format!("old{k}")).await.unwrap();
                 }
@@ -138,7 +113,7 @@ fn every_sync_point_of_every_workload_recovers_to_before_or_after() {
         }
         // What a reboot right after the setup finds: the committed setup, all of it.
         let start = base.crash_image();
-        let before = read(&open(&root, &start.crash_image()).unwrap()).await;
+        let before = read_two(&open(&root, &start.crash_image()).unwrap()).await;
         assert_eq!(before[0].len(), 40);
 
         let mut report = Vec::new();
@@ -155,7 +130,7 @@ fn every_sync_point_of_every_workload_recovers_to_before_or_after() {
             let s0 = fs.syncs();
             run(&db, w).await.unwrap();
             let points = fs.syncs() - s0;
-            let after = read(&db).await;
+            let after = read_two(&db).await;
             drop(db);
             let (mut rolled_back, mut completed) = (0, 0);
             for k in 1..=points {
@@ -175,7 +150,7 @@ fn every_sync_point_of_every_workload_recovers_to_before_or_after() {
                     let db = open(&root, &disk).unwrap_or_else(|e| {
                         panic!("{w:?} point {k} variant {variant}: reopen failed: {e}")
                     });
-                    let got = read(&db).await;
+                    let got = read_two(&db).await;
                     if got == after {
                         completed += 1;
                     } else {
@@ -193,10 +168,12 @@ fn every_sync_point_of_every_workload_recovers_to_before_or_after() {
                     );
                     let tx = db.begin(TxMode::ForReading);
                     for i in 0..2 {
-                        let mut t = db.open_btree::<u32, String>(&tx, &opts(i).name).unwrap();
+                        let mut t = db
+                            .open_btree::<u32, String>(&tx, &two_stores(i).name)
+                            .unwrap();
                         let nodes = t.check().await.unwrap().nodes;
                         let values = if i == 1 { got[1].len() } else { 0 };
-                        let on_disk = files(&disk, &root.join("blobs").join(&opts(i).name));
+                        let on_disk = files(&disk, &root.join("blobs").join(&two_stores(i).name));
                         assert_eq!(
                             on_disk,
                             nodes + values,

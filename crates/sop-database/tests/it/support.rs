@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use sop_core::{Result, Uuid};
+use std::collections::BTreeMap;
+
+use sop_core::{Result, StoreOptions, Uuid, ValueDataSize};
 use sop_database::{Database, TxMode};
 
 /// Files under `dir`, recursively (0 when it does not exist).
@@ -49,4 +51,35 @@ pub async fn transfer(
     })
     .await?;
     Ok(tries.into_inner())
+}
+
+/// The two stores of the crash, fault and power-loss tests: "a" (values in nodes) and "b"
+/// (big values, written ahead), both with small nodes so a few items split and merge.
+pub fn two_stores(i: usize) -> StoreOptions {
+    if i == 0 {
+        StoreOptions::new("a").slot_length(4)
+    } else {
+        StoreOptions::with_value_size("b", ValueDataSize::Big).slot_length(4)
+    }
+}
+
+/// The contents of both stores.
+pub type TwoStores = [BTreeMap<u32, String>; 2];
+
+/// Reads both stores in one read-only transaction, checking counts and tree invariants.
+pub async fn read_two(db: &Database) -> TwoStores {
+    let tx = db.begin(TxMode::ForReading);
+    let mut out: TwoStores = Default::default();
+    for (i, m) in out.iter_mut().enumerate() {
+        let mut t = db
+            .open_btree::<u32, String>(&tx, &two_stores(i).name)
+            .unwrap();
+        for it in t.range(..).await.unwrap() {
+            m.insert(it.key, it.value);
+        }
+        assert_eq!(t.count(), m.len() as u64, "store {i} count");
+        t.check().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    out
 }
