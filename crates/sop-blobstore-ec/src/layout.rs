@@ -42,32 +42,12 @@ pub(crate) fn write_batch(
             fs.create_dir_all(dir)
                 .map_err(Error::io("create folder", dir))?;
         }
-        if !synced {
-            let write = || -> std::io::Result<()> {
-                let f = fs.open(path, true)?;
-                f.set_len(0)?;
-                f.write_at(bytes, 0)
-            };
-            write().map_err(Error::io("write", path))?;
-            continue;
-        }
-        let tmp = sop_core::vfs::tmp_path(path);
-        let write = || -> std::io::Result<()> {
-            let f = fs.open(&tmp, true)?;
-            f.set_len(0)?;
-            f.write_at(bytes, 0)?;
-            f.sync()?;
-            drop(f);
-            fs.rename(&tmp, path)
+        let written = if synced {
+            sop_core::vfs::replace_file(fs, path, bytes)
+        } else {
+            sop_core::vfs::overwrite_file(fs, path, bytes)
         };
-        if let Err(e) = write() {
-            let _ = fs.remove_file(&tmp);
-            return Err(Error::Io {
-                op: "write",
-                path: path.clone(),
-                source: e,
-            });
-        }
+        written.map_err(Error::io("write", path))?;
     }
     if synced {
         for dir in &dirs {

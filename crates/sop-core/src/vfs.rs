@@ -268,7 +268,17 @@ pub fn remove_dir_all_if_present(fs: &dyn FileSystem, path: &Path) -> io::Result
 /// # Errors
 /// The operating system's error; the temporary file is removed on failure.
 pub fn write_file_atomic(fs: &dyn FileSystem, path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    replace_file(fs, path, data)?;
+    fs.sync_dir(path.parent().unwrap_or_else(|| Path::new(".")))
+}
+
+/// [`write_file_atomic`] without the folder sync, for callers that replace several files in a
+/// folder and sync it once: temporary file, write, sync, rename over `path`. The temporary file
+/// is removed on failure.
+///
+/// # Errors
+/// The operating system's error.
+pub fn replace_file(fs: &dyn FileSystem, path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
         let file = fs.open(&tmp, true)?;
@@ -276,13 +286,22 @@ pub fn write_file_atomic(fs: &dyn FileSystem, path: &Path, data: &[u8]) -> io::R
         file.write_at(data, 0)?;
         file.sync()?;
         drop(file);
-        fs.rename(&tmp, path)?;
-        fs.sync_dir(dir)
+        fs.rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs.remove_file(&tmp);
     }
     result
+}
+
+/// Writes `data` as the whole content of `path` (created when missing), with no sync.
+///
+/// # Errors
+/// The operating system's error.
+pub fn overwrite_file(fs: &dyn FileSystem, path: &Path, data: &[u8]) -> io::Result<()> {
+    let file = fs.open(path, true)?;
+    file.set_len(0)?;
+    file.write_at(data, 0)
 }
 
 /// The temporary name [`write_file_atomic`] uses for `path`: same folder, `.tmp` suffix.

@@ -352,13 +352,12 @@ impl Database {
         tx: &Transaction,
         options: &StoreOptions,
     ) -> Result<Store<K, V>> {
-        let info =
-            self.engine
-                .stores()
-                .get(&options.name)?
-                .ok_or_else(|| Error::StoreNotFound {
-                    name: options.name.clone(),
-                })?;
+        let info = self
+            .engine
+            .store_info(&options.name)?
+            .ok_or_else(|| Error::StoreNotFound {
+                name: options.name.clone(),
+            })?;
         info.check_compatible(options)?;
         self.open_btree(tx, &options.name)
     }
@@ -372,7 +371,7 @@ impl Database {
         tx: &Transaction,
         options: &StoreOptions,
     ) -> Result<Store<K, V>> {
-        if self.engine.stores().get(&options.name)?.is_some() {
+        if self.engine.store_info(&options.name)?.is_some() {
             self.open_btree_checked(tx, options)
         } else {
             self.new_btree(tx, options)
@@ -397,7 +396,7 @@ impl Database {
     /// [`Error::StoreNotFound`], storage errors.
     pub fn remove_btree(&self, name: &str) -> Result<()> {
         let stores = self.engine.stores();
-        if stores.get(name)?.is_none() {
+        if self.engine.store_info(name)?.is_none() {
             return Err(Error::StoreNotFound { name: name.into() });
         }
         // The store file goes first: from then on the store does not exist for anyone, and a
@@ -414,8 +413,7 @@ impl Database {
     /// # Errors
     /// Storage errors.
     pub fn stores(&self) -> Result<Vec<String>> {
-        self.engine.registry().ensure_current()?;
-        self.engine.stores().list()
+        self.engine.store_names()
     }
 
     /// A store's committed info.
@@ -423,8 +421,7 @@ impl Database {
     /// # Errors
     /// Storage errors.
     pub fn store_info(&self, name: &str) -> Result<Option<StoreInfo>> {
-        self.engine.registry().ensure_current()?;
-        self.engine.stores().get(name)
+        self.engine.store_info(name)
     }
 
     /// The replication state, when the registry is replicated.

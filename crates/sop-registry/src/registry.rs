@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 use sop_core::codec::{self, seal, unseal};
 use sop_core::vfs::{
     FileHandle, FileSystem, read_file, remove_dir_all_if_present, remove_file_if_present,
-    write_file_atomic,
+    replace_file, write_file_atomic,
 };
 use sop_core::{Error, Handle, Result, Uuid, validate_store_name};
 
@@ -684,27 +684,6 @@ impl Registry {
         }
     }
 
-    /// Replaces a small file under the registry folder durably on its own (temporary file, sync,
-    /// rename, folder sync), outside any batch: for a transaction's log before its commit.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn put_file_durable(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        check_rel_path(path)?;
-        let full = self.base.join(path);
-        if let Some(dir) = full.parent()
-            && !self.fs.exists(dir).map_err(Error::io("stat", dir))?
-        {
-            self.fs
-                .create_dir_all(dir)
-                .map_err(Error::io("create folder", dir))?;
-            self.fs
-                .sync_dir(&self.base)
-                .map_err(Error::io("sync folder", &self.base))?;
-        }
-        write_file_atomic(self.fs.as_ref(), &full, bytes).map_err(Error::io("write", &full))
-    }
-
     /// Appends `bytes` to a file under the registry folder and syncs it (and its folder when it
     /// is new): for a transaction's log, which grows by one record per step.
     ///
@@ -722,7 +701,6 @@ impl Registry {
                 .sync_dir(&self.base)
                 .map_err(Error::io("sync folder", &self.base))?;
         }
-        let existed = self.fs.exists(&full).map_err(Error::io("stat", &full))?;
         let f = self
             .fs
             .open(&full, true)
@@ -730,7 +708,8 @@ impl Registry {
         let end = f.size().map_err(Error::io("stat", &full))?;
         f.write_at(bytes, end).map_err(Error::io("write", &full))?;
         f.sync().map_err(Error::io("sync", &full))?;
-        if !existed {
+        // An empty file was just created (logs are never left empty): its name needs a sync.
+        if end == 0 {
             self.fs
                 .sync_dir(&dir)
                 .map_err(Error::io("sync folder", &dir))?;
@@ -870,16 +849,8 @@ impl Registry {
                             new_dirs.insert(up.to_path_buf());
                         }
                     }
-                    let tmp = sop_core::vfs::tmp_path(&full);
-                    let write = || -> std::io::Result<()> {
-                        let f = self.fs.open(&tmp, true)?;
-                        f.set_len(0)?;
-                        f.write_at(bytes, 0)?;
-                        f.sync()?;
-                        drop(f);
-                        self.fs.rename(&tmp, &full)
-                    };
-                    write().map_err(Error::io("write", &full))?;
+                    replace_file(self.fs.as_ref(), &full, bytes)
+                        .map_err(Error::io("write", &full))?;
                     new_dirs.insert(dir);
                 }
                 JournalEntry::RemoveFile { path } => {

@@ -196,8 +196,6 @@ fn commit_point(
     log_path: &str,
 ) -> Result<()> {
     let engine = &tx.engine;
-    // Store counts are read below: a batch an I/O error left half applied is finished first.
-    engine.registry.ensure_current()?;
     // A sweep in another process may have judged this transaction dead (its liveness lock
     // expired) and rolled it back; then its blobs are gone and it must not commit.
     if engine.is_clustered() && engine.registry.read_file(log_path)?.is_none() {
@@ -221,7 +219,7 @@ fn commit_point(
 /// The store's info to write with the commit: created, or its count moved by this commit's
 /// delta (read under the gate, so concurrent committers each add their own).
 fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
-    let current = tx.engine.stores.get(&p.name)?;
+    let current = tx.engine.store_info(&p.name)?;
     let mut info = match (&p.created, current) {
         (Some(_), Some(_)) => {
             return Err(Error::StoreExists {

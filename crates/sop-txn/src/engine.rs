@@ -177,6 +177,25 @@ impl Engine {
         &self.stores
     }
 
+    /// A store's committed info. Store files change in registry batches, so a batch an I/O
+    /// error left half applied is finished first (never a count that disagrees with the nodes).
+    ///
+    /// # Errors
+    /// Storage errors; [`Error::Poisoned`] while the registry cannot finish that batch.
+    pub fn store_info(&self, name: &str) -> Result<Option<sop_core::StoreInfo>> {
+        self.registry.ensure_current()?;
+        self.stores.get(name)
+    }
+
+    /// The names of all stores, sorted (see [`Engine::store_info`]).
+    ///
+    /// # Errors
+    /// As [`Engine::store_info`].
+    pub fn store_names(&self) -> Result<Vec<String>> {
+        self.registry.ensure_current()?;
+        self.stores.list()
+    }
+
     /// Whether many processes share the database.
     #[must_use]
     pub fn is_clustered(&self) -> bool {

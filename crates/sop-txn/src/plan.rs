@@ -147,21 +147,7 @@ where
     }
 
     fn stale(&self) -> Result<bool> {
-        let ids: Vec<(Uuid, u64)> = {
-            let st = self.state.lock();
-            st.snapshot
-                .iter()
-                .map(|(id, (_, h))| (*id, h.version))
-                .collect()
-        };
-        if ids.is_empty() {
-            return Ok(false);
-        }
-        let lids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-        let current = self.engine.registry.get(&self.name, &lids)?;
-        Ok(ids
-            .iter()
-            .any(|(id, v)| current.get(id).map(|h| h.version) != Some(*v)))
+        Ok(self.changed_node()?.is_some())
     }
 
     fn merge(self: Arc<Self>) -> BoxFuture<'static, Result<()>> {
@@ -266,10 +252,8 @@ where
 {
     let name = shared.name.clone();
     let engine = &shared.engine;
-    engine.registry.ensure_current()?;
     let fresh = engine
-        .stores
-        .get(&name)?
+        .store_info(&name)?
         .ok_or_else(|| conflict(&name, "the store was removed".into()))?;
     let (old_info, nodes, reads, touched, touches) = {
         let mut st = shared.state.lock();

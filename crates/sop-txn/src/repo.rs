@@ -54,24 +54,13 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         let engine = &self.shared.engine;
         loop {
             let now = engine.epoch();
-            let ids: Vec<(Uuid, u64)> = {
-                let st = self.shared.state.lock();
-                if st.epoch == now {
-                    return Ok(());
-                }
-                st.snapshot
-                    .iter()
-                    .map(|(id, (_, h))| (*id, h.version))
-                    .collect()
-            };
-            let lids: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
-            let current = engine.registry.get(&self.shared.name, &lids)?;
-            for (id, version) in ids {
-                if current.get(&id).map(|h| h.version) != Some(version) {
-                    return Err(self.conflict(format!(
-                        "node {id} changed while this transaction was reading"
-                    )));
-                }
+            if self.shared.state.lock().epoch == now {
+                return Ok(());
+            }
+            if let Some(id) = self.shared.changed_node()? {
+                return Err(self.conflict(format!(
+                    "node {id} changed while this transaction was reading"
+                )));
             }
             // Only a check no commit overlapped proves one state; else check again.
             if engine.epoch() == now {

@@ -136,6 +136,27 @@ pub(crate) struct StoreShared<K, V, C> {
 }
 
 impl<K, V, C> StoreShared<K, V, C> {
+    /// The first committed node this transaction read whose version in the registry is no
+    /// longer the one it read, if any.
+    pub fn changed_node(&self) -> Result<Option<Uuid>> {
+        let read: Vec<(Uuid, u64)> = self
+            .state
+            .lock()
+            .snapshot
+            .iter()
+            .map(|(id, (_, h))| (*id, h.version))
+            .collect();
+        if read.is_empty() {
+            return Ok(None);
+        }
+        let lids: Vec<Uuid> = read.iter().map(|(id, _)| *id).collect();
+        let current = self.engine.registry.get(&self.name, &lids)?;
+        Ok(read
+            .into_iter()
+            .find(|(id, v)| current.get(id).map(|h| h.version) != Some(*v))
+            .map(|(id, _)| id))
+    }
+
     /// The transaction, while it is alive.
     pub fn tx(&self) -> Result<Arc<TxInner>> {
         self.tx.upgrade().ok_or_else(|| Error::TransactionState {

@@ -136,9 +136,11 @@ where
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
         let r = self.tree.add_if_not_exist(key.clone(), value.clone()).await;
         let added = self.guard(r)?;
-        self.after_add(added, key.clone(), value).await?;
-        self.read_key(&key);
-        Ok(added)
+        if added {
+            // It read that no equal key existed (a failed add records that itself).
+            self.read_key(&key);
+        }
+        self.after_add(added, key, value).await
     }
 
     /// Adds the item or replaces the value of the first item with an equal key; `true` when it
@@ -147,7 +149,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
-        self.read_key(&key);
+        // `find` records the key range it read.
         if self.find(&key, true).await? {
             self.update_current_value(value).await?;
             Ok(false)

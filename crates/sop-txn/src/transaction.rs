@@ -187,8 +187,7 @@ impl Transaction {
     {
         self.inner.check_writable()?;
         self.check_not_open_yet(&options.name)?;
-        self.inner.engine.registry.ensure_current()?;
-        if self.inner.engine.stores.get(&options.name)?.is_some() {
+        if self.inner.engine.store_info(&options.name)?.is_some() {
             return Err(Error::StoreExists {
                 name: options.name.clone(),
             });
@@ -223,12 +222,10 @@ impl Transaction {
         C: KeyComparator<K> + Clone + Send + Sync + 'static,
     {
         self.check_not_open_yet(name)?;
-        self.inner.engine.registry.ensure_current()?;
         let info = self
             .inner
             .engine
-            .stores
-            .get(name)?
+            .store_info(name)?
             .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
         let shared = self.register(info.clone(), false, cmp.clone());
         let tree = BTree::open(

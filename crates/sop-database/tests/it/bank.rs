@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sop_core::{StoreOptions, Uuid};
 use sop_database::{Database, TxMode};
 
-const ACCOUNTS: u32 = 100;
-const START: i64 = 1_000;
+use crate::support::{ACCOUNTS, START};
 
 fn transfers() -> usize {
     std::env::var("SOP_BANK_TRANSFERS")
@@ -49,15 +48,9 @@ fn concurrent_transfers_conserve_the_total_and_are_all_audited() {
                 let mut done = Vec::new();
                 let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1);
                 for _ in 0..per_task {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    let from = (seed % u64::from(ACCOUNTS)) as u32;
-                    let to = ((seed >> 20) % u64::from(ACCOUNTS)) as u32;
-                    let amount = ((seed >> 40) % 50) as i64 + 1;
-                    if from == to {
+                    let Some((from, to, amount)) = crate::support::next_transfer(&mut seed) else {
                         continue;
-                    }
+                    };
                     let id = Uuid::new_v4();
                     let attempts = crate::support::transfer(&db, 200, (id, from, to, amount))
                         .await

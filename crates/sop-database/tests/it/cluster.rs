@@ -11,8 +11,7 @@ use sop_core::{Error, StoreOptions, Uuid};
 use sop_database::{ClusterOptions, Database, TxMode, is_retryable};
 use sop_testkit::RedisServer;
 
-const ACCOUNTS: u32 = 100;
-const START: i64 = 1_000;
+use crate::support::{ACCOUNTS, START};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -78,15 +77,9 @@ fn worker() {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut errors = std::collections::BTreeMap::<String, u64>::new();
         for _ in 0..n {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let from = (s % u64::from(ACCOUNTS)) as u32;
-            let to = ((s >> 20) % u64::from(ACCOUNTS)) as u32;
-            let amount = ((s >> 40) % 50) as i64 + 1;
-            if from == to {
+            let Some((from, to, amount)) = crate::support::next_transfer(&mut s) else {
                 continue;
-            }
+            };
             let id = Uuid::new_v4();
             loop {
                 match crate::support::transfer(&db, 50, (id, from, to, amount)).await {

@@ -91,28 +91,9 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
                 assert_eq!(got, before, "cut {cut}: a partial commit is visible");
                 outcomes.0 += 1;
             }
-            assert!(
-                db.engine()
-                    .registry()
-                    .list_files("txlogs")
-                    .unwrap()
-                    .is_empty(),
-                "cut {cut}: a transaction log is left"
-            );
-            // Every blob file on disk belongs to the state that is visible.
-            let tx = db.begin(TxMode::ForReading);
-            for i in 0..2 {
-                let mut t = db
-                    .open_btree::<u32, String>(&tx, &two_stores(i).name)
-                    .unwrap();
-                let nodes = t.check().await.unwrap().nodes;
-                let values = if i == 1 { got[1].len() } else { 0 };
-                let files = crate::support::files_under(
-                    &dir.path().join("blobs").join(&two_stores(i).name),
-                );
-                assert_eq!(files, nodes + values, "cut {cut}: store {i} leaked blobs");
-            }
-            drop(tx);
+            let blobs =
+                |store: &str| crate::support::files_under(&dir.path().join("blobs").join(store));
+            crate::support::assert_recovered(&db, &got, blobs, &format!("cut {cut}")).await;
             cut += 1;
         }
         eprintln!(

@@ -83,3 +83,56 @@ pub async fn read_two(db: &Database) -> TwoStores {
     tx.commit().await.unwrap();
     out
 }
+
+/// After a recovery: no transaction log is left, every tree checks out, and the blob files of
+/// each store (counted by `blob_files(store name)`) are exactly its nodes plus its out-of-node
+/// values: nothing leaked, nothing missing. `at` names the case in messages.
+pub async fn assert_recovered(
+    db: &Database,
+    got: &TwoStores,
+    blob_files: impl Fn(&str) -> usize,
+    at: &str,
+) {
+    assert!(
+        db.engine()
+            .registry()
+            .list_files("txlogs")
+            .unwrap()
+            .is_empty(),
+        "{at}: a transaction log is left"
+    );
+    let tx = db.begin(TxMode::ForReading);
+    for (i, items) in got.iter().enumerate() {
+        let name = two_stores(i).name;
+        let mut t = db.open_btree::<u32, String>(&tx, &name).unwrap();
+        let nodes = t.check().await.unwrap().nodes;
+        let values = if two_stores(i).value_in_node {
+            0
+        } else {
+            items.len()
+        };
+        assert_eq!(
+            blob_files(&name),
+            nodes + values,
+            "{at}: store {name} leaked blobs"
+        );
+    }
+}
+
+/// Accounts of the bank tests, and each one's opening balance.
+pub const ACCOUNTS: u32 = 100;
+/// The opening balance.
+pub const START: i64 = 1_000;
+
+/// The next random transfer `(from, to, amount)` from a xorshift state; `None` when it would
+/// move money from an account to itself.
+pub fn next_transfer(state: &mut u64) -> Option<(u32, u32, i64)> {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let s = *state;
+    let from = u32::try_from(s % u64::from(ACCOUNTS)).unwrap();
+    let to = u32::try_from((s >> 20) % u64::from(ACCOUNTS)).unwrap();
+    let amount = i64::try_from((s >> 40) % 50).unwrap() + 1;
+    (from != to).then_some((from, to, amount))
+}
