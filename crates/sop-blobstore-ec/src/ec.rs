@@ -77,6 +77,9 @@ pub struct ScrubReport {
     pub healthy: usize,
     /// Blobs with missing or corrupt shards that were rewritten.
     pub repaired: Vec<Uuid>,
+    /// Blobs with missing or corrupt shards that can be rebuilt, left as they are (no repair
+    /// asked).
+    pub damaged: Vec<Uuid>,
     /// Blobs that could not be rebuilt, and why.
     pub unrecoverable: Vec<(Uuid, String)>,
 }
@@ -243,36 +246,29 @@ impl EcBlobStore {
         Ok(())
     }
 
-    /// Reads every shard of every blob of `table` on every drive, and rewrites what is missing or
-    /// corrupt where the blob can be rebuilt.
+    fn listing(&self, table: &str) -> Result<crate::BlobListing> {
+        check_table(table)?;
+        let mut out = crate::BlobListing::default();
+        for drive in &self.config(table).drives {
+            crate::layout::scan_table_dir(
+                self.fs.as_ref(),
+                drive,
+                table,
+                &mut out.ids,
+                &mut out.temporary,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Reads every shard of every blob of `table` on every drive; with `repair`, rebuilds and
+    /// rewrites missing or corrupt shards while enough are left.
     ///
     /// # Errors
-    /// Only when the drives cannot be listed at all; per-blob failures are in the report.
-    pub fn scrub(&self, table: &str) -> Result<ScrubReport> {
-        check_table(table)?;
+    /// [`Error::InvalidStoreName`]; problems with single blobs go into the report.
+    pub fn scrub(&self, table: &str, repair: bool) -> Result<ScrubReport> {
         let cfg = self.config(table);
-        let mut ids = BTreeSet::new();
-        for drive in &cfg.drives {
-            let root = drive.join(table);
-            let Ok(level1) = self.fs.list_dir(&root) else {
-                continue;
-            };
-            for a in level1 {
-                let Ok(level2) = self.fs.list_dir(&root.join(&a)) else {
-                    continue;
-                };
-                for b in level2 {
-                    let Ok(names) = self.fs.list_dir(&root.join(&a).join(&b)) else {
-                        continue;
-                    };
-                    ids.extend(
-                        names
-                            .iter()
-                            .filter_map(|n| n.split_once('.')?.0.parse::<Uuid>().ok()),
-                    );
-                }
-            }
-        }
+        let ids = self.listing(table)?.ids;
         let mut report = ScrubReport::default();
         for id in ids {
             report.blobs += 1;
@@ -282,6 +278,13 @@ impl EcBlobStore {
                 .collect();
             if bad.is_empty() {
                 report.healthy += 1;
+                continue;
+            }
+            if !repair {
+                match Self::rebuild(cfg, table, id, &mut s) {
+                    Ok(()) => report.damaged.push(id),
+                    Err(e) => report.unrecoverable.push((id, e.to_string())),
+                }
                 continue;
             }
             let fixed = Self::rebuild(cfg, table, id, &mut s)
@@ -417,6 +420,24 @@ impl BlobStore for EcBlobStore {
 
     fn put_deferred(&self, table: &str, blobs: &[(Uuid, &[u8])]) -> Result<()> {
         self.write(table, blobs, false)
+    }
+
+    fn list(&self, table: &str) -> Result<crate::BlobListing> {
+        self.listing(table)
+    }
+
+    fn scrub(&self, table: &str, repair: bool) -> Result<ScrubReport> {
+        EcBlobStore::scrub(self, table, repair)
+    }
+
+    fn remove_temporary(&self, paths: &[std::path::PathBuf]) -> Result<()> {
+        for p in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        {
+            crate::layout::remove_if_present(self.fs.as_ref(), p)?;
+        }
+        Ok(())
     }
 
     fn remove_table(&self, table: &str) -> Result<()> {

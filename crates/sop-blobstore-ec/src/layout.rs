@@ -145,3 +145,37 @@ pub(crate) fn remove_table_dir(fs: &dyn FileSystem, base: &Path, table: &str) ->
     }
     Ok(())
 }
+
+/// What is in a table's folder under one drive or base: the blob ids whose file names parse
+/// (`<id>` for plain blobs, `<id>.<shard>` for shards) and the leftover temporary files of
+/// writes a crash interrupted (`*.tmp`, never referenced).
+pub(crate) fn scan_table_dir(
+    fs: &dyn FileSystem,
+    base: &Path,
+    table: &str,
+    ids: &mut BTreeSet<Uuid>,
+    temporary: &mut Vec<PathBuf>,
+) {
+    let root = base.join(table);
+    let Ok(level1) = fs.list_dir(&root) else {
+        return;
+    };
+    for a in level1 {
+        let Ok(level2) = fs.list_dir(&root.join(&a)) else {
+            continue;
+        };
+        for b in level2 {
+            let dir = root.join(&a).join(&b);
+            let Ok(names) = fs.list_dir(&dir) else {
+                continue;
+            };
+            for n in names {
+                if n.ends_with(".tmp") {
+                    temporary.push(dir.join(&n));
+                } else if let Ok(id) = n.split('.').next().unwrap_or_default().parse::<Uuid>() {
+                    ids.insert(id);
+                }
+            }
+        }
+    }
+}

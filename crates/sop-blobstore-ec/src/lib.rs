@@ -64,4 +64,51 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// I/O errors.
     fn remove_table(&self, table: &str) -> Result<()>;
+
+    /// What is on disk for a table: the ids of its blobs and leftover temporary files. For
+    /// verification and orphan clean-up, which run while nothing writes.
+    ///
+    /// # Errors
+    /// [`sop_core::Error::InvalidStoreName`] for a bad table name.
+    fn list(&self, table: &str) -> Result<BlobListing>;
+
+    /// Reads every blob of the table and checks every checksum (each shard, with erasure
+    /// coding). With `repair`, rewrites what can be rebuilt (missing or corrupt shards).
+    ///
+    /// # Errors
+    /// [`sop_core::Error::InvalidStoreName`] for a bad table name.
+    fn scrub(&self, table: &str, repair: bool) -> Result<ScrubReport>;
+
+    /// Removes temporary files that [`BlobStore::list`] reported.
+    ///
+    /// # Errors
+    /// I/O errors other than not-found.
+    fn remove_temporary(&self, paths: &[std::path::PathBuf]) -> Result<()>;
+}
+
+/// What [`BlobStore::list`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlobListing {
+    /// Blobs present (with erasure coding: with at least one shard file).
+    pub ids: std::collections::BTreeSet<Uuid>,
+    /// Temporary files left by interrupted writes.
+    pub temporary: Vec<std::path::PathBuf>,
+}
+
+/// Checks one erasure-coded shard file with the decoder reads use (header checksum, version,
+/// lengths, shard checksum) and returns the shard's index, or what is wrong. Public for the fuzz
+/// targets and `sop verify`.
+///
+/// # Errors
+/// A description of the first problem found.
+pub fn check_shard_file(file: &[u8]) -> std::result::Result<u8, String> {
+    layout::ShardHeader::decode(file).map(|(h, _)| h.index)
+}
+
+/// Checks one plain blob file (a sealed frame) and returns its payload length.
+///
+/// # Errors
+/// [`sop_core::Error::Corruption`] naming `location`.
+pub fn check_plain_blob(file: &[u8], location: &dyn std::fmt::Display) -> sop_core::Result<usize> {
+    sop_core::codec::unseal(file, BLOB_FORMAT_VERSION, "blob", location).map(<[u8]>::len)
 }

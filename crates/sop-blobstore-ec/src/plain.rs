@@ -92,7 +92,43 @@ impl BlobStore for PlainBlobStore {
         Ok(())
     }
 
+    fn remove_temporary(&self, paths: &[std::path::PathBuf]) -> Result<()> {
+        for p in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        {
+            crate::layout::remove_if_present(self.fs.as_ref(), p)?;
+        }
+        Ok(())
+    }
+
     fn remove_table(&self, table: &str) -> Result<()> {
         remove_table_dir(self.fs.as_ref(), &self.base, table)
+    }
+
+    fn list(&self, table: &str) -> Result<crate::BlobListing> {
+        check_table(table)?;
+        let mut out = crate::BlobListing::default();
+        crate::layout::scan_table_dir(
+            self.fs.as_ref(),
+            &self.base,
+            table,
+            &mut out.ids,
+            &mut out.temporary,
+        );
+        Ok(out)
+    }
+
+    /// Plain blobs have one copy: a blob failing its checksum is reported, never repaired.
+    fn scrub(&self, table: &str, _repair: bool) -> Result<crate::ScrubReport> {
+        let mut report = crate::ScrubReport::default();
+        for id in self.list(table)?.ids {
+            report.blobs += 1;
+            match self.get(table, id) {
+                Ok(_) => report.healthy += 1,
+                Err(e) => report.unrecoverable.push((id, e.to_string())),
+            }
+        }
+        Ok(report)
     }
 }

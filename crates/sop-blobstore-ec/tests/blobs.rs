@@ -88,7 +88,7 @@ fn every_combination_of_up_to_parity_lost_or_corrupt_shards_reads_back_and_repai
                         "{data}+{parity} size {size} lost {lost:?}"
                     );
                     // Reads repair what they rebuilt; scrub checks and repairs everything.
-                    let report = store.scrub("t").unwrap();
+                    let report = store.scrub("t", true).unwrap();
                     assert!(report.unrecoverable.is_empty(), "{report:?}");
                     for (i, original) in originals.iter().enumerate() {
                         let now = std::fs::read(store.shard_path("t", id, i)).unwrap();
@@ -123,7 +123,7 @@ fn parity_plus_one_lost_shards_is_a_clear_error() {
             "{err}"
         );
         assert!(err.to_string().contains(&id.to_string()), "{err}");
-        let report = store.scrub("t").unwrap();
+        let report = store.scrub("t", true).unwrap();
         assert_eq!(report.unrecoverable.len(), 1, "{report:?}");
     }
 }
@@ -173,7 +173,7 @@ fn writes_survive_parity_dead_drives_and_leave_nothing_when_more_fail() {
     }
 
     // Drives back: scrub rewrites the shards the degraded write could not.
-    let report = store.scrub("t").unwrap();
+    let report = store.scrub("t", true).unwrap();
     assert_eq!(report.repaired, vec![ok], "{report:?}");
     assert!(store.shard_path("t", ok, 0).exists() && store.shard_path("t", ok, 5).exists());
 }

@@ -37,7 +37,7 @@ mod tree;
 pub use check::TreeStats;
 pub use compare::{FnComparator, KeyComparator, NaturalOrder};
 pub use mem::MemRepository;
-pub use node::{Item, ItemValue, NODE_FORMAT_VERSION, Node, NodeItem};
+pub use node::{Item, ItemShape, ItemValue, NODE_FORMAT_VERSION, Node, NodeItem, NodeShape};
 pub use range::Range;
 pub use repo::{NodeRepository, ValueStore};
 pub use tree::{BTree, MemBTree};

@@ -17,6 +17,9 @@ const USAGE: &str = "usage:
   sop del DIR STORE KEY                remove KEY
   sop scan DIR STORE [FROM [TO]] [--limit N]
                                        print KEY<TAB>VALUE lines in key order, FROM..=TO
+  sop verify DIR [--repair]            check every block, node, value and shard; with
+                                       --repair remove leftovers and rebuild damaged shards
+                                       (exit status 1 when problems remain)
 
 Keys and values are strings; --json checks that VALUE is JSON and stores it compactly.";
 
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
     let json = take_flag(&mut args, "--json");
+    let repair = take_flag(&mut args, "--repair");
     let limit = take_value(&mut args, "--limit")?
         .map(|s| s.parse::<usize>().context("--limit needs a number"))
         .transpose()?;
@@ -58,6 +62,7 @@ async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
             }
         }
         ("stats", [dir]) => stats(dir).await?,
+        ("verify", [dir]) => verify(dir, repair).await?,
         ("get", [dir, store, key]) => {
             let db = open(dir)?;
             let tx = db.begin(TxMode::ForReading);
@@ -174,6 +179,48 @@ async fn stats(dir: &str) -> anyhow::Result<()> {
         dir_bytes(&root.join("meta")),
         dir_bytes(&root.join("blobs"))
     );
+    Ok(())
+}
+
+async fn verify(dir: &str, repair: bool) -> anyhow::Result<()> {
+    let db = open(dir)?;
+    let r = db.recovery();
+    if r.rolled_back + r.finished + r.torn > 0 {
+        println!(
+            "recovery on open: {} rolled back, {} finished, {} torn logs removed",
+            r.rolled_back, r.finished, r.torn
+        );
+    }
+    let report = db.verify(repair).await?;
+    for s in &report.stores {
+        let order = match s.keys_ordered {
+            Some(true) => "keys in order",
+            Some(false) => "KEYS OUT OF ORDER",
+            None => "key order not checked (application types)",
+        };
+        println!(
+            "{}: {} items ({} recorded), {} nodes, depth {}, {} values in blobs, {} blob files; {order}",
+            s.name, s.items, s.count, s.nodes, s.depth, s.values, s.blobs
+        );
+    }
+    for what in &report.repaired {
+        println!("repaired: {what}");
+    }
+    for what in &report.problems {
+        println!("PROBLEM: {what}");
+    }
+    if !report.is_clean() {
+        bail!(
+            "{} problem(s) in {dir}{}",
+            report.problems.len(),
+            if repair {
+                ""
+            } else {
+                " (try --repair for leftovers and damaged shards)"
+            }
+        );
+    }
+    println!("ok: {dir} verified, {} stores", report.stores.len());
     Ok(())
 }
 

@@ -63,6 +63,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T
     Ok(value)
 }
 
+/// Decodes a `T` from the front of `bytes`, returning it and how many bytes it used; for formats
+/// that are a sequence of values whose count is known from an earlier one.
+///
+/// # Errors
+/// [`Error::Decode`] when the bytes do not start with a `T`.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<(T, usize)> {
+    bincode::serde::decode_from_slice::<T, _>(bytes, config())
+        .map_err(|source| Error::Decode { what, source })
+}
+
 /// Encodes `value` behind a one-byte format version.
 ///
 /// # Errors

@@ -10,6 +10,7 @@
 //! blobs, or one folder per drive with erasure coding).
 
 mod database;
+mod verify;
 
 pub use database::{ClusterOptions, Database, DatabaseOptions, StoreStats};
 pub use sop_coord::RedisConfig;
@@ -17,3 +18,4 @@ pub use sop_txn::{
     DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, Transaction, TxMode, TxOptions,
     is_retryable,
 };
+pub use verify::{StoreCheck, VerifyReport};

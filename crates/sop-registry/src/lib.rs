@@ -8,6 +8,7 @@
 //!
 //! [`Handle`]: sop_core::Handle
 
+pub mod formats;
 mod journal;
 mod record;
 mod registry;
@@ -17,7 +18,7 @@ mod stores;
 pub use journal::JOURNAL_FORMAT_VERSION;
 pub use record::{BLOCK_FORMAT_VERSION, BLOCK_SIZE, RECORD_SIZE, SLOTS_PER_BLOCK};
 pub use registry::{
-    MAX_HASH_MOD, MAX_SEGMENTS, MIN_HASH_MOD, Registry, RegistryBatch, RegistryOptions,
+    MAX_HASH_MOD, MAX_SEGMENTS, MIN_HASH_MOD, Registry, RegistryBatch, RegistryOptions, TableScan,
 };
 pub use replicated::{REPLICATION_FORMAT_VERSION, Reinstated, ReplicatedFs, ReplicationStatus};
 pub use stores::{STORE_FORMAT_VERSION, StoreRepository};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use sop_core::codec::{self, seal, unseal};
+use sop_core::codec::{self, seal};
 use sop_core::vfs::{
     FileHandle, FileSystem, read_file, remove_dir_all_if_present, remove_file_if_present,
     replace_file, write_file_atomic,
@@ -29,7 +29,6 @@ const SHARED_APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2)
 /// Registry tables live in `<base>/tables/<table>/`, so their names never clash with the other
 /// files and folders of the registry folder.
 const TABLES_DIR: &str = "tables";
-const CONF_FORMAT_VERSION: u8 = 1;
 
 /// How to open a registry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,6 +63,17 @@ enum Change {
 enum FileChange {
     Put(String, Vec<u8>),
     Remove(String),
+}
+
+/// What [`Registry::scan_table`] found.
+#[derive(Clone, Debug, Default)]
+pub struct TableScan {
+    /// Segment files read.
+    pub segments: u32,
+    /// Every handle in the intact blocks.
+    pub handles: Vec<Handle>,
+    /// The blocks that failed their checks, each with file, offset and what is wrong.
+    pub bad_blocks: Vec<String>,
 }
 
 /// Handle changes over any number of tables, version checks, and small file replacements under
@@ -143,7 +153,7 @@ impl RegistryBatch {
 }
 
 /// A relative path of plain components, so a batch cannot write outside the registry folder.
-fn check_rel_path(path: &str) -> Result<()> {
+pub(crate) fn check_rel_path(path: &str) -> Result<()> {
     let p = Path::new(path);
     let ok = !path.is_empty()
         && p.components()
@@ -277,15 +287,7 @@ impl Registry {
         let path = base.join(CONF_FILE);
         match read_file(fs, &path) {
             Ok(bytes) => {
-                let stored: u32 = codec::decode(
-                    unseal(
-                        &bytes,
-                        CONF_FORMAT_VERSION,
-                        "registry config",
-                        &path.display(),
-                    )?,
-                    "registry config",
-                )?;
+                let stored = crate::formats::registry_conf(&bytes, &path.display())?;
                 match asked {
                     Some(m) if m != stored => Err(Error::InvalidConfig {
                         what: "registry",
@@ -299,7 +301,7 @@ impl Registry {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let m = asked.unwrap_or(MIN_HASH_MOD);
-                let bytes = seal(CONF_FORMAT_VERSION, &codec::encode(&m)?);
+                let bytes = seal(crate::formats::CONF_FORMAT_VERSION, &codec::encode(&m)?);
                 write_file_atomic(fs, &path, &bytes).map_err(Error::io("write", &path))?;
                 Ok(m)
             }
@@ -937,17 +939,62 @@ impl Registry {
             .map_err(Error::io("read", &path))?;
         bytes.truncate(n);
         // A journal that fails its checksum was torn before it was synced: no block was touched.
-        if let Ok(payload) = unseal(
-            &bytes,
-            JOURNAL_FORMAT_VERSION,
-            "registry journal",
-            &path.display(),
-        ) {
-            let entries: Vec<JournalEntry> = codec::decode(payload, "registry journal")?;
+        if let Some(entries) = crate::formats::journal_entries(&bytes, &path.display())? {
             self.apply(&entries)?;
         }
         journal.set_len(0).map_err(Error::io("truncate", &path))?;
         journal.sync().map_err(Error::io("sync", &path))
+    }
+
+    /// The tables that have a folder under `tables/`.
+    ///
+    /// # Errors
+    /// I/O errors other than the folder missing.
+    pub fn tables(&self) -> Result<Vec<String>> {
+        let dir = self.base.join(TABLES_DIR);
+        match self.fs.list_dir(&dir) {
+            Ok(mut names) => {
+                names.sort();
+                Ok(names)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io("list", &dir)(e)),
+        }
+    }
+
+    /// Reads every block of every segment of `table`, checking each one's checksum and format,
+    /// and returns every handle found, with the blocks that failed. For verification: it reads
+    /// the whole table.
+    ///
+    /// # Errors
+    /// I/O errors; a bad table name.
+    pub fn scan_table(&self, table: &str) -> Result<TableScan> {
+        validate_store_name(table)?;
+        self.ensure_current()?;
+        let mut scan = TableScan::default();
+        for segment in 1..=MAX_SEGMENTS {
+            let Some(file) = self.file(table, segment, false)? else {
+                break;
+            };
+            let path = self.segment_path(table, segment);
+            scan.segments += 1;
+            let mut buf = vec![0u8; BLOCK_SIZE];
+            for block in 0..u64::from(self.hash_mod) {
+                let offset = block * BLOCK_SIZE as u64;
+                buf.fill(0);
+                {
+                    let _shared = self.blocks.read();
+                    file.read_at(&mut buf, offset)
+                        .map_err(Error::io("read", &path))?;
+                }
+                let at = format!("{} offset {offset}", path.display());
+                match crate::formats::block(&buf, &at) {
+                    Ok(handles) => scan.handles.extend(handles),
+                    Err(e) => scan.bad_blocks.push(e.to_string()),
+                }
+            }
+        }
+        Ok(scan)
     }
 
     /// Removes a table and all its handles.

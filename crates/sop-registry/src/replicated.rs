@@ -35,15 +35,15 @@ pub const REPLICATION_FORMAT_VERSION: u8 = 1;
 
 /// What each side's `replication.status` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Status {
-    term: u64,
+pub(crate) struct Status {
+    pub(crate) term: u64,
     active: u8,
     in_sync: bool,
 }
 
 /// A change recorded while the passive side is down.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum DeltaOp {
+pub(crate) enum DeltaOp {
     /// First record: the term the failed side was last in step at.
     Base {
         term: u64,
@@ -156,14 +156,7 @@ impl Shared {
     fn read_status(&self, side: usize) -> Option<Status> {
         let path = self.at(side, Path::new(STATUS_FILE));
         let bytes = read_file(self.inner.as_ref(), &path).ok()?;
-        let payload = unseal(
-            &bytes,
-            REPLICATION_FORMAT_VERSION,
-            "replication status",
-            &path.display(),
-        )
-        .ok()?;
-        codec::decode(payload, "replication status").ok()
+        parse_status(&bytes, &path.display()).ok()
     }
 
     fn write_status(&self, side: usize, st: &State, in_sync: bool) -> Result<()> {
@@ -440,7 +433,19 @@ impl ReplicatedFs {
     }
 }
 
-fn parse_delta(bytes: &[u8], path: &Path) -> Result<Vec<DeltaOp>> {
+/// A `replication.status` file.
+pub(crate) fn parse_status(bytes: &[u8], location: &dyn std::fmt::Display) -> Result<Status> {
+    let payload = unseal(
+        bytes,
+        REPLICATION_FORMAT_VERSION,
+        "replication status",
+        location,
+    )?;
+    codec::decode(payload, "replication status")
+}
+
+/// The changes in a `replication.delta` file, up to a torn last record.
+pub(crate) fn parse_delta(bytes: &[u8], path: &Path) -> Result<Vec<DeltaOp>> {
     let mut ops = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sop_core::codec::{self, seal, unseal};
+use sop_core::codec::{self, seal};
 use sop_core::vfs::{FileSystem, read_file, write_file_atomic};
 use sop_core::{Error, Result, StoreInfo, validate_store_name};
 
@@ -89,10 +89,7 @@ impl StoreRepository {
         validate_store_name(name)?;
         let path = self.path(name);
         match read_file(self.fs.as_ref(), &path) {
-            Ok(bytes) => {
-                let payload = unseal(&bytes, STORE_FORMAT_VERSION, "store info", &path.display())?;
-                Ok(Some(codec::decode(payload, "store info")?))
-            }
+            Ok(bytes) => Ok(Some(crate::formats::store_info(&bytes, &path.display())?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::Io {
                 op: "read",

@@ -414,6 +414,12 @@ impl Engine {
         Ok(report)
     }
 
+    /// The blob store (nodes and out-of-node values).
+    #[must_use]
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
     /// Removes a removed store's blob table.
     ///
     /// # Errors

@@ -27,4 +27,4 @@ pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
 pub use retry::{is_retryable, run};
 pub use store::Store;
 pub use transaction::Transaction;
-pub use txlog::{TXLOG_DIR, TXLOG_FORMAT_VERSION};
+pub use txlog::{TXLOG_DIR, TXLOG_FORMAT_VERSION, txlog_records};

@@ -52,6 +52,13 @@ pub(crate) fn encode(log: &TxLog) -> Result<Vec<u8>> {
     Ok(seal(TXLOG_FORMAT_VERSION, &codec::encode(log)?))
 }
 
+/// How many intact records a transaction log file holds (the decoder recovery uses; public for
+/// the fuzz targets and `sop verify`).
+#[must_use]
+pub fn txlog_records(bytes: &[u8]) -> usize {
+    decode_all(bytes, "txlog").len()
+}
+
 /// The intact records of a log, in order; a torn last record (its sync never finished, so
 /// nothing it lists was written) ends the list.
 pub(crate) fn decode_all(bytes: &[u8], path: &str) -> Vec<TxLog> {

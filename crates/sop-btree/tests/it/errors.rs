@@ -188,6 +188,51 @@ fn nodes_round_trip_through_the_codec() {
     .unwrap();
 }
 
+#[test]
+fn a_node_shape_reads_without_the_types_and_version_1_nodes_still_decode() {
+    let id = sop_core::Uuid::new_v4();
+    let node = Node::<String, Vec<u8>> {
+        id,
+        items: (0..5u8)
+            .map(|i| sop_btree::NodeItem {
+                id: sop_core::Uuid::new_v4(),
+                key: format!("k{i}"),
+                value: if i % 2 == 0 {
+                    sop_btree::ItemValue::Inline(vec![i; usize::from(i)])
+                } else {
+                    sop_btree::ItemValue::External(sop_core::Uuid::new_v4())
+                },
+                version: u32::from(i) * 7,
+            })
+            .collect(),
+        children: (0..6).map(|_| sop_core::Uuid::new_v4()).collect(),
+    };
+    let bytes = node.encode().unwrap();
+    let (shape, keys_at) = sop_btree::NodeShape::decode(&bytes).unwrap();
+    assert!(keys_at < bytes.len());
+    assert_eq!(shape.id, id);
+    assert_eq!(shape.children, node.children);
+    for (s, it) in shape.items.iter().zip(&node.items) {
+        assert_eq!((s.id, s.version), (it.id, it.version));
+        let external = match it.value {
+            sop_btree::ItemValue::External(b) => Some(b),
+            sop_btree::ItemValue::Inline(_) => None,
+        };
+        assert_eq!(s.external, external);
+    }
+    assert_eq!(Node::<String, Vec<u8>>::decode(&bytes).unwrap(), node);
+    // Every truncation is an error.
+    for cut in 0..bytes.len() {
+        assert!(
+            Node::<String, Vec<u8>>::decode(&bytes[..cut]).is_err(),
+            "cut {cut}"
+        );
+    }
+    let v1 = sop_core::codec::encode_versioned(1, &node).unwrap();
+    assert_eq!(Node::<String, Vec<u8>>::decode(&v1).unwrap(), node);
+    assert!(sop_btree::NodeShape::decode(&v1).is_err());
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_decode_to_an_error_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -195,5 +240,6 @@ proptest! {
         let mut versioned = vec![sop_btree::NODE_FORMAT_VERSION];
         versioned.extend_from_slice(&bytes);
         let _ = Node::<u64, String>::decode(&versioned);
+        let _ = sop_btree::NodeShape::decode(&versioned);
     }
 }

@@ -11,8 +11,6 @@ use sop_core::{Error, StoreOptions, Uuid};
 use sop_database::{ClusterOptions, Database, TxMode, is_retryable};
 use sop_testkit::RedisServer;
 
-use crate::support::{ACCOUNTS, START};
-
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -46,17 +44,7 @@ async fn open(path: &Path, url: &str) -> Database {
 }
 
 async fn setup(path: &Path, url: &str) {
-    let db = open(path, url).await;
-    let tx = db.begin(TxMode::ForWriting);
-    let mut acc = db
-        .new_btree::<u32, i64>(&tx, &StoreOptions::new("accounts"))
-        .unwrap();
-    for a in 0..ACCOUNTS {
-        acc.add(a, START).await.unwrap();
-    }
-    db.new_btree::<Uuid, (u32, u32, i64)>(&tx, &StoreOptions::new("audit"))
-        .unwrap();
-    tx.commit().await.unwrap();
+    crate::support::create_bank(&open(path, url).await).await;
 }
 
 /// One worker process: `SOP_WORKER_TRANSFERS` transfers, printing `DONE <id>` per committed
@@ -155,41 +143,7 @@ fn finish(child: Child) -> (bool, BTreeSet<Uuid>, String) {
 }
 
 async fn verify(path: &Path, url: &str, committed: &BTreeSet<Uuid>) {
-    let db = open(path, url).await;
-    let tx = db.begin(TxMode::ForReading);
-    let mut acc = db.open_btree::<u32, i64>(&tx, "accounts").unwrap();
-    let mut audit = db
-        .open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")
-        .unwrap();
-    let total: i64 = acc.range(..).await.unwrap().iter().map(|i| i.value).sum();
-    assert_eq!(
-        total,
-        i64::from(ACCOUNTS) * START,
-        "money was created or lost"
-    );
-    let entries = audit.range(..).await.unwrap();
-    let ids: BTreeSet<Uuid> = entries.iter().map(|i| i.key).collect();
-    assert!(
-        committed.is_subset(&ids),
-        "a reported transfer is missing from the audit"
-    );
-    // Balances are exactly what the audit log says.
-    let mut balances = vec![START; ACCOUNTS as usize];
-    for it in &entries {
-        let (from, to, amount) = it.value;
-        balances[from as usize] -= amount;
-        balances[to as usize] += amount;
-    }
-    for (a, want) in balances.iter().enumerate() {
-        assert_eq!(
-            acc.get(&(a as u32)).await.unwrap(),
-            Some(*want),
-            "account {a}"
-        );
-    }
-    acc.check().await.unwrap();
-    audit.check().await.unwrap();
-    tx.commit().await.unwrap();
+    crate::support::assert_bank(&open(path, url).await, committed).await;
 }
 
 fn transfers() -> usize {

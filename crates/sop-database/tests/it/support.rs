@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sop_core::{Result, StoreOptions, Uuid, ValueDataSize};
 use sop_database::{Database, TxMode};
@@ -135,4 +135,58 @@ pub fn next_transfer(state: &mut u64) -> Option<(u32, u32, i64)> {
     let to = u32::try_from((s >> 20) % u64::from(ACCOUNTS)).unwrap();
     let amount = i64::try_from((s >> 40) % 50).unwrap() + 1;
     (from != to).then_some((from, to, amount))
+}
+
+/// Creates the bank: "accounts" (`ACCOUNTS` accounts of `START`) and an empty "audit".
+pub async fn create_bank(db: &Database) {
+    let tx = db.begin(TxMode::ForWriting);
+    let mut acc = db
+        .new_btree::<u32, i64>(&tx, &StoreOptions::new("accounts").slot_length(16))
+        .unwrap();
+    for a in 0..ACCOUNTS {
+        acc.add(a, START).await.unwrap();
+    }
+    db.new_btree::<Uuid, (u32, u32, i64)>(&tx, &StoreOptions::new("audit"))
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The bank's invariants: the total is conserved, every transfer reported committed is in the
+/// audit, the balances are exactly what replaying the audit gives, and both trees check out.
+/// Returns how many transfers the audit holds.
+pub async fn assert_bank(db: &Database, committed: &BTreeSet<Uuid>) -> usize {
+    let tx = db.begin(TxMode::ForReading);
+    let mut acc = db.open_btree::<u32, i64>(&tx, "accounts").unwrap();
+    let mut audit = db
+        .open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")
+        .unwrap();
+    let total: i64 = acc.range(..).await.unwrap().iter().map(|i| i.value).sum();
+    assert_eq!(
+        total,
+        i64::from(ACCOUNTS) * START,
+        "money was created or lost"
+    );
+    let entries = audit.range(..).await.unwrap();
+    let ids: BTreeSet<Uuid> = entries.iter().map(|i| i.key).collect();
+    assert!(
+        committed.is_subset(&ids),
+        "a reported transfer is missing from the audit"
+    );
+    let mut balances = vec![START; ACCOUNTS as usize];
+    for it in &entries {
+        let (from, to, amount) = it.value;
+        balances[from as usize] -= amount;
+        balances[to as usize] += amount;
+    }
+    for (a, want) in balances.iter().enumerate() {
+        assert_eq!(
+            acc.get(&(a as u32)).await.unwrap(),
+            Some(*want),
+            "account {a}"
+        );
+    }
+    acc.check().await.unwrap();
+    audit.check().await.unwrap();
+    tx.commit().await.unwrap();
+    entries.len()
 }
