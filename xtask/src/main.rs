@@ -4,6 +4,8 @@
 //!   workspace's tests (debug), then the model tests in release: the B-tree's at 10,000 cases
 //!   each, the database's at 256.
 //! - `test --quick`: the same without the release model run.
+//! - `stress`: the long runs (bank, clustered, 100 SIGKILL rounds, the large power-loss workload).
+//! - `fuzz [--secs N]`: every cargo-fuzz target in `fuzz/` for N seconds.
 //! - `bench`: the criterion benchmarks.
 
 use std::process::{Command, ExitCode};
@@ -16,6 +18,14 @@ fn main() -> ExitCode {
         Some("test") => test(flags.contains(&"--quick")),
         Some("integration") => integration(flags.contains(&"--docker")),
         Some("stress") => stress(),
+        Some("fuzz") => fuzz(
+            flags
+                .iter()
+                .position(|f| *f == "--secs")
+                .and_then(|i| flags.get(i + 1))
+                .copied()
+                .unwrap_or("60"),
+        ),
         Some("bench") => run(
             "cargo",
             &[
@@ -30,7 +40,8 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered and concurrency runs\n  bench            criterion benchmarks"
+                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs
+  fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench            criterion benchmarks"
             );
             return ExitCode::from(2);
         }
@@ -121,9 +132,9 @@ fn integration(docker: bool) -> Result<(), String> {
 }
 
 fn stress() -> Result<(), String> {
-    // Bigger runs of the clustered and in-process bank tests (the sizes are read by the tests).
-    let mut cmd = Command::new("cargo");
-    cmd.args([
+    // Bigger runs of the clustered and in-process bank tests (the sizes are read by the tests),
+    // the 100-round SIGKILL test, and the large power-loss workload cut at every sync point.
+    let base = [
         "test",
         "--release",
         "-p",
@@ -131,12 +142,59 @@ fn stress() -> Result<(), String> {
         "--test",
         "it",
         "--",
-        "cluster::",
-        "bank::",
-    ])
-    .env("SOP_CLUSTER_TRANSFERS", "2000")
-    .env("SOP_BANK_TRANSFERS", "100000");
-    eprintln!("==> {cmd:?}");
+    ];
+    run_env(
+        &[&base[..], &["cluster::", "bank::", "kill::"]].concat(),
+        &[
+            ("SOP_CLUSTER_TRANSFERS", "2000"),
+            ("SOP_BANK_TRANSFERS", "100000"),
+            ("SOP_KILL_ROUNDS", "100"),
+        ],
+    )?;
+    run_env(
+        &[&base[..], &["powerloss::", "--nocapture"]].concat(),
+        &[("SOP_POWERLOSS_LARGE", "1")],
+    )
+}
+
+/// Every fuzz target for `secs` seconds each (nightly toolchain and `cargo install cargo-fuzz`).
+fn fuzz(secs: &str) -> Result<(), String> {
+    let max_time = format!("-max_total_time={secs}");
+    for target in FUZZ_TARGETS {
+        run(
+            "cargo",
+            &[
+                "+nightly",
+                "fuzz",
+                "run",
+                "-O",
+                target,
+                "--",
+                &max_time,
+                "-print_final_stats=1",
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The targets in `fuzz/fuzz_targets`.
+const FUZZ_TARGETS: [&str; 6] = [
+    "node",
+    "registry_block",
+    "journal",
+    "store_info",
+    "txlog",
+    "blob_frames",
+];
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    eprintln!("==> {env:?} {cmd:?}");
     let status = cmd
         .status()
         .map_err(|e| format!("cannot start cargo: {e}"))?;
