@@ -6,7 +6,9 @@
 //! - `test --quick`: the same without the release model run.
 //! - `stress`: the long runs (bank, clustered, 100 SIGKILL rounds, the large power-loss workload).
 //! - `fuzz [--secs N]`: every cargo-fuzz target in `fuzz/` for N seconds.
-//! - `bench`: the criterion benchmarks.
+//! - `bench [--n N] [--engines ..]`: sop-rs and its peers on redb's workload (`bench/`, its own
+//!   workspace so the peers never enter the default build); `bench --micro`: criterion.
+//! - `ycsb [...]`: the YCSB core workloads.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
                 .copied()
                 .unwrap_or("60"),
         ),
-        Some("bench") => run(
+        Some("bench") if flags.contains(&"--micro") => run(
             "cargo",
             &[
                 "bench",
@@ -36,12 +38,20 @@ fn main() -> ExitCode {
                 "sop-registry",
                 "-p",
                 "sop-blobstore-ec",
+                "-p",
+                "sop-database",
             ],
         ),
+        Some("bench") => peers("sop-bench", &flags),
+        Some("ycsb") => peers("ycsb", &flags),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs
-  fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench            criterion benchmarks"
+  fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench [--n N] [--engines sop,redb,..]
+                   sop-rs side by side with redb, LMDB, SQLite, fjall (bench/, own workspace)
+  bench --micro    the criterion micro-benchmarks
+  ycsb [--workload a..f|a,c] [--records N] [--ops M] [--threads T] [--engines ..]
+                   YCSB core workloads"
             );
             return ExitCode::from(2);
         }
@@ -187,6 +197,21 @@ const FUZZ_TARGETS: [&str; 6] = [
     "txlog",
     "blob_frames",
 ];
+
+/// Runs a binary of the `bench/` workspace in release mode with the given flags.
+fn peers(bin: &str, flags: &[&str]) -> Result<(), String> {
+    let mut args = vec![
+        "run",
+        "--release",
+        "--manifest-path",
+        "bench/Cargo.toml",
+        "--bin",
+        bin,
+        "--",
+    ];
+    args.extend_from_slice(flags);
+    run("cargo", &args)
+}
 
 fn run_env(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let mut cmd = Command::new("cargo");

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use sop_core::{Error, Result};
 
+/// How long `acquire` waits for a lock that is busy before it reports [`Error::InUse`].
+pub const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// An exclusive lock on `<folder>/sop.lock`, held until dropped.
 ///
 /// It is an advisory `flock`-style lock (`File::try_lock`): the kernel drops it when the
@@ -45,10 +48,22 @@ impl FolderLock {
             .write(true)
             .open(&path)
             .map_err(Error::io("open", &path))?;
-        let r = if shared {
-            file.try_lock_shared()
-        } else {
-            file.try_lock()
+        // A lock just released can still be held for a moment by a child this process is
+        // forking (the child shares the open file until its `exec` closes it): retry briefly
+        // before calling the folder in use.
+        let deadline = std::time::Instant::now() + HANDOFF_WAIT;
+        let r = loop {
+            let r = if shared {
+                file.try_lock_shared()
+            } else {
+                file.try_lock()
+            };
+            match r {
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r,
+            }
         };
         match r {
             Ok(()) => Ok(FolderLock { _file: file, path }),

@@ -31,3 +31,33 @@ pub(crate) enum JournalEntry {
     /// A small file under the registry folder removed.
     RemoveFile { path: String },
 }
+
+/// The journal file and what has been applied in place since it was last emptied.
+pub(crate) struct Journal {
+    /// `registry.journal`.
+    pub file: Box<dyn sop_core::vfs::FileHandle>,
+    /// Where the next batch's frame goes (the journal is append-only between checkpoints).
+    pub end: u64,
+    /// Applied in place but not synced: synced at the next checkpoint, which then empties the
+    /// journal. Until then the journal holds every batch since the last checkpoint, so a crash
+    /// loses nothing.
+    pub unsynced: Unsynced,
+}
+
+/// What a checkpoint must sync.
+#[derive(Default)]
+pub(crate) struct Unsynced {
+    /// Segment files written.
+    pub segments:
+        std::collections::BTreeMap<(String, u32), std::sync::Arc<dyn sop_core::vfs::FileHandle>>,
+    /// Small files replaced.
+    pub files: std::collections::BTreeSet<std::path::PathBuf>,
+    /// Folders whose entries changed (new files, renames, removals).
+    pub dirs: std::collections::BTreeSet<std::path::PathBuf>,
+}
+
+impl Unsynced {
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.files.is_empty() && self.dirs.is_empty()
+    }
+}

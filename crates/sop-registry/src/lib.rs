@@ -18,7 +18,8 @@ mod stores;
 pub use journal::JOURNAL_FORMAT_VERSION;
 pub use record::{BLOCK_FORMAT_VERSION, BLOCK_SIZE, RECORD_SIZE, SLOTS_PER_BLOCK};
 pub use registry::{
-    MAX_HASH_MOD, MAX_SEGMENTS, MIN_HASH_MOD, Registry, RegistryBatch, RegistryOptions, TableScan,
+    DEFAULT_CHECKPOINT_BYTES, MAX_HASH_MOD, MAX_SEGMENTS, MIN_HASH_MOD, Registry, RegistryBatch,
+    RegistryOptions, TableScan,
 };
 pub use replicated::{REPLICATION_FORMAT_VERSION, Reinstated, ReplicatedFs, ReplicationStatus};
 pub use stores::{STORE_FORMAT_VERSION, StoreRepository};

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use sop_core::codec::{self, seal};
+use sop_core::codec::{self, SEAL_HEADER, seal};
 use sop_core::vfs::{
     FileHandle, FileSystem, read_file, remove_dir_all_if_present, remove_file_if_present,
-    replace_file, write_file_atomic,
+    write_file_atomic,
 };
 use sop_core::{Error, Handle, Result, Uuid, validate_store_name};
 
-use crate::journal::{JOURNAL_FORMAT_VERSION, JournalEntry};
+use crate::journal::{JOURNAL_FORMAT_VERSION, Journal, JournalEntry, Unsynced};
 use crate::record::{BLOCK_SIZE, Block};
 
 /// The fewest blocks per segment file (1 MiB segments).
@@ -43,7 +43,16 @@ pub struct RegistryOptions {
     /// next write), and the generation lives in a shared file (`registry.gen`) so readers in
     /// every process see when a batch is being applied.
     pub shared: bool,
+    /// Lazy checkpoints (ignored when `shared`): a batch costs one journal sync, and is applied
+    /// in place without syncing; the journal keeps growing until it reaches this many bytes
+    /// (or [`Registry::checkpoint`], a table removal, or drop), when everything applied is
+    /// synced and the journal emptied. `0`: checkpoint after every batch (a journal sync plus a
+    /// sync per file touched, per batch).
+    pub checkpoint_bytes: u64,
 }
+
+/// The journal size at which a standalone database checkpoints (`RegistryOptions::checkpoint_bytes`).
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 4 << 20;
 
 /// One change in a [`RegistryBatch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +190,9 @@ pub struct Registry {
     base: PathBuf,
     hash_mod: u32,
     files: RwLock<HashMap<(String, u32), Arc<dyn FileHandle>>>,
-    journal: parking_lot::Mutex<Box<dyn FileHandle>>,
+    journal: parking_lot::Mutex<Journal>,
+    /// `RegistryOptions::checkpoint_bytes` (0 in shared mode).
+    checkpoint_bytes: u64,
     /// Block reads share it; writing blocks in place takes it alone, so a reader never sees a
     /// block half overwritten (a 4 KiB `pwrite` is not atomic against a concurrent `pread`).
     blocks: RwLock<()>,
@@ -262,7 +273,16 @@ impl Registry {
             base,
             hash_mod,
             files: RwLock::new(HashMap::new()),
-            journal: parking_lot::Mutex::new(journal),
+            journal: parking_lot::Mutex::new(Journal {
+                file: journal,
+                end: 0,
+                unsynced: Unsynced::default(),
+            }),
+            checkpoint_bytes: if options.shared {
+                0
+            } else {
+                options.checkpoint_bytes
+            },
             blocks: RwLock::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
             shared_gen,
@@ -515,12 +535,20 @@ impl Registry {
         if batch.is_empty() {
             return Ok(());
         }
-        let journal = self.journal.lock();
+        let mut journal = self.journal.lock();
+        let journal = &mut *journal;
         let _os = OsLockGuard::take(self.os_lock.as_ref())?;
-        // A batch another process synced but did not finish applying (it died) comes first.
+        // Shared mode: a batch another process synced but did not finish applying (it died)
+        // comes first. (In lazy mode the journal is never empty for that reason.)
         let journal_path = self.base.join(JOURNAL_FILE);
-        if journal.size().map_err(Error::io("stat", &journal_path))? > 0 {
-            self.replay(journal.as_ref())?;
+        if self.checkpoint_bytes == 0
+            && journal
+                .file
+                .size()
+                .map_err(Error::io("stat", &journal_path))?
+                > 0
+        {
+            self.replay(journal)?;
         }
         let mut working = BTreeMap::new();
         let mut dirty = BTreeSet::new();
@@ -614,22 +642,25 @@ impl Registry {
             return Ok(());
         }
         let frame = seal(JOURNAL_FORMAT_VERSION, &codec::encode(&entries)?);
+        let at = journal.end;
         let write_journal = || -> std::io::Result<()> {
-            journal.set_len(0)?;
-            journal.write_at(&frame, 0)?;
-            journal.sync()
+            if at == 0 {
+                journal.file.set_len(0)?;
+            }
+            journal.file.write_at(&frame, at)?;
+            journal.file.sync()
         };
         if let Err(e) = write_journal() {
-            // The journal may or may not have reached the disk. Only an emptied, synced journal
-            // proves the batch will never be replayed; otherwise its outcome is in doubt until
-            // the journal is replayed (refusing every call until then).
-            let emptied = journal.set_len(0).and_then(|()| journal.sync());
+            // The frame may or may not have reached the disk. Only a journal cut back to where
+            // it was, and synced, proves the batch will never be replayed; otherwise its
+            // outcome is in doubt until the journal is replayed (refusing every call until then).
+            let cut = journal.file.set_len(at).and_then(|()| journal.file.sync());
             let err = Error::Io {
                 op: "write",
                 path: journal_path,
                 source: e,
             };
-            if emptied.is_err() {
+            if cut.is_err() {
                 *self.failed.lock() = Some(err.to_string());
                 return Err(Error::Poisoned {
                     store: format!("registry at {}", self.base.display()),
@@ -638,15 +669,82 @@ impl Registry {
             }
             return Err(err);
         }
+        journal.end = at + frame.len() as u64;
         // From here the batch is committed: the journal is durable and will be replayed.
-        if let Err(e) = self.apply(&entries) {
+        let lazy = self.checkpoint_bytes > 0;
+        let applied = self.apply(&entries, &mut journal.unsynced).and_then(|()| {
+            if lazy && journal.end < self.checkpoint_bytes {
+                Ok(())
+            } else if lazy {
+                self.checkpoint_locked(journal)
+            } else {
+                // Synced in place: empty the journal without a sync; a journal that still
+                // holds this batch is replayed (idempotently) before the next batch or on
+                // the next open.
+                self.sync_unsynced(&mut journal.unsynced)?;
+                let _ = journal.file.set_len(0);
+                journal.end = 0;
+                Ok(())
+            }
+        });
+        if let Err(e) = applied {
             // Readers are refused until the journal is replayed (next call, or the next open).
             *self.failed.lock() = Some(e.to_string());
+        }
+        Ok(())
+    }
+
+    /// Syncs everything applied in place since the last checkpoint and empties the journal
+    /// (one sync per file touched, plus the journal's). A standalone registry does it by itself
+    /// when the journal reaches `RegistryOptions::checkpoint_bytes`, before removing a table, and
+    /// when dropped; call it before changing, outside batches, a file that batches also write.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when a batch is not applied yet and cannot be; I/O errors (then the
+    /// journal still holds every batch, and nothing is lost).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_failed()?;
+        let mut journal = self.journal.lock();
+        self.checkpoint_locked(&mut journal)
+    }
+
+    fn checkpoint_locked(&self, journal: &mut Journal) -> Result<()> {
+        if journal.end == 0 && journal.unsynced.is_empty() {
             return Ok(());
         }
-        // Not synced, and its failure is harmless: a journal that still holds this batch is
-        // replayed (idempotently) before the next batch or on the next open.
-        let _ = journal.set_len(0);
+        self.sync_unsynced(&mut journal.unsynced)?;
+        let path = self.base.join(JOURNAL_FILE);
+        journal
+            .file
+            .set_len(0)
+            .map_err(Error::io("truncate", &path))?;
+        journal.file.sync().map_err(Error::io("sync", &path))?;
+        journal.end = 0;
+        Ok(())
+    }
+
+    /// Syncs the segment files, small files and folders changed in place.
+    fn sync_unsynced(&self, unsynced: &mut Unsynced) -> Result<()> {
+        for ((table, segment), file) in &unsynced.segments {
+            file.sync()
+                .map_err(Error::io("sync", self.segment_path(table, *segment)))?;
+        }
+        for path in &unsynced.files {
+            match self.fs.open(path, false) {
+                Ok(f) => f.sync().map_err(Error::io("sync", path))?,
+                // Removed since (a transaction log cleaned up): nothing to sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("open", path)(e)),
+            }
+        }
+        for dir in &unsynced.dirs {
+            match self.fs.sync_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("sync folder", dir)(e)),
+            }
+        }
+        *unsynced = Unsynced::default();
         Ok(())
     }
 
@@ -808,9 +906,7 @@ impl Registry {
 
     /// Writes journal images in place and syncs them (and any new folder or file); replaces and
     /// removes the journal's files.
-    fn apply(&self, entries: &[JournalEntry]) -> Result<()> {
-        let mut touched: BTreeMap<(String, u32), Arc<dyn FileHandle>> = BTreeMap::new();
-        let mut new_dirs = BTreeSet::new();
+    fn apply(&self, entries: &[JournalEntry], unsynced: &mut Unsynced) -> Result<()> {
         let mut writes = Vec::new();
         for e in entries {
             if let JournalEntry::Block {
@@ -820,8 +916,10 @@ impl Registry {
                 image,
             } = e
             {
-                let file = self.segment_for(table, *segment, image, &mut new_dirs)?;
-                touched.insert((table.clone(), *segment), Arc::clone(&file));
+                let file = self.segment_for(table, *segment, image, &mut unsynced.dirs)?;
+                unsynced
+                    .segments
+                    .insert((table.clone(), *segment), Arc::clone(&file));
                 writes.push((file, table, *segment, *block, image));
             }
         }
@@ -848,30 +946,27 @@ impl Registry {
                             .create_dir_all(&dir)
                             .map_err(Error::io("create folder", &dir))?;
                         if let Some(up) = dir.parent() {
-                            new_dirs.insert(up.to_path_buf());
+                            unsynced.dirs.insert(up.to_path_buf());
                         }
                     }
-                    replace_file(self.fs.as_ref(), &full, bytes)
+                    // A temporary file renamed over the old one: readers see the old bytes or
+                    // the new, never a mix. Synced at the checkpoint (the journal has the bytes).
+                    replace_file_unsynced(self.fs.as_ref(), &full, bytes)
                         .map_err(Error::io("write", &full))?;
-                    new_dirs.insert(dir);
+                    unsynced.files.insert(full);
+                    unsynced.dirs.insert(dir);
                 }
                 JournalEntry::RemoveFile { path } => {
                     check_rel_path(path)?;
                     let full = self.base.join(path);
                     remove_file_if_present(self.fs.as_ref(), &full)
                         .map_err(Error::io("remove", &full))?;
-                    new_dirs.insert(full.parent().unwrap_or(&self.base).to_path_buf());
+                    unsynced.files.remove(&full);
+                    unsynced
+                        .dirs
+                        .insert(full.parent().unwrap_or(&self.base).to_path_buf());
                 }
             }
-        }
-        for ((table, segment), file) in &touched {
-            file.sync()
-                .map_err(Error::io("sync", self.segment_path(table, *segment)))?;
-        }
-        for dir in &new_dirs {
-            self.fs
-                .sync_dir(dir)
-                .map_err(Error::io("sync folder", dir))?;
         }
         Ok(())
     }
@@ -922,28 +1017,51 @@ impl Registry {
     /// # Errors
     /// Corruption and I/O errors.
     pub fn recover_journal(&self) -> Result<()> {
-        let journal = self.journal.lock();
+        let mut journal = self.journal.lock();
         let _os = OsLockGuard::take(self.os_lock.as_ref())?;
-        self.replay(journal.as_ref())
+        self.replay(&mut journal)
     }
 
-    fn replay(&self, journal: &dyn FileHandle) -> Result<()> {
+    /// Applies every intact batch in the journal, in order (a torn last frame was never
+    /// acknowledged: dropped), then checkpoints.
+    fn replay(&self, journal: &mut Journal) -> Result<()> {
         let path = self.base.join(JOURNAL_FILE);
-        let size = journal.size().map_err(Error::io("stat", &path))?;
+        let size = journal.file.size().map_err(Error::io("stat", &path))?;
         if size == 0 {
-            return Ok(());
+            journal.end = 0;
+            return self.checkpoint_locked(journal);
         }
         let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(0)];
         let n = journal
+            .file
             .read_at(&mut bytes, 0)
             .map_err(Error::io("read", &path))?;
         bytes.truncate(n);
-        // A journal that fails its checksum was torn before it was synced: no block was touched.
-        if let Some(entries) = crate::formats::journal_entries(&bytes, &path.display())? {
-            self.apply(&entries)?;
+        let mut at = 0usize;
+        while let Some(len) = bytes
+            .get(at + 1..at + 9)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            .and_then(|l| usize::try_from(l).ok())
+        {
+            let Some(end) = at
+                .checked_add(SEAL_HEADER)
+                .and_then(|e| e.checked_add(len))
+                .filter(|e| *e <= bytes.len())
+            else {
+                break;
+            };
+            let location = format!("{} offset {at}", path.display());
+            // A frame that fails its checksum was torn before it was synced: nothing after it
+            // was acknowledged.
+            let Some(entries) = crate::formats::journal_entries(&bytes[at..end], &location)? else {
+                break;
+            };
+            self.apply(&entries, &mut journal.unsynced)?;
+            at = end;
         }
-        journal.set_len(0).map_err(Error::io("truncate", &path))?;
-        journal.sync().map_err(Error::io("sync", &path))
+        journal.end = size;
+        self.checkpoint_locked(journal)
     }
 
     /// The tables that have a folder under `tables/`.
@@ -1003,7 +1121,10 @@ impl Registry {
     /// I/O errors.
     pub fn remove_table(&self, table: &str) -> Result<()> {
         validate_store_name(table)?;
-        let _journal = self.journal.lock();
+        self.check_failed()?;
+        let mut journal = self.journal.lock();
+        // Batches in the journal must never be replayed over the removal.
+        self.checkpoint_locked(&mut journal)?;
         let _alone = self.blocks.write();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -1014,6 +1135,34 @@ impl Registry {
             .sync_dir(&self.base.join(TABLES_DIR))
             .map_err(Error::io("sync folder", &self.base))
     }
+}
+
+impl Drop for Registry {
+    /// A clean close leaves an empty journal (best effort: a journal left behind is replayed
+    /// on the next open). Never while a batch is not applied: that needs a replay first.
+    fn drop(&mut self) {
+        if self.failed.lock().is_none() {
+            let mut journal = self.journal.lock();
+            let _ = self.checkpoint_locked(&mut journal);
+        }
+    }
+}
+
+/// Writes `data` to a temporary file and renames it over `path`, without syncing: atomic for
+/// readers, durable only once synced (a checkpoint).
+fn replace_file_unsynced(fs: &dyn FileSystem, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = sop_core::vfs::tmp_path(path);
+    let written = (|| {
+        let file = fs.open(&tmp, true)?;
+        file.set_len(0)?;
+        file.write_at(data, 0)?;
+        drop(file);
+        fs.rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs.remove_file(&tmp);
+    }
+    written
 }
 
 /// The shared generation (0 when the file is short or unreadable).

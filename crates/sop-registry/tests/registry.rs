@@ -31,6 +31,18 @@ fn open(fs: Arc<dyn FileSystem>, dir: &Path) -> Registry {
     Registry::open(fs, dir, RegistryOptions::default()).unwrap()
 }
 
+fn open_lazy(fs: Arc<dyn FileSystem>, dir: &Path, checkpoint_bytes: u64) -> Registry {
+    Registry::open(
+        fs,
+        dir,
+        RegistryOptions {
+            checkpoint_bytes,
+            ..RegistryOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Add(usize),
@@ -38,6 +50,8 @@ enum Step {
     Remove(usize),
     Batch(Vec<(u8, usize)>),
     Reopen,
+    /// Reopen without closing: no checkpoint, the next open replays the whole journal.
+    Crash,
 }
 
 fn step(pool: usize) -> impl Strategy<Value = Step> {
@@ -47,6 +61,7 @@ fn step(pool: usize) -> impl Strategy<Value = Step> {
         2 => (0..pool).prop_map(Step::Remove),
         2 => proptest::collection::vec((0..3u8, 0..pool), 1..60).prop_map(Step::Batch),
         1 => Just(Step::Reopen),
+        1 => Just(Step::Crash),
     ]
 }
 
@@ -57,13 +72,16 @@ proptest! {
     /// over up to 5 segments) plus scattered ids, checked against a map after every step and
     /// across reopens. Errors must match the model, and a failed batch must change nothing.
     #[test]
-    fn registry_matches_a_map_across_segments_and_reopens(steps in proptest::collection::vec(step(400), 1..80)) {
+    fn registry_matches_a_map_across_segments_and_reopens(
+        steps in proptest::collection::vec(step(400), 1..80),
+        checkpoint in prop_oneof![Just(0u64), Just(20_000), Just(4 << 20)],
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
         let pool: Vec<Uuid> = (0..400u64)
             .map(|n| if n < 300 { colliding_id(n % 2 * 7, n) } else { Uuid::new_v4() })
             .collect();
-        let mut reg = open(fs.clone(), dir.path());
+        let mut reg = open_lazy(fs.clone(), dir.path(), checkpoint);
         let mut model: HashMap<Uuid, Handle> = HashMap::new();
         for s in &steps {
             let mut batch = RegistryBatch::new();
@@ -78,7 +96,12 @@ proptest! {
                 }
             };
             match s {
-                Step::Reopen => { drop(reg); reg = open(fs.clone(), dir.path()); continue; }
+                Step::Reopen => { drop(reg); reg = open_lazy(fs.clone(), dir.path(), checkpoint); continue; }
+                Step::Crash => {
+                    std::mem::forget(reg);
+                    reg = open_lazy(fs.clone(), dir.path(), checkpoint);
+                    continue;
+                }
                 Step::Add(i) => batch = push(0, *i, 1, batch),
                 Step::Update(i, v) => batch = push(1, *i, *v, batch),
                 Step::Remove(i) => batch = push(2, *i, 0, batch),

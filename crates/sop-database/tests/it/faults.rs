@@ -75,7 +75,8 @@ fn an_io_error_anywhere_in_a_commit_leaves_a_consistent_store_and_a_retry_succee
             let after = read_two(&db).await;
             drop(db);
             // And the disk agrees after a reopen.
-            let db = Database::standalone(dir.path()).unwrap();
+            let db = Database::standalone(dir.path())
+                .unwrap_or_else(|e| panic!("call {n}: reopen failed: {e:?}"));
             assert_eq!(read_two(&db).await, after, "call {n}: reopen differs");
             if !reached {
                 break;

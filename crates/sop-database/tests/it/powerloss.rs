@@ -21,9 +21,17 @@ fn open(root: &Path, fs: &SimFs) -> Result<Database> {
         root,
         DatabaseOptions {
             fs: Some(Arc::new(fs.clone()) as Arc<dyn FileSystem>),
+            registry_checkpoint_bytes: CHECKPOINT.with(std::cell::Cell::get),
             ..DatabaseOptions::default()
         },
     )
+}
+
+thread_local! {
+    /// The registry checkpoint size of this run: the default (checkpoints at close), or small
+    /// so that checkpoints (their syncs and journal truncation) fall inside the workloads.
+    static CHECKPOINT: std::cell::Cell<u64> =
+        const { std::cell::Cell::new(sop_registry::DEFAULT_CHECKPOINT_BYTES) };
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -151,6 +159,17 @@ fn files(fs: &SimFs, dir: &Path) -> usize {
 
 #[test]
 fn every_sync_point_of_every_workload_recovers_to_before_or_after() {
+    every_sync_point(sop_registry::DEFAULT_CHECKPOINT_BYTES);
+}
+
+#[test]
+fn the_same_with_a_registry_checkpoint_inside_every_workload() {
+    // A 4 KiB block image per handle changed: a few commits' journal frames.
+    every_sync_point(16 << 10);
+}
+
+fn every_sync_point(checkpoint: u64) {
+    CHECKPOINT.with(|c| c.set(checkpoint));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -240,7 +259,7 @@ fn every_sync_point_of_every_workload_recovers_to_before_or_after() {
                 }
             }
             report.push(format!(
-                "{w:?}: {points} sync points x {} images: {rolled_back} before (or between its commits), {completed} after",
+                "checkpoint at {checkpoint} bytes, {w:?}: {points} sync points x {} images: {rolled_back} before (or between its commits), {completed} after",
                 MIXED_VARIANTS + 1
             ));
         }

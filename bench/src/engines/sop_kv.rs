@@ -1,0 +1,135 @@
+//! sop-rs standalone: one B-tree of byte keys and byte values; every write call one
+//! `ForWriting` transaction (durable when `commit` returns), every read call one `ForReading`
+//! transaction (its reads validated at commit, as the engine's isolation requires).
+
+use std::path::Path;
+
+use anyhow::Result;
+use sop::{Database, DatabaseOptions, StoreOptions, TxMode};
+
+use crate::Kv;
+
+/// Which options.
+#[derive(Clone, Copy, Debug)]
+pub enum Tuning {
+    /// `Database::standalone` and `StoreOptions::new` as they come.
+    Default,
+    /// The options that suit this workload best (see BENCHMARKS.md).
+    Tuned,
+}
+
+/// sop-rs in `<dir>/sop/`.
+pub struct SopKv {
+    db: Database,
+}
+
+const STORE: &str = "kv";
+
+impl SopKv {
+    /// Creates the database and its store.
+    ///
+    /// # Errors
+    /// sop-rs's.
+    pub fn open(dir: &Path, tuning: Tuning) -> Result<Self> {
+        let path = dir.join("sop");
+        let (db, store) = match tuning {
+            Tuning::Default => (Database::standalone(&path)?, StoreOptions::new(STORE)),
+            Tuning::Tuned => (
+                Database::open(
+                    &path,
+                    DatabaseOptions {
+                        l1_cache_bytes: 1 << 30,
+                        ..DatabaseOptions::default()
+                    },
+                )?,
+                StoreOptions::new(STORE).slot_length(256),
+            ),
+        };
+        let kv = SopKv { db };
+        kv.block_on(async {
+            let tx = kv.db.begin(TxMode::ForWriting);
+            kv.db.new_btree::<Vec<u8>, Vec<u8>>(&tx, &store)?;
+            tx.commit().await
+        })?;
+        Ok(kv)
+    }
+
+    fn block_on<T>(&self, f: impl std::future::Future<Output = sop::Result<T>>) -> Result<T> {
+        // Calls come from any thread: one current-thread runtime per thread, made once.
+        thread_local! {
+            static RT: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok();
+        }
+        RT.with(|rt| match rt {
+            Some(rt) => Ok(rt.block_on(f)?),
+            None => anyhow::bail!("cannot start a tokio runtime"),
+        })
+    }
+}
+
+impl Kv for SopKv {
+    fn durability(&self) -> &'static str {
+        "commit returns after its journal fsync (9 syncs per commit)"
+    }
+
+    fn write(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        self.block_on(async {
+            let tx = self.db.begin(TxMode::ForWriting);
+            let mut t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
+            for (k, v) in pairs {
+                t.upsert(k.clone(), v.clone()).await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn remove(&self, keys: &[Vec<u8>]) -> Result<()> {
+        self.block_on(async {
+            let tx = self.db.begin(TxMode::ForWriting);
+            let mut t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
+            for k in keys {
+                t.remove(k).await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn get(&self, keys: &[Vec<u8>]) -> Result<usize> {
+        self.block_on(async {
+            let tx = self.db.begin(TxMode::ForReading);
+            let mut t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
+            let mut bytes = 0;
+            for k in keys {
+                if let Some(v) = t.get(k).await? {
+                    bytes += v.len();
+                }
+            }
+            tx.commit().await?;
+            Ok(bytes)
+        })
+    }
+
+    fn scan(&self, starts: &[Vec<u8>], len: usize) -> Result<usize> {
+        self.block_on(async {
+            let tx = self.db.begin(TxMode::ForReading);
+            let mut t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
+            let mut n = 0;
+            for s in starts {
+                n += t
+                    .range_limit(
+                        (
+                            std::ops::Bound::Included(s.clone()),
+                            std::ops::Bound::Unbounded,
+                        ),
+                        len,
+                    )
+                    .await?
+                    .len();
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+}
