@@ -78,14 +78,22 @@ fn run_engine(name: &str, root: &std::path::Path, n: usize) -> Result<Run> {
     })?);
     phases.push(timed("random reads", n as u64, || {
         let bytes = kv.get(&reads)?;
-        anyhow::ensure!(bytes == n * VALUE, "read {bytes} bytes, expected {}", n * VALUE);
+        anyhow::ensure!(
+            bytes == n * VALUE,
+            "read {bytes} bytes, expected {}",
+            n * VALUE
+        );
         Ok(())
     })?);
-    phases.push(timed("range reads (10 keys)", (n / 10 * 10) as u64, || {
-        let got = kv.scan(&starts, 10)?;
-        anyhow::ensure!(got > starts.len() * 9, "range reads returned {got} items");
-        Ok(())
-    })?);
+    phases.push(timed(
+        "range reads (10 keys)",
+        (n / 10 * 10) as u64,
+        || {
+            let got = kv.scan(&starts, 10)?;
+            anyhow::ensure!(got > starts.len() * 9, "range reads returned {got} items");
+            Ok(())
+        },
+    )?);
     phases.push(timed("random reads, 2 threads", n as u64, || {
         let halves: Vec<Vec<Vec<u8>>> = reads.chunks(n.div_ceil(2)).map(<[_]>::to_vec).collect();
         let handles: Vec<_> = halves
@@ -151,7 +159,10 @@ fn report(runs: &[Run], n: usize) -> String {
         out.push('\n');
     }
     for (label, f) in [
-        ("MiB on disk, loaded", (|r: &Run| r.size_loaded) as fn(&Run) -> u64),
+        (
+            "MiB on disk, loaded",
+            (|r: &Run| r.size_loaded) as fn(&Run) -> u64,
+        ),
         ("MiB on disk, after removal", |r: &Run| r.size_after_remove),
     ] {
         let _ = write!(out, "| {label} (lower is better) |");
@@ -161,13 +172,23 @@ fn report(runs: &[Run], n: usize) -> String {
         out.push('\n');
     }
     // Ratios of each sop-rs configuration to each peer.
-    let sops: Vec<&Run> = runs.iter().filter(|r| r.engine.starts_with("sop")).collect();
-    let peers: Vec<&Run> = runs.iter().filter(|r| !r.engine.starts_with("sop")).collect();
+    let sops: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.engine.starts_with("sop"))
+        .collect();
+    let peers: Vec<&Run> = runs
+        .iter()
+        .filter(|r| !r.engine.starts_with("sop"))
+        .collect();
     if !sops.is_empty() && !peers.is_empty() {
         let _ = writeln!(
             out,
             "\nsop-rs / peer (above 1.0: sop-rs is faster; for size: sop-rs is smaller){}\n",
-            if sops.len() > 1 { "; cells: default / tuned" } else { "" }
+            if sops.len() > 1 {
+                "; cells: default / tuned"
+            } else {
+                ""
+            }
         );
         let _ = write!(out, "| phase |");
         for p in &peers {
@@ -226,7 +247,10 @@ fn main() -> Result<()> {
     );
     let root = PathBuf::from(value("--dir").unwrap_or_else(|| "target/bench/data".into()));
     std::fs::create_dir_all(&root)?;
-    eprintln!("bench: N = {n}, engines {names:?}, data in {}", root.display());
+    eprintln!(
+        "bench: N = {n}, engines {names:?}, data in {}",
+        root.display()
+    );
     let mut runs = Vec::new();
     for name in &names {
         runs.push(run_engine(name, &root, n)?);

@@ -206,7 +206,13 @@ pub fn load(kv: &dyn Kv, records: u64) -> Result<()> {
 ///
 /// # Errors
 /// The engine's; a read that misses a loaded record.
-pub fn run(kv: Arc<dyn Kv>, w: Workload, records: u64, ops: u64, threads: usize) -> Result<Outcome> {
+pub fn run(
+    kv: Arc<dyn Kv>,
+    w: Workload,
+    records: u64,
+    ops: u64,
+    threads: usize,
+) -> Result<Outcome> {
     let inserted = Arc::new(AtomicU64::new(records));
     let zipf = Arc::new(Zipfian::new(records, THETA));
     let start = Instant::now();
@@ -214,53 +220,60 @@ pub fn run(kv: Arc<dyn Kv>, w: Workload, records: u64, ops: u64, threads: usize)
         .map(|t| {
             let (kv, inserted, zipf) = (Arc::clone(&kv), Arc::clone(&inserted), Arc::clone(&zipf));
             let share = ops / threads as u64 + u64::from((t as u64) < ops % threads as u64);
-            std::thread::spawn(move || -> Result<std::collections::BTreeMap<Op, Latencies>> {
-                let mut rng = Rng::new(1000 + t as u64);
-                let mut lat: std::collections::BTreeMap<Op, Latencies> = Default::default();
-                for _ in 0..share {
-                    let op = w.pick(&mut rng);
-                    let n = inserted.load(Ordering::Acquire);
-                    let target = if w.latest {
-                        // Skewed to the newest: latest - zipf(latest).
-                        n - 1 - zipf.next(&mut rng).min(n - 1)
-                    } else {
-                        zipf.next_scrambled(&mut rng, records)
-                    };
-                    let t0 = Instant::now();
-                    match op {
-                        Op::Read => {
-                            let got = kv.get(&[key(target)])?;
-                            if got != RECORD {
-                                bail!("record {target} missing ({got} bytes)");
+            std::thread::spawn(
+                move || -> Result<std::collections::BTreeMap<Op, Latencies>> {
+                    let mut rng = Rng::new(1000 + t as u64);
+                    let mut lat: std::collections::BTreeMap<Op, Latencies> = Default::default();
+                    for _ in 0..share {
+                        let op = w.pick(&mut rng);
+                        let n = inserted.load(Ordering::Acquire);
+                        let target = if w.latest {
+                            // Skewed to the newest: latest - zipf(latest).
+                            n - 1 - zipf.next(&mut rng).min(n - 1)
+                        } else {
+                            zipf.next_scrambled(&mut rng, records)
+                        };
+                        let t0 = Instant::now();
+                        match op {
+                            Op::Read => {
+                                let got = kv.get(&[key(target)])?;
+                                // A record another thread is inserting may not be committed yet
+                                // (its number is taken before its insert returns); a loaded one
+                                // must be there.
+                                if got != RECORD && target < records {
+                                    bail!("record {target} missing ({got} bytes)");
+                                }
+                            }
+                            Op::Update => kv.write(&[(key(target), rng.bytes(RECORD))])?,
+                            Op::Insert => {
+                                let id = inserted.fetch_add(1, Ordering::AcqRel);
+                                kv.write(&[(key(id), rng.bytes(RECORD))])?;
+                            }
+                            Op::Scan => {
+                                let len = 1 + rng.below(100) as usize;
+                                kv.scan(&[key(target)], len)?;
+                            }
+                            Op::ReadModifyWrite => {
+                                let got = kv.get(&[key(target)])?;
+                                if got != RECORD {
+                                    bail!("record {target} missing ({got} bytes)");
+                                }
+                                kv.write(&[(key(target), rng.bytes(RECORD))])?;
                             }
                         }
-                        Op::Update => kv.write(&[(key(target), rng.bytes(RECORD))])?,
-                        Op::Insert => {
-                            let id = inserted.fetch_add(1, Ordering::AcqRel);
-                            kv.write(&[(key(id), rng.bytes(RECORD))])?;
-                        }
-                        Op::Scan => {
-                            let len = 1 + rng.below(100) as usize;
-                            kv.scan(&[key(target)], len)?;
-                        }
-                        Op::ReadModifyWrite => {
-                            let got = kv.get(&[key(target)])?;
-                            if got != RECORD {
-                                bail!("record {target} missing ({got} bytes)");
-                            }
-                            kv.write(&[(key(target), rng.bytes(RECORD))])?;
-                        }
+                        let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
+                        lat.entry(op).or_default().0.push(us);
                     }
-                    let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
-                    lat.entry(op).or_default().0.push(us);
-                }
-                Ok(lat)
-            })
+                    Ok(lat)
+                },
+            )
         })
         .collect();
     let mut latencies: std::collections::BTreeMap<Op, Latencies> = Default::default();
     for h in handles {
-        let part = h.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        let part = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
         for (op, l) in part {
             latencies.entry(op).or_default().0.extend(l.0);
         }

@@ -23,7 +23,9 @@ fn main() -> Result<()> {
     let names: Vec<char> = if spec == "a..f" {
         "abcdef".chars().collect()
     } else {
-        spec.split(',').filter_map(|s| s.trim().chars().next()).collect()
+        spec.split(',')
+            .filter_map(|s| s.trim().chars().next())
+            .collect()
     };
     let records: u64 = value("--records").map_or(Ok(100_000), |s| s.parse())?;
     let ops: u64 = value("--ops").map_or(Ok(20_000), |s| s.parse())?;
@@ -38,7 +40,10 @@ fn main() -> Result<()> {
         out,
         "YCSB: {records} records of 1 KB, {ops} operations per workload, {threads} thread(s); every operation one durable transaction\n"
     );
-    let _ = writeln!(out, "| engine | workload | ops/s | operation | p50 µs | p99 µs | p99.9 µs |");
+    let _ = writeln!(
+        out,
+        "| engine | workload | ops/s | operation | p50 µs | p99 µs | p99.9 µs |"
+    );
     let _ = writeln!(out, "|---|---|---:|---|---:|---:|---:|");
     for engine in &engine_names {
         for &w in &names {

@@ -48,7 +48,9 @@ impl SqliteKv {
             pool: Pool::new(),
         };
         let c = kv.connect()?;
-        c.execute_batch("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;")?;
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;",
+        )?;
         kv.pool.give(c);
         Ok(kv)
     }
@@ -79,7 +81,8 @@ impl Kv for SqliteKv {
         self.with(|c| {
             let tx = c.transaction()?;
             {
-                let mut st = tx.prepare_cached("INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)")?;
+                let mut st =
+                    tx.prepare_cached("INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)")?;
                 for (k, v) in pairs {
                     st.execute(params![k, v])?;
                 }

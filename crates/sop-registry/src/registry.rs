@@ -829,7 +829,8 @@ impl Registry {
     }
 
     /// A number that changes whenever committed handles change (a batch applied, a table
-    /// removed). A reader that saw the same generation before and after its reads saw one state.
+    /// removed): bumped when a batch's blocks become visible and again after its files are
+    /// replaced. A reader that saw the same generation before and after its reads saw one state.
     #[must_use]
     pub fn generation(&self) -> u64 {
         let Some(f) = &self.shared_gen else {
@@ -968,6 +969,10 @@ impl Registry {
                 }
             }
         }
+        // Once more after the files: whoever read a file in between (the old one) and noted
+        // the generation sees it move on and reads again (the store-info cache relies on it).
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 
