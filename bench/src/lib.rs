@@ -26,6 +26,15 @@ pub trait Kv: Send + Sync {
     fn scan(&self, starts: &[Vec<u8>], len: usize) -> Result<usize>;
 }
 
+/// The value after `flag` in `args` (`--n 1000` → `Some("1000")`).
+#[must_use]
+pub fn flag(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 /// Bytes the folder takes on disk (allocated blocks, so sparse files count what they use).
 #[must_use]
 pub fn disk_usage(dir: &std::path::Path) -> u64 {

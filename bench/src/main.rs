@@ -234,12 +234,7 @@ fn report(runs: &[Run], n: usize) -> String {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |name: &str| sop_bench::flag(&args, name);
     let n: usize = value("--n").map_or(Ok(1_000_000), |s| s.parse())?;
     let names: Vec<String> = value("--engines").map_or_else(
         || engines::ALL.iter().map(|s| (*s).to_string()).collect(),

@@ -13,12 +13,7 @@ use sop_bench::ycsb::{self, Workload};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |name: &str| sop_bench::flag(&args, name);
     let spec = value("--workload").unwrap_or_else(|| "a..f".into());
     let names: Vec<char> = if spec == "a..f" {
         "abcdef".chars().collect()

@@ -179,3 +179,14 @@ pub(crate) fn scan_table_dir(
         }
     }
 }
+
+/// Removes the `*.tmp` files among `paths` (anything else is left alone).
+pub(crate) fn remove_temporary(fs: &dyn FileSystem, paths: &[PathBuf]) -> Result<()> {
+    for p in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+    {
+        remove_if_present(fs, p)?;
+    }
+    Ok(())
+}

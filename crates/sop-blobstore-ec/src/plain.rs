@@ -93,13 +93,7 @@ impl BlobStore for PlainBlobStore {
     }
 
     fn remove_temporary(&self, paths: &[std::path::PathBuf]) -> Result<()> {
-        for p in paths
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
-        {
-            crate::layout::remove_if_present(self.fs.as_ref(), p)?;
-        }
-        Ok(())
+        crate::layout::remove_temporary(self.fs.as_ref(), paths)
     }
 
     fn remove_table(&self, table: &str) -> Result<()> {

@@ -122,6 +122,21 @@ pub fn seal(version: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Where the sealed frame that starts at `at` in a sequence of frames ends, when its header is
+/// there and its length fits in `bytes` (its checksum is [`unseal`]'s business). `None` ends a
+/// sequence: a torn or missing last frame.
+#[must_use]
+pub fn sealed_frame_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let len = bytes
+        .get(at.checked_add(1)?..at.checked_add(9)?)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .and_then(|l| usize::try_from(l).ok())?;
+    at.checked_add(SEAL_HEADER)?
+        .checked_add(len)
+        .filter(|e| *e <= bytes.len())
+}
+
 /// Checks and strips what [`seal`] added. `location` (a file name, an id) goes into errors.
 ///
 /// # Errors

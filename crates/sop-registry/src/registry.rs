@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use sop_core::codec::{self, SEAL_HEADER, seal};
+use sop_core::codec::{self, seal};
 use sop_core::vfs::{
     FileHandle, FileSystem, read_file, remove_dir_all_if_present, remove_file_if_present,
     write_file_atomic,
@@ -1043,19 +1043,7 @@ impl Registry {
             .map_err(Error::io("read", &path))?;
         bytes.truncate(n);
         let mut at = 0usize;
-        while let Some(len) = bytes
-            .get(at + 1..at + 9)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .and_then(|l| usize::try_from(l).ok())
-        {
-            let Some(end) = at
-                .checked_add(SEAL_HEADER)
-                .and_then(|e| e.checked_add(len))
-                .filter(|e| *e <= bytes.len())
-            else {
-                break;
-            };
+        while let Some(end) = codec::sealed_frame_end(&bytes, at) {
             let location = format!("{} offset {at}", path.display());
             // A frame that fails its checksum was torn before it was synced: nothing after it
             // was acknowledged.

@@ -24,7 +24,7 @@ use std::{fmt, io};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use sop_core::codec::{self, SEAL_HEADER, seal, unseal};
+use sop_core::codec::{self, seal, unseal};
 use sop_core::vfs::{FileHandle, FileSystem, is_drive_failure, read_file, write_file_atomic};
 use sop_core::{Error, Result};
 
@@ -449,16 +449,10 @@ pub(crate) fn parse_delta(bytes: &[u8], path: &Path) -> Result<Vec<DeltaOp>> {
     let mut ops = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
-        let len = bytes
-            .get(at + 1..at + 9)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .and_then(|l| usize::try_from(l).ok());
-        let end = len
-            .and_then(|l| at.checked_add(SEAL_HEADER + l))
-            .filter(|e| *e <= bytes.len());
         // A torn last record is a change whose sync never completed: it did not happen.
-        let Some(end) = end else { break };
+        let Some(end) = codec::sealed_frame_end(bytes, at) else {
+            break;
+        };
         let Ok(payload) = unseal(
             &bytes[at..end],
             REPLICATION_FORMAT_VERSION,

@@ -140,7 +140,15 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
                 engine.blobs.put_deferred(&p.name, &blobs)?;
             }
         }
-        engine.blobs.barrier()?;
+        // Logs retired before this barrier: their blob deletions are durable once it returns.
+        let retired = engine.take_retired();
+        if let Err(e) = engine.blobs.barrier() {
+            for path in retired {
+                engine.retire_log(path);
+            }
+            return Err(e);
+        }
+        engine.remove_retired(retired);
         let batch = flip_batch(tx, plans, &log_path)?;
         engine
             .at_gate(tx.id, tx.deadline, || {
@@ -270,9 +278,7 @@ async fn after_commit(tx: &TxInner, plans: &[StorePlan]) {
         tracing::warn!(tid = %tx.id, error = %e, "cleanup after commit failed; the idle sweep will finish it");
         return;
     }
-    if let Err(e) = engine.registry.remove_file_lazy(&txlog::path_of(tx.id)) {
-        tracing::warn!(tid = %tx.id, error = %e, "could not remove a finished transaction log");
-    }
+    engine.retire_log(txlog::path_of(tx.id));
 }
 
 /// Whether a commit error leaves its outcome unknown (the registry could not prove that its

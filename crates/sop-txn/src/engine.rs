@@ -81,6 +81,11 @@ pub struct Engine {
     /// Transactions of this process that are between begin and end.
     live: Mutex<HashSet<Uuid>>,
     last_sweep: Mutex<Instant>,
+    /// Logs of finished transactions whose blobs were deleted but whose deletions may not be
+    /// durable yet: each is removed only after a later blob barrier (the next commit's, or
+    /// close), so a power loss can never keep the log's removal and lose the deletions (which
+    /// would leak the blobs: the power-loss test found it).
+    retired: Mutex<Vec<String>>,
     /// Standalone: store infos read, each with the registry generation it was read at. Every
     /// change of a store file comes with a registry batch (or table removal) of this process,
     /// which changes the generation, so an entry of the current generation is current. Saves a
@@ -96,6 +101,17 @@ impl std::fmt::Debug for Engine {
             .field("registry", &self.registry)
             .field("gate", &self.gate)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Engine {
+    /// Retired logs go once a final barrier has made their blob deletions durable; if that
+    /// fails they stay, and recovery on the next open finishes them.
+    fn drop(&mut self) {
+        let retired = self.take_retired();
+        if !retired.is_empty() && self.blobs.barrier().is_ok() {
+            self.remove_retired(retired);
+        }
     }
 }
 
@@ -117,6 +133,7 @@ impl Engine {
             local_gate: Mutex::new(()),
             live: Mutex::new(HashSet::new()),
             last_sweep: Mutex::new(Instant::now()),
+            retired: Mutex::new(Vec::new()),
             store_cache: Mutex::new(std::collections::HashMap::new()),
             coordinator: tokio::sync::Mutex::new((None, None)),
         })
@@ -386,6 +403,7 @@ impl Engine {
 
     fn recover_logs(&self, tids: &[Uuid], min_age: Duration) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
+        let mut done = Vec::new();
         let now = now_millis();
         let min_age_ms = i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
         for &tid in tids {
@@ -407,7 +425,7 @@ impl Engine {
             });
             if let Some(obsolete) = committed {
                 self.remove_blobs(&obsolete)?;
-                self.registry.remove_file_lazy(&path)?;
+                done.push(path);
                 report.finished += 1;
                 continue;
             }
@@ -430,10 +448,37 @@ impl Engine {
                 })
                 .collect();
             self.remove_blobs(&blobs)?;
-            self.registry.remove_file_lazy(&path)?;
+            done.push(path);
             report.rolled_back += 1;
         }
+        if !done.is_empty() {
+            // The deletions are durable before any log that lists them goes.
+            self.blobs.barrier()?;
+            for path in done {
+                self.registry.remove_file_lazy(&path)?;
+            }
+        }
         Ok(report)
+    }
+
+    /// A finished transaction's log, to be removed after the next blob barrier.
+    pub(crate) fn retire_log(&self, path: String) {
+        self.retired.lock().push(path);
+    }
+
+    /// Takes the retired logs; remove them with [`Engine::remove_retired`] once a blob barrier
+    /// issued after this call has returned.
+    pub(crate) fn take_retired(&self) -> Vec<String> {
+        std::mem::take(&mut *self.retired.lock())
+    }
+
+    /// Removes logs taken by [`Engine::take_retired`] before a barrier that has since returned.
+    pub(crate) fn remove_retired(&self, logs: Vec<String>) {
+        for path in logs {
+            if let Err(e) = self.registry.remove_file_lazy(&path) {
+                tracing::warn!(error = %e, "could not remove a finished transaction log");
+            }
+        }
     }
 
     /// The blob store (nodes and out-of-node values).

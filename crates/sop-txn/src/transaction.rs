@@ -67,13 +67,10 @@ impl TxInner {
             }
         }
         // With everything it listed gone, the log goes too; otherwise it stays for the sweep.
-        if first_err.is_none()
-            && let Err(e) = self
-                .engine
-                .registry
-                .remove_file_lazy(&crate::txlog::path_of(self.id))
-        {
-            first_err = Some(e);
+        // (Only a transaction that wrote ahead or began a commit has a log.)
+        let path = crate::txlog::path_of(self.id);
+        if first_err.is_none() && matches!(self.engine.registry.read_file(&path), Ok(Some(_))) {
+            self.engine.retire_log(path);
         }
         first_err.map_or(Ok(()), Err)
     }

@@ -16,7 +16,7 @@
 //! written before any blob (remove it).
 
 use serde::{Deserialize, Serialize};
-use sop_core::codec::{self, SEAL_HEADER, seal, unseal};
+use sop_core::codec::{self, seal, unseal};
 use sop_core::{Result, Uuid};
 
 /// Format version of a transaction log file.
@@ -65,19 +65,7 @@ pub(crate) fn decode_all(bytes: &[u8], path: &str) -> Vec<TxLog> {
     let mut out = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
-        let Some(len) = bytes
-            .get(at + 1..at + 9)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .and_then(|l| usize::try_from(l).ok())
-        else {
-            break;
-        };
-        let Some(end) = at
-            .checked_add(SEAL_HEADER)
-            .and_then(|e| e.checked_add(len))
-            .filter(|e| *e <= bytes.len())
-        else {
+        let Some(end) = codec::sealed_frame_end(bytes, at) else {
             break;
         };
         let Ok(payload) = unseal(

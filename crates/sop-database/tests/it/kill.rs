@@ -15,14 +15,7 @@ use std::time::Duration;
 use sop_core::Uuid;
 use sop_database::{Database, TxMode};
 
-use crate::support::{assert_bank, create_bank, files_under, next_transfer, transfer};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::support::{assert_bank, create_bank, files_under, next_transfer, rt, transfer};
 
 /// The child: transfers until killed, printing `READY` once open and `DONE <id>` after each
 /// commit returns. Does nothing when not started as the child.
@@ -52,14 +45,7 @@ fn child() {
 
 /// Blob files of every store = its live nodes (all values are in the nodes).
 async fn assert_no_leak(db: &Database, root: &Path, at: &str) {
-    assert!(
-        db.engine()
-            .registry()
-            .list_files("txlogs")
-            .unwrap()
-            .is_empty(),
-        "{at}: a transaction log is left"
-    );
+    crate::support::assert_no_txlog(db, at);
     let tx = db.begin(TxMode::ForReading);
     let nodes = [
         db.open_btree::<u32, i64>(&tx, "accounts")

@@ -7,6 +7,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use sop_core::{Result, StoreOptions, Uuid, ValueDataSize};
 use sop_database::{Database, TxMode};
 
+/// A current-thread runtime for a test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// No transaction log is left (recovery finished every one). `at` names the case.
+pub fn assert_no_txlog(db: &Database, at: &str) {
+    assert!(
+        db.engine()
+            .registry()
+            .list_files("txlogs")
+            .unwrap()
+            .is_empty(),
+        "{at}: a transaction log is left"
+    );
+}
+
 /// Files under `dir`, recursively (0 when it does not exist).
 pub fn files_under(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -93,14 +113,7 @@ pub async fn assert_recovered(
     blob_files: impl Fn(&str) -> usize,
     at: &str,
 ) {
-    assert!(
-        db.engine()
-            .registry()
-            .list_files("txlogs")
-            .unwrap()
-            .is_empty(),
-        "{at}: a transaction log is left"
-    );
+    assert_no_txlog(db, at);
     let tx = db.begin(TxMode::ForReading);
     for (i, items) in got.iter().enumerate() {
         let name = two_stores(i).name;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use sop_core::{StoreOptions, ValueDataSize};
 use sop_database::{Database, DatabaseOptions, TxMode};
 
-use crate::support::files_under;
+use crate::support::{files_under, rt};
 
 async fn fill(db: &Database) {
     let tx = db.begin(TxMode::ForWriting);
@@ -41,13 +41,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]
