@@ -103,6 +103,8 @@ impl Database {
         let mut report = VerifyReport::default();
         let mut found = Findings::default();
         let engine = self.engine();
+        // Logs of finished transactions waiting for a barrier are not leftovers.
+        engine.flush_retired()?;
         let registry = engine.registry();
 
         for dir in [sop_txn::TXLOG_DIR, "stores"] {

@@ -108,10 +108,7 @@ impl Drop for Engine {
     /// Retired logs go once a final barrier has made their blob deletions durable; if that
     /// fails they stay, and recovery on the next open finishes them.
     fn drop(&mut self) {
-        let retired = self.take_retired();
-        if !retired.is_empty() && self.blobs.barrier().is_ok() {
-            self.remove_retired(retired);
-        }
+        let _ = self.flush_retired();
     }
 }
 
@@ -459,6 +456,26 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// Removes the logs of finished transactions now (they otherwise go at the next commit's
+    /// blob barrier, or on close): one blob barrier, then the removals.
+    ///
+    /// # Errors
+    /// The barrier's (the logs then stay, and go later).
+    pub fn flush_retired(&self) -> Result<()> {
+        let retired = self.take_retired();
+        if retired.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.blobs.barrier() {
+            for path in retired {
+                self.retire_log(path);
+            }
+            return Err(e);
+        }
+        self.remove_retired(retired);
+        Ok(())
     }
 
     /// A finished transaction's log, to be removed after the next blob barrier.
