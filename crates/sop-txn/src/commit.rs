@@ -140,15 +140,8 @@ async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
                 engine.blobs.put_deferred(&p.name, &blobs)?;
             }
         }
-        // Logs retired before this barrier: their blob deletions are durable once it returns.
-        let retired = engine.take_retired();
-        if let Err(e) = engine.blobs.barrier() {
-            for path in retired {
-                engine.retire_log(path);
-            }
-            return Err(e);
-        }
-        engine.remove_retired(retired);
+        // Also makes the deletions of earlier commits durable, so their logs can go.
+        engine.blob_barrier()?;
         let batch = flip_batch(tx, plans, &log_path)?;
         engine
             .at_gate(tx.id, tx.deadline, || {

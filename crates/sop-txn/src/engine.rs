@@ -464,38 +464,34 @@ impl Engine {
     /// # Errors
     /// The barrier's (the logs then stay, and go later).
     pub fn flush_retired(&self) -> Result<()> {
-        let retired = self.take_retired();
-        if retired.is_empty() {
+        if self.retired.lock().is_empty() {
             return Ok(());
         }
+        self.blob_barrier()
+    }
+
+    /// One blob barrier (every blob written or deleted so far is durable), then the removal of
+    /// the logs retired before it.
+    ///
+    /// # Errors
+    /// The barrier's (the logs then stay retired).
+    pub(crate) fn blob_barrier(&self) -> Result<()> {
+        let retired = std::mem::take(&mut *self.retired.lock());
         if let Err(e) = self.blobs.barrier() {
-            for path in retired {
-                self.retire_log(path);
-            }
+            self.retired.lock().extend(retired);
             return Err(e);
         }
-        self.remove_retired(retired);
+        for path in retired {
+            if let Err(e) = self.registry.remove_file_lazy(&path) {
+                tracing::warn!(error = %e, "could not remove a finished transaction log");
+            }
+        }
         Ok(())
     }
 
     /// A finished transaction's log, to be removed after the next blob barrier.
     pub(crate) fn retire_log(&self, path: String) {
         self.retired.lock().push(path);
-    }
-
-    /// Takes the retired logs; remove them with [`Engine::remove_retired`] once a blob barrier
-    /// issued after this call has returned.
-    pub(crate) fn take_retired(&self) -> Vec<String> {
-        std::mem::take(&mut *self.retired.lock())
-    }
-
-    /// Removes logs taken by [`Engine::take_retired`] before a barrier that has since returned.
-    pub(crate) fn remove_retired(&self, logs: Vec<String>) {
-        for path in logs {
-            if let Err(e) = self.registry.remove_file_lazy(&path) {
-                tracing::warn!(error = %e, "could not remove a finished transaction log");
-            }
-        }
     }
 
     /// The blob store (nodes and out-of-node values).

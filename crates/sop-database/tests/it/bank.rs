@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sop_core::{StoreOptions, Uuid};
+use sop_core::Uuid;
 use sop_database::{Database, TxMode};
 
 use crate::support::{ACCOUNTS, START};
@@ -26,16 +26,7 @@ fn concurrent_transfers_conserve_the_total_and_are_all_audited() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::standalone(dir.path()).unwrap());
-        let tx = db.begin(TxMode::ForWriting);
-        let mut acc = db
-            .new_btree::<u32, i64>(&tx, &StoreOptions::new("accounts"))
-            .unwrap();
-        for a in 0..ACCOUNTS {
-            acc.add(a, START).await.unwrap();
-        }
-        db.new_btree::<Uuid, (u32, u32, i64)>(&tx, &StoreOptions::new("audit"))
-            .unwrap();
-        tx.commit().await.unwrap();
+        crate::support::create_bank(&db).await;
 
         let tasks = 8;
         let per_task = transfers() / tasks;

@@ -209,14 +209,7 @@ fn redis_restarts_and_a_killed_process_do_not_break_invariants() {
         drop(db);
         verify(dir.path(), &url, &committed).await;
         let db = open(dir.path(), &url).await;
-        assert!(
-            db.engine()
-                .registry()
-                .list_files("txlogs")
-                .unwrap()
-                .is_empty(),
-            "a transaction log was left behind"
-        );
+        crate::support::assert_no_txlog(&db, "after the sweep");
     });
 }
 

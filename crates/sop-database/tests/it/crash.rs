@@ -11,10 +11,7 @@ use sop_database::{Database, DatabaseOptions, TxMode};
 
 #[test]
 fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::support::rt();
     rt.block_on(async {
         let mut cut = 0u64;
         let mut outcomes = (0usize, 0usize);
@@ -22,14 +19,7 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
             let dir = tempfile::tempdir().unwrap();
             {
                 let db = Database::standalone(dir.path()).unwrap();
-                let tx = db.begin(TxMode::ForWriting);
-                for i in 0..2 {
-                    let mut t = db.new_btree::<u32, String>(&tx, &two_stores(i)).unwrap();
-                    for k in 0..40 {
-                        t.add(k, format!("old{k}")).await.unwrap();
-                    }
-                }
-                tx.commit().await.unwrap();
+                crate::support::fill_two(&db).await;
             }
             let before = {
                 let db = Database::standalone(dir.path()).unwrap();

@@ -18,10 +18,7 @@ fn real_files() -> &'static Vec<(PathBuf, Vec<u8>)> {
     static FILES: OnceLock<Vec<(PathBuf, Vec<u8>)>> = OnceLock::new();
     FILES.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::support::rt();
         rt.block_on(async {
             let db = Database::standalone(dir.path()).unwrap();
             let tx = db.begin(TxMode::ForWriting);

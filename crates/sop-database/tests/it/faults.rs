@@ -25,10 +25,7 @@ async fn change(db: &Database) -> sop_core::Result<()> {
 
 #[test]
 fn an_io_error_anywhere_in_a_commit_leaves_a_consistent_store_and_a_retry_succeeds() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::support::rt();
     rt.block_on(async {
         let mut n = 0u64;
         let (mut failed, mut ok) = (0, 0);
@@ -43,14 +40,7 @@ fn an_io_error_anywhere_in_a_commit_leaves_a_consistent_store_and_a_retry_succee
                 },
             )
             .unwrap();
-            let tx = db.begin(TxMode::ForWriting);
-            for i in 0..2 {
-                let mut t = db.new_btree::<u32, String>(&tx, &two_stores(i)).unwrap();
-                for k in 0..40 {
-                    t.add(k, format!("old{k}")).await.unwrap();
-                }
-            }
-            tx.commit().await.unwrap();
+            crate::support::fill_two(&db).await;
             let before = read_two(&db).await;
 
             faulty.inject(Fault {

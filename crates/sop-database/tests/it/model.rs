@@ -184,7 +184,7 @@ proptest! {
 
     #[test]
     fn transactions_match_a_model_of_committed_ones(txns in prop::collection::vec(txn(), 1..14)) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = crate::support::rt();
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let mut db = Database::standalone(dir.path()).unwrap();

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::support::{TwoStores, read_two, two_stores};
+use crate::support::{TwoStores, read_two};
 use sop_core::Result;
 use sop_core::vfs::{FileSystem, SimFs};
 use sop_database::{Database, DatabaseOptions, TxMode};
@@ -170,10 +170,7 @@ fn the_same_with_a_registry_checkpoint_inside_every_workload() {
 
 fn every_sync_point(checkpoint: u64) {
     CHECKPOINT.with(|c| c.set(checkpoint));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::support::rt();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("db");
@@ -181,14 +178,7 @@ fn every_sync_point(checkpoint: u64) {
         let base = SimFs::new(&root);
         {
             let db = open(&root, &base).unwrap();
-            let tx = db.begin(TxMode::ForWriting);
-            for i in 0..2 {
-                let mut t = db.new_btree::<u32, String>(&tx, &two_stores(i)).unwrap();
-                for k in 0..40 {
-                    t.add(k, format!("old{k}")).await.unwrap();
-                }
-            }
-            tx.commit().await.unwrap();
+            crate::support::fill_two(&db).await;
         }
         // What a reboot right after the setup finds: the committed setup, all of it.
         let start = base.crash_image();

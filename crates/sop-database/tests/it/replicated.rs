@@ -67,10 +67,7 @@ fn files(dir: &Path, rel: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
 
 #[test]
 fn failover_and_parity_keep_every_commit() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::support::rt();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();

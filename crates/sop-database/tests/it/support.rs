@@ -83,6 +83,18 @@ pub fn two_stores(i: usize) -> StoreOptions {
     }
 }
 
+/// Creates both stores of [`two_stores`] with keys `0..40` = `"old{k}"`, in one commit.
+pub async fn fill_two(db: &Database) {
+    let tx = db.begin(TxMode::ForWriting);
+    for i in 0..2 {
+        let mut t = db.new_btree::<u32, String>(&tx, &two_stores(i)).unwrap();
+        for k in 0..40 {
+            t.add(k, format!("old{k}")).await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
 /// The contents of both stores.
 pub type TwoStores = [BTreeMap<u32, String>; 2];
 
