@@ -12,12 +12,17 @@
 //! [`sop_core::vfs::FileSystem`].
 
 mod ec;
+pub mod frame;
 mod layout;
+mod log;
 mod plain;
+mod segment;
 
 pub use ec::{EcBlobStore, ErasureConfig, ScrubReport, reconstruct, split_encode};
 pub use layout::{BLOB_FORMAT_VERSION, SHARD_FORMAT_VERSION, SHARD_HEADER_LEN};
+pub use log::{LogDamage, LogOptions, LogPos, Replay, SegmentLog};
 pub use plain::PlainBlobStore;
+pub use segment::{Fence, SegmentHeader, parse_segment_name, segment_name};
 
 use sop_core::{Result, Uuid};
 

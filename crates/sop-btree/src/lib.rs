@@ -25,11 +25,13 @@
 
 mod check;
 mod compare;
+mod delta;
 mod insert;
 mod mem;
 mod node;
 mod path;
 mod range;
+mod raw;
 mod remove;
 mod repo;
 mod tree;
@@ -37,7 +39,8 @@ mod tree;
 pub use check::TreeStats;
 pub use compare::{FnComparator, KeyComparator, NaturalOrder};
 pub use mem::MemRepository;
-pub use node::{Item, ItemShape, ItemValue, NODE_FORMAT_VERSION, Node, NodeItem, NodeShape};
+pub use node::{Item, ItemShape, ItemValue, Node, NodeItem, NodeShape};
 pub use range::Range;
+pub use raw::{DELTA_FORMAT_VERSION, NODE_FORMAT_VERSION, PieceKind, RawItem, RawNode};
 pub use repo::{NodeRepository, ValueStore};
 pub use tree::{BTree, MemBTree};

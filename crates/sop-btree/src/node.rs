@@ -4,10 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sop_core::{Error, Result, Uuid, codec};
 
-/// The format version byte in front of every node this build encodes.
-pub const NODE_FORMAT_VERSION: u8 = 2;
-/// The first format (keys interleaved with item ids), still read.
-const NODE_FORMAT_V1: u8 = 1;
+use crate::raw::{NODE_FORMAT_VERSION, RawItem, RawNode, VALUE_EXTERNAL, VALUE_INLINE, put_len};
 
 /// Where an item's value is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,89 +65,126 @@ impl<K, V> Node<K, V> {
 }
 
 impl<K: Serialize, V: Serialize> Node<K, V> {
-    /// The node's bytes: the format version, then its shape (ids, versions, where values
-    /// are), then the keys, then the values held in the node; see [`NodeShape`].
+    /// The node's full piece (format 3, see ARCHITECTURE.md "Node pieces"): its id, children,
+    /// then each item with its key and in-node value encoded on their own, so the piece can be
+    /// read without the key and value types ([`RawNode`]).
     ///
     /// # Errors
     /// When a key or value cannot be encoded.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let values: Vec<&V> = self
-            .items
-            .iter()
-            .filter_map(|i| match &i.value {
-                ItemValue::Inline(v) => Some(v),
-                ItemValue::External(_) => None,
-            })
-            .collect();
-        codec::encode_versioned(
-            NODE_FORMAT_VERSION,
-            &NodeRef {
-                id: &self.id,
-                children: &self.children,
-                items: Shapes(&self.items),
-                keys: Keys(&self.items),
-                values,
-            },
-        )
+        self.encode_with(&|id| id)
+    }
+
+    /// As [`Node::encode`], writing each out-of-node value's id through `ext` (the transaction
+    /// layer swaps the ids it gave values for where it stored them).
+    ///
+    /// # Errors
+    /// As [`Node::encode`].
+    pub fn encode_with(&self, ext: &dyn Fn(Uuid) -> Uuid) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(64 + self.children.len() * 16 + self.items.len() * 48);
+        out.push(NODE_FORMAT_VERSION);
+        out.extend_from_slice(self.id.as_bytes());
+        put_len(&mut out, self.children.len());
+        for c in &self.children {
+            out.extend_from_slice(c.as_bytes());
+        }
+        put_len(&mut out, self.items.len());
+        for item in &self.items {
+            encode_item(item, &mut out, ext)?;
+        }
+        Ok(out)
     }
 }
 
+/// Appends one encoded item: id, version, value kind, key (length-prefixed), then the in-node
+/// value (length-prefixed) or the value's location.
+pub(crate) fn encode_item<K: Serialize, V: Serialize>(
+    item: &NodeItem<K, V>,
+    out: &mut Vec<u8>,
+    ext: &dyn Fn(Uuid) -> Uuid,
+) -> Result<()> {
+    out.extend_from_slice(item.id.as_bytes());
+    out.extend_from_slice(&item.version.to_le_bytes());
+    match &item.value {
+        ItemValue::Inline(_) => out.push(VALUE_INLINE),
+        ItemValue::External(_) => out.push(VALUE_EXTERNAL),
+    }
+    put_encoded(out, &item.key)?;
+    match &item.value {
+        ItemValue::Inline(v) => put_encoded(out, v)?,
+        ItemValue::External(id) => out.extend_from_slice(ext(*id).as_bytes()),
+    }
+    Ok(())
+}
+
+/// Appends `value`'s codec encoding behind its length (u32 LE).
+fn put_encoded<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    codec::encode_into(value, out)?;
+    let len = u32::try_from(out.len() - at - 4).map_err(|_| Error::Corruption {
+        what: "b-tree node",
+        location: "encode".into(),
+        detail: "a key or value of 4 GiB or more".into(),
+    })?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Decodes one item of a parsed piece.
+pub(crate) fn decode_item<K: DeserializeOwned, V: DeserializeOwned>(
+    raw: &RawItem<'_>,
+) -> Result<NodeItem<K, V>> {
+    let value = match (raw.inline, raw.external) {
+        (Some(bytes), _) => ItemValue::Inline(codec::decode(bytes, "b-tree node value")?),
+        (None, Some(id)) => ItemValue::External(id),
+        (None, None) => {
+            return Err(Error::Corruption {
+                what: "b-tree node",
+                location: raw.id.to_string(),
+                detail: "an item with no value".into(),
+            });
+        }
+    };
+    Ok(NodeItem {
+        id: raw.id,
+        key: codec::decode(raw.key, "b-tree node key")?,
+        value,
+        version: raw.version,
+    })
+}
+
 impl<K: DeserializeOwned, V: DeserializeOwned> Node<K, V> {
-    /// Reads what [`Node::encode`] wrote (and nodes of format version 1).
+    /// Reads a full node piece ([`Node::encode`]'s bytes).
     ///
     /// # Errors
     /// A typed decode or corruption error; never a panic, whatever the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes.first() == Some(&NODE_FORMAT_V1) {
-            return codec::decode_versioned(bytes, NODE_FORMAT_V1, "b-tree node");
-        }
-        let (shape, used) = NodeShape::decode(bytes)?;
-        let rest = bytes.get(used..).unwrap_or_default();
-        let (keys, used): (Vec<K>, usize) = codec::decode_prefix(rest, "b-tree node keys")?;
-        let rest = rest.get(used..).unwrap_or_default();
-        let values: Vec<V> = codec::decode(rest, "b-tree node values")?;
-        let inline = shape.items.iter().filter(|i| i.external.is_none()).count();
-        if keys.len() != shape.items.len() || values.len() != inline {
-            return Err(Error::Corruption {
-                what: "b-tree node",
-                location: shape.id.to_string(),
-                detail: format!(
-                    "{} items, {} keys, {} in-node values ({inline} expected)",
-                    shape.items.len(),
-                    keys.len(),
-                    values.len()
-                ),
-            });
-        }
-        let mut values = values.into_iter();
-        let mut items = Vec::with_capacity(keys.len());
-        for (s, key) in shape.items.into_iter().zip(keys) {
-            let value = match s.external {
-                Some(blob) => ItemValue::External(blob),
-                None => ItemValue::Inline(values.next().ok_or_else(|| Error::Corruption {
-                    what: "b-tree node",
-                    location: shape.id.to_string(),
-                    detail: "fewer in-node values than items that hold one".into(),
-                })?),
-            };
-            items.push(NodeItem {
-                id: s.id,
-                key,
-                value,
-                version: s.version,
-            });
-        }
+        let raw = RawNode::parse(bytes)?;
+        Self::from_raw(&raw)
+    }
+
+    /// Decodes the keys and values of a parsed node.
+    ///
+    /// # Errors
+    /// A decode error for a key or value that is not a `K` or `V`.
+    pub fn from_raw(raw: &RawNode<'_>) -> Result<Self> {
+        let items = raw
+            .items
+            .iter()
+            .map(decode_item)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Node {
-            id: shape.id,
+            id: raw.id,
             items,
-            children: shape.children,
+            children: raw.children.clone(),
         })
     }
 }
 
-/// The part of an encoded node that does not depend on the key and value types: enough to walk
-/// a tree, count its items and find the blobs it references without knowing what it stores
-/// (`sop verify` does).
+/// The part of a node that does not depend on the key and value types: enough to walk a tree,
+/// count its items and find the values it references without knowing what it stores (`sop
+/// verify` does).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeShape {
     /// The node's logical id.
@@ -168,68 +202,17 @@ pub struct ItemShape {
     pub id: Uuid,
     /// The item's version.
     pub version: u32,
-    /// The blob holding the value, when it is not in the node.
+    /// Where the value is, when it is not in the node.
     pub external: Option<Uuid>,
 }
 
 impl NodeShape {
-    /// Reads the shape at the front of an encoded node; returns it and where the keys start.
+    /// The shape of a full node piece.
     ///
     /// # Errors
-    /// [`Error::Corruption`] for another format version (version 1 nodes interleave keys and
-    /// cannot be read without their types); a decode error for malformed bytes.
-    pub fn decode(bytes: &[u8]) -> Result<(NodeShape, usize)> {
-        match bytes.first() {
-            Some(&NODE_FORMAT_VERSION) => {
-                let (shape, used) = codec::decode_prefix(&bytes[1..], "b-tree node shape")?;
-                Ok((shape, used + 1))
-            }
-            found => Err(Error::Corruption {
-                what: "b-tree node",
-                location: "byte 0".into(),
-                detail: match found {
-                    None => "empty input".into(),
-                    Some(v) => format!(
-                        "format version {v}; reading a node's shape needs version {NODE_FORMAT_VERSION}"
-                    ),
-                },
-            }),
-        }
-    }
-}
-
-/// A node as [`Node::encode`] writes it, borrowed: the shape's fields, then keys, then values.
-#[derive(Serialize)]
-struct NodeRef<'a, K, V> {
-    id: &'a Uuid,
-    children: &'a [Uuid],
-    items: Shapes<'a, K, V>,
-    keys: Keys<'a, K, V>,
-    values: Vec<&'a V>,
-}
-
-/// Serializes as `Vec<ItemShape>` without building one.
-struct Shapes<'a, K, V>(&'a [NodeItem<K, V>]);
-
-impl<K, V> Serialize for Shapes<'_, K, V> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|i| ItemShape {
-            id: i.id,
-            version: i.version,
-            external: match i.value {
-                ItemValue::External(blob) => Some(blob),
-                ItemValue::Inline(_) => None,
-            },
-        }))
-    }
-}
-
-/// Serializes as `Vec<K>` of the items' keys.
-struct Keys<'a, K, V>(&'a [NodeItem<K, V>]);
-
-impl<K: Serialize, V> Serialize for Keys<'_, K, V> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|i| &i.key))
+    /// [`Error::Corruption`] for anything but a well-formed full piece.
+    pub fn decode(bytes: &[u8]) -> Result<NodeShape> {
+        Ok(RawNode::parse(bytes)?.shape())
     }
 }
 

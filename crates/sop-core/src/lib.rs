@@ -11,6 +11,7 @@
 pub mod codec;
 mod error;
 mod handle;
+mod loc;
 mod simfs;
 mod store;
 mod uuid;
@@ -18,6 +19,7 @@ pub mod vfs;
 
 pub use error::{Error, Result};
 pub use handle::Handle;
+pub use loc::Loc;
 pub use store::{
     DEFAULT_SLOT_LENGTH, MAX_SLOT_LENGTH, MIN_SLOT_LENGTH, StoreCacheConfig, StoreInfo,
     StoreOptions, ValueDataSize, validate_store_name,

@@ -40,6 +40,15 @@ pub trait FileHandle: Send + Sync {
     /// # Errors
     /// The operating system's error.
     fn sync(&self) -> io::Result<()>;
+    /// Makes the file's data durable, and its metadata only where reading the data needs it
+    /// (`fdatasync`): an overwrite of bytes that were already allocated flushes no metadata.
+    /// Counted as a sync. The default is [`FileHandle::sync`].
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync()
+    }
 }
 
 /// The narrow file-system interface of the engine.
@@ -49,6 +58,21 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// # Errors
     /// The operating system's error (`NotFound` when it does not exist and `create` is not set).
     fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn FileHandle>>;
+    /// Creates a file that must not exist yet (`O_EXCL`: of two processes creating one name,
+    /// exactly one succeeds). The default checks, then creates: exclusive within one process
+    /// only.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when it exists; the operating system's error.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        if self.exists(path)? {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", path.display()),
+            ));
+        }
+        self.open(path, true)
+    }
     /// Renames a file, replacing `to` if it exists (atomic on POSIX file systems).
     ///
     /// # Errors
@@ -142,6 +166,10 @@ impl FileHandle for StdFile {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.file.sync_all()
     }
+    fn sync_data(&self) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.file.sync_data()
+    }
 }
 
 impl FileSystem for StdFs {
@@ -151,6 +179,17 @@ impl FileSystem for StdFs {
             .write(true)
             .create(create)
             .truncate(false)
+            .open(path)?;
+        Ok(Box::new(StdFile {
+            file,
+            syncs: Arc::clone(&self.syncs),
+        }))
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
             .open(path)?;
         Ok(Box::new(StdFile {
             file,
@@ -445,6 +484,10 @@ impl FileHandle for FaultyFile {
         FaultyFs::check(&self.faults, Op::Sync, &self.path)?;
         self.inner.sync()
     }
+    fn sync_data(&self) -> io::Result<()> {
+        FaultyFs::check(&self.faults, Op::Sync, &self.path)?;
+        self.inner.sync_data()
+    }
 }
 
 impl FileSystem for FaultyFs {
@@ -452,6 +495,14 @@ impl FileSystem for FaultyFs {
         Self::check(&self.faults, Op::Open, path)?;
         Ok(Box::new(FaultyFile {
             inner: self.inner.open(path, create)?,
+            path: path.to_path_buf(),
+            faults: Arc::clone(&self.faults),
+        }))
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        Self::check(&self.faults, Op::Open, path)?;
+        Ok(Box::new(FaultyFile {
+            inner: self.inner.create_new(path)?,
             path: path.to_path_buf(),
             faults: Arc::clone(&self.faults),
         }))

@@ -245,7 +245,7 @@ impl Database {
                 }
             };
             let shape = match NodeShape::decode(&bytes) {
-                Ok((shape, _)) => shape,
+                Ok(shape) => shape,
                 Err(e) => {
                     found.problem(format!("{at}: {e}"));
                     continue;

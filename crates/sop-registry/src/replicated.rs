@@ -614,6 +614,9 @@ impl FileHandle for ReplicatedFile {
     fn sync(&self) -> io::Result<()> {
         self.shared.sync_both(|i| self.side(i)?.sync())
     }
+    fn sync_data(&self) -> io::Result<()> {
+        self.shared.sync_both(|i| self.side(i)?.sync_data())
+    }
 }
 
 impl FileSystem for ReplicatedFs {

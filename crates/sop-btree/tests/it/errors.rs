@@ -188,15 +188,13 @@ fn nodes_round_trip_through_the_codec() {
     .unwrap();
 }
 
-#[test]
-fn a_node_shape_reads_without_the_types_and_version_1_nodes_still_decode() {
-    let id = sop_core::Uuid::new_v4();
-    let node = Node::<String, Vec<u8>> {
-        id,
-        items: (0..5u8)
+fn sample_node(n: u8, children: usize) -> Node<String, Vec<u8>> {
+    Node {
+        id: sop_core::Uuid::new_v4(),
+        items: (0..n)
             .map(|i| sop_btree::NodeItem {
                 id: sop_core::Uuid::new_v4(),
-                key: format!("k{i}"),
+                key: format!("k{i:03}"),
                 value: if i % 2 == 0 {
                     sop_btree::ItemValue::Inline(vec![i; usize::from(i)])
                 } else {
@@ -205,12 +203,16 @@ fn a_node_shape_reads_without_the_types_and_version_1_nodes_still_decode() {
                 version: u32::from(i) * 7,
             })
             .collect(),
-        children: (0..6).map(|_| sop_core::Uuid::new_v4()).collect(),
-    };
+        children: (0..children).map(|_| sop_core::Uuid::new_v4()).collect(),
+    }
+}
+
+#[test]
+fn a_node_shape_reads_without_the_types() {
+    let node = sample_node(5, 6);
     let bytes = node.encode().unwrap();
-    let (shape, keys_at) = sop_btree::NodeShape::decode(&bytes).unwrap();
-    assert!(keys_at < bytes.len());
-    assert_eq!(shape.id, id);
+    let shape = sop_btree::NodeShape::decode(&bytes).unwrap();
+    assert_eq!(shape.id, node.id);
     assert_eq!(shape.children, node.children);
     for (s, it) in shape.items.iter().zip(&node.items) {
         assert_eq!((s.id, s.version), (it.id, it.version));
@@ -221,6 +223,8 @@ fn a_node_shape_reads_without_the_types_and_version_1_nodes_still_decode() {
         assert_eq!(s.external, external);
     }
     assert_eq!(Node::<String, Vec<u8>>::decode(&bytes).unwrap(), node);
+    // A raw parse re-encodes to the same bytes.
+    assert_eq!(sop_btree::RawNode::parse(&bytes).unwrap().encode(), bytes);
     // Every truncation is an error.
     for cut in 0..bytes.len() {
         assert!(
@@ -228,9 +232,82 @@ fn a_node_shape_reads_without_the_types_and_version_1_nodes_still_decode() {
             "cut {cut}"
         );
     }
-    let v1 = sop_core::codec::encode_versioned(1, &node).unwrap();
-    assert_eq!(Node::<String, Vec<u8>>::decode(&v1).unwrap(), node);
-    assert!(sop_btree::NodeShape::decode(&v1).is_err());
+    // Older formats are refused with a typed error.
+    let v2 = [&[2u8][..], &bytes[1..]].concat();
+    assert!(Node::<String, Vec<u8>>::decode(&v2).is_err());
+}
+
+/// A node after random edits of `base`: some items removed, changed or added, children
+/// changed, as splits, merges and updates leave them.
+fn edited(base: &Node<String, Vec<u8>>, ops: &[(u8, u8)]) -> Node<String, Vec<u8>> {
+    let mut n = base.clone();
+    for &(op, at) in ops {
+        let len = n.items.len();
+        let i = usize::from(at) % (len + 1);
+        match op % 5 {
+            0 if i < len => {
+                n.items.remove(i);
+            }
+            1 if i < len => {
+                n.items[i].version += 1;
+                n.items[i].value = sop_btree::ItemValue::Inline(vec![at; 3]);
+            }
+            2 => n.items.insert(
+                i,
+                sop_btree::NodeItem {
+                    id: sop_core::Uuid::new_v4(),
+                    key: format!("new{at}"),
+                    value: sop_btree::ItemValue::Inline(vec![at]),
+                    version: 0,
+                },
+            ),
+            3 => {
+                let c = usize::from(at) % (n.children.len() + 1);
+                n.children.insert(c, sop_core::Uuid::new_v4());
+            }
+            _ if !n.children.is_empty() => {
+                let c = usize::from(at) % n.children.len();
+                n.children.remove(c);
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
+proptest! {
+    #[test]
+    fn a_delta_rebuilds_the_new_node_typed_and_raw(
+        n in 0u8..40,
+        children in 0usize..3,
+        ops in proptest::collection::vec((any::<u8>(), any::<u8>()), 0..12),
+        new_id in any::<bool>(),
+    ) {
+        let base = sample_node(n, children * 10);
+        let mut new = edited(&base, &ops);
+        if new_id {
+            // A split's new half: another node built on this one's piece.
+            new.id = sop_core::Uuid::new_v4();
+        }
+        let base_loc = sop_core::Uuid::new_v4();
+        let delta = new.encode_delta(&base, base_loc, 2, &|id| id).unwrap();
+        prop_assert_eq!(
+            sop_btree::PieceKind::of(&delta).unwrap(),
+            sop_btree::PieceKind::Delta { id: new.id, base: base_loc, depth: 3 }
+        );
+        prop_assert_eq!(&Node::apply_delta(&base, &delta).unwrap(), &new);
+        let base_bytes = base.encode().unwrap();
+        let raw = sop_btree::RawNode::parse(&base_bytes).unwrap().apply(&delta).unwrap();
+        prop_assert_eq!(raw.encode(), new.encode().unwrap());
+        // Only what changed is written: an unchanged node is a handful of bytes.
+        if ops.is_empty() && !new_id {
+            prop_assert!(delta.len() < 64, "{} bytes", delta.len());
+        }
+        // Every truncation of a delta is an error.
+        for cut in 0..delta.len() {
+            prop_assert!(Node::apply_delta(&base, &delta[..cut]).is_err());
+        }
+    }
 }
 
 proptest! {
@@ -241,5 +318,12 @@ proptest! {
         versioned.extend_from_slice(&bytes);
         let _ = Node::<u64, String>::decode(&versioned);
         let _ = sop_btree::NodeShape::decode(&versioned);
+        let mut delta = vec![sop_btree::DELTA_FORMAT_VERSION];
+        delta.extend_from_slice(&bytes);
+        let base = sample_node(4, 5);
+        let _ = Node::apply_delta(&base, &delta);
+        let _ = sop_btree::PieceKind::of(&delta);
+        let base_bytes = base.encode().unwrap();
+        let _ = sop_btree::RawNode::parse(&base_bytes).unwrap().apply(&delta);
     }
 }

@@ -1,0 +1,1018 @@
+//! The log: an append-only sequence of frames over segment files, made durable by one
+//! `fdatasync` per group of appends. Node versions, deltas and values are *pieces* inside data
+//! frames and stay where they were written, addressed by [`Loc`]; commit records are record
+//! frames, replayed on open from the last checkpoint. See ARCHITECTURE.md, "The log".
+//!
+//! Durability: [`SegmentLog::wait_durable`] returns once the frame with that LSN and every one
+//! before it is on disk. A background thread does the syncing: whoever waits asks for a sync;
+//! the thread syncs everything appended so far, so commits that append while a sync runs share
+//! the next one (group commit). No caller's thread ever blocks in `fdatasync`.
+//!
+//! Failures: a write error leaves the log where it was (the next frame overwrites the partial
+//! one). A sync error *fences* the log: a new segment starts whose header says where the last
+//! durable frame of the old one ends, so the frames after it are void for good (their waiters
+//! get an error, and a reopen never replays them); if even that fails, the log refuses every
+//! call until reopened (in doubt).
+//!
+//! It is not: aware of what records mean (the transaction layer's business), or shared between
+//! processes for writing (each clustered process appends to segments it created).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+use sop_core::vfs::{FileHandle, FileSystem};
+use sop_core::{Error, Loc, Result};
+
+use crate::frame::{self, FRAME_ALIGN, FRAME_HEADER_LEN, FrameHeader, FrameKind, frame_len};
+use crate::segment::{Fence, SEGMENT_HEADER_FRAME, SegmentHeader, Segments};
+
+/// How a log is laid out and written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// A segment is closed once appending would take it past this size (a single bigger frame
+    /// gets a segment of its own). Default 64 MiB; at most 4 GiB.
+    pub segment_bytes: u64,
+    /// Zeros written ahead of the end, so a commit's `fdatasync` finds its blocks allocated
+    /// and flushes no metadata. Default 1 MiB.
+    pub prealloc_bytes: u64,
+    /// Many processes share the folder (clustered mode): each creates segments of its own
+    /// (numbered by exclusive creation) and nothing is replayed on open.
+    pub shared: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 64 << 20,
+            prealloc_bytes: 1 << 20,
+            shared: false,
+        }
+    }
+}
+
+/// A position in the log: the frame at `offset` of `segment` will have (or has) LSN `lsn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogPos {
+    /// The segment.
+    pub segment: u32,
+    /// The byte offset in it.
+    pub offset: u64,
+    /// The LSN of the frame there.
+    pub lsn: u64,
+}
+
+/// What opening found wrong in the log: the first frame that could not be read, and whether
+/// frames after it exist (then commits were lost: reported, never silently dropped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogDamage {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Where the unreadable frame starts.
+    pub offset: u64,
+    /// The LSN that frame should have had: it and every later frame were not replayed.
+    pub lsn: u64,
+    /// What was found after it.
+    pub detail: String,
+}
+
+/// What [`SegmentLog::open`] replayed.
+#[derive(Clone, Debug, Default)]
+pub struct Replay {
+    /// Every intact record frame from the start position, in order: (LSN, payload).
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// Where the log goes on.
+    pub end: LogPos,
+    /// Damage that stopped the replay before the end of what is on disk.
+    pub damage: Option<LogDamage>,
+}
+
+struct Writer {
+    seg: u32,
+    file: Arc<dyn FileHandle>,
+    end: u64,
+    alloc_end: u64,
+    next_lsn: u64,
+    next_seg: u32,
+    poisoned: Option<String>,
+}
+
+/// The durability state everyone waits on.
+#[derive(Clone, Debug, Default)]
+struct SyncView {
+    /// Every frame up to this LSN is durable.
+    durable_lsn: u64,
+    /// Where the frame after it goes.
+    durable_pos: LogPos,
+    /// LSN ranges (inclusive) made void by a fence: their commits failed.
+    voids: Arc<Vec<(u64, u64)>>,
+    /// Set when the log could not fence a failed sync: everything is in doubt until reopen.
+    poisoned: Option<Arc<str>>,
+}
+
+impl SyncView {
+    fn outcome(&self, lsn: u64, dir: &Path) -> Option<Result<()>> {
+        if self.voids.iter().any(|(a, b)| (*a..=*b).contains(&lsn)) {
+            return Some(Err(Error::Io {
+                op: "sync",
+                path: dir.to_path_buf(),
+                source: std::io::Error::other(
+                    "the log could not be made durable; the commit did not happen (retry it)",
+                ),
+            }));
+        }
+        if self.durable_lsn >= lsn {
+            return Some(Ok(()));
+        }
+        self.poisoned.as_ref().map(|cause| {
+            Err(Error::Poisoned {
+                store: format!("log at {}", dir.display()),
+                cause: cause.to_string(),
+            })
+        })
+    }
+}
+
+struct Ctl {
+    requested: u64,
+    stop: bool,
+}
+
+struct Inner {
+    segs: Segments,
+    opts: LogOptions,
+    writer: Mutex<Writer>,
+    ctl: Mutex<Ctl>,
+    ctl_cv: Condvar,
+    view: Mutex<SyncView>,
+    view_cv: Condvar,
+    watch: tokio::sync::watch::Sender<SyncView>,
+    group_syncs: AtomicU64,
+    fences: AtomicU64,
+}
+
+/// The log of one folder. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct SegmentLog {
+    inner: Arc<Inner>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SegmentLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentLog")
+            .field("dir", &self.inner.segs.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+impl SegmentLog {
+    /// Opens (or creates) the log in `dir`. Unless shared, replays it from `from` (the position
+    /// a checkpoint recorded; `None`: from the very start, which must then be segment 1) and
+    /// goes on after the last intact frame. Damage that hides later frames is reported in
+    /// [`Replay::damage`], and the log then goes on in a new segment that fences the damaged
+    /// part off, so nothing is appended over it.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] when the start position points at a missing segment or the log
+    /// does not start where it must; I/O errors.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: impl Into<PathBuf>,
+        opts: LogOptions,
+        from: Option<LogPos>,
+    ) -> Result<(SegmentLog, Replay)> {
+        let dir = dir.into();
+        if opts.segment_bytes > u64::from(u32::MAX) || opts.segment_bytes < 4096 {
+            return Err(Error::InvalidConfig {
+                what: "log",
+                reason: format!(
+                    "segment size {} is out of range 4096..=4 GiB",
+                    opts.segment_bytes
+                ),
+            });
+        }
+        if !fs.exists(&dir).map_err(Error::io("stat", &dir))? {
+            fs.create_dir_all(&dir)
+                .map_err(Error::io("create folder", &dir))?;
+            if let Some(parent) = dir.parent() {
+                fs.sync_dir(parent)
+                    .map_err(Error::io("sync folder", parent))?;
+            }
+        }
+        let segs = Segments::new(Arc::clone(&fs), dir.clone());
+        let list = segs.list()?;
+        let (writer, replay) = if opts.shared || list.is_empty() {
+            let next = list.last().map_or(1, |n| n + 1);
+            (Self::create_first(&segs, &opts, next)?, Replay::default())
+        } else {
+            let (replay, max_seen) = scan(&segs, from)?;
+            (
+                Self::resume(&segs, &opts, &list, &replay, max_seen)?,
+                replay,
+            )
+        };
+        let durable = LogPos {
+            segment: writer.seg,
+            offset: writer.end,
+            lsn: writer.next_lsn,
+        };
+        let view = SyncView {
+            durable_lsn: writer.next_lsn - 1,
+            durable_pos: durable,
+            ..SyncView::default()
+        };
+        let (watch, _) = tokio::sync::watch::channel(view.clone());
+        let inner = Arc::new(Inner {
+            segs,
+            opts,
+            writer: Mutex::new(writer),
+            ctl: Mutex::new(Ctl {
+                requested: 0,
+                stop: false,
+            }),
+            ctl_cv: Condvar::new(),
+            view: Mutex::new(view),
+            view_cv: Condvar::new(),
+            watch,
+            group_syncs: AtomicU64::new(0),
+            fences: AtomicU64::new(0),
+        });
+        let worker = Arc::clone(&inner);
+        let thread = std::thread::Builder::new()
+            .name("sop-log-sync".into())
+            .spawn(move || worker.run_syncer())
+            .map_err(Error::io("start the log's sync thread", &dir))?;
+        Ok((
+            SegmentLog {
+                inner,
+                thread: Some(thread),
+            },
+            replay,
+        ))
+    }
+
+    /// A new segment `n` to start writing in (a new log, or a clustered process's own).
+    fn create_first(segs: &Segments, opts: &LogOptions, n: u32) -> Result<Writer> {
+        let mut n = n;
+        loop {
+            match new_segment(segs, opts, n, 1, None) {
+                Ok((file, end)) => {
+                    return Ok(Writer {
+                        seg: n,
+                        file,
+                        end,
+                        alloc_end: end + opts.prealloc_bytes,
+                        next_lsn: 2,
+                        next_seg: n + 1,
+                        poisoned: None,
+                    });
+                }
+                // Another process took this number: the next one.
+                Err(Error::Io { source, .. })
+                    if opts.shared && source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    n += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Goes on after a replay: at its end, or in a fence segment after damage.
+    fn resume(
+        segs: &Segments,
+        opts: &LogOptions,
+        list: &[u32],
+        replay: &Replay,
+        max_seen: u64,
+    ) -> Result<Writer> {
+        let end = replay.end;
+        // Segments after the end whose header was never completed (a roll cut short) hold
+        // nothing that was acknowledged: they go, so numbering stays contiguous.
+        if replay.damage.is_none() {
+            for &n in list.iter().filter(|n| **n > end.segment) {
+                if segs.header(n)?.is_none() {
+                    let p = segs.path(n);
+                    segs.fs.remove_file(&p).map_err(Error::io("remove", &p))?;
+                }
+            }
+        }
+        let max = segs.list()?.last().copied().unwrap_or(end.segment);
+        let file = segs.file(end.segment)?;
+        let path = segs.path(end.segment);
+        let size = file.size().map_err(Error::io("stat", &path))?;
+        // What was replayed is made durable before anything is built on it (a process crash
+        // can leave it in the page cache only).
+        file.sync_data().map_err(Error::io("sync", &path))?;
+        let mut w = Writer {
+            seg: end.segment,
+            file,
+            end: end.offset,
+            alloc_end: size,
+            next_lsn: end.lsn,
+            next_seg: max + 1,
+            poisoned: None,
+        };
+        if replay.damage.is_some() {
+            w.next_lsn = max_seen.max(end.lsn) + 1;
+            let fence = Fence {
+                segment: end.segment,
+                end: end.offset,
+                last_lsn: end.lsn - 1,
+            };
+            roll(segs, opts, &mut w, Some(fence))?;
+        }
+        Ok(w)
+    }
+
+    /// Appends `pieces` (node versions, deltas, values) in data frames and returns where each
+    /// is, and the LSN of the last frame written. Nothing is durable until a later
+    /// [`SegmentLog::wait_durable`] covers that LSN.
+    ///
+    /// # Errors
+    /// I/O errors (nothing written is referenced then), [`Error::Poisoned`] after a failed
+    /// fence, [`Error::InvalidConfig`] for a piece of 4 GiB or more.
+    pub fn append_pieces(&self, pieces: &[&[u8]]) -> Result<(Vec<Loc>, u64)> {
+        let mut locs = Vec::with_capacity(pieces.len());
+        let mut last = 0;
+        // Frames of at most a quarter segment each, so a big commit fills segments evenly.
+        let cap = usize::try_from(self.inner.opts.segment_bytes / 4).unwrap_or(usize::MAX);
+        let mut start = 0;
+        while start < pieces.len() {
+            let mut end = start + 1;
+            let mut bytes = pieces[start].len();
+            while end < pieces.len() && bytes + pieces[end].len() <= cap {
+                bytes += pieces[end].len();
+                end += 1;
+            }
+            let group = &pieces[start..end];
+            let (lsn, seg, off) = self.inner.append(FrameKind::Data, group)?;
+            let mut at = off + FRAME_HEADER_LEN as u64;
+            for p in group {
+                locs.push(Loc {
+                    segment: seg,
+                    offset: u32::try_from(at).map_err(|_| too_big(at))?,
+                    len: u32::try_from(p.len()).map_err(|_| too_big(p.len() as u64))?,
+                    crc: crc32c::crc32c(p),
+                });
+                at += p.len() as u64;
+            }
+            last = lsn;
+            start = end;
+        }
+        Ok((locs, last))
+    }
+
+    /// Appends a record frame (a commit) and returns its LSN.
+    ///
+    /// # Errors
+    /// As [`SegmentLog::append_pieces`].
+    pub fn append_record(&self, payload: &[u8]) -> Result<u64> {
+        Ok(self.inner.append(FrameKind::Record, &[payload])?.0)
+    }
+
+    /// The piece at `loc`, checked against its checksum.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] naming the segment file and offset when the bytes are short or do
+    /// not match, or the segment is missing; I/O errors.
+    pub fn read(&self, loc: Loc) -> Result<Vec<u8>> {
+        let segs = &self.inner.segs;
+        let bad = |detail: &str| Error::Corruption {
+            what: "log piece",
+            location: format!("{} offset {}", segs.path(loc.segment).display(), loc.offset),
+            detail: detail.into(),
+        };
+        let bytes = segs
+            .read_exact(loc.segment, u64::from(loc.offset), loc.len as usize)?
+            .ok_or_else(|| bad("the segment file ends before the piece (truncated)"))?;
+        if crc32c::crc32c(&bytes) != loc.crc {
+            return Err(bad("checksum mismatch"));
+        }
+        Ok(bytes)
+    }
+
+    /// Waits until the frame `lsn` and everything before it is durable.
+    ///
+    /// # Errors
+    /// An I/O error when a failed sync voided the frame (it will never be replayed: not
+    /// committed); [`Error::Poisoned`] when the log could not fence the failure (in doubt).
+    pub async fn wait_durable(&self, lsn: u64) -> Result<()> {
+        let mut rx = self.inner.watch.subscribe();
+        self.inner.request(lsn);
+        loop {
+            if let Some(r) = rx.borrow_and_update().outcome(lsn, &self.inner.segs.dir) {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                return Err(self.inner.closed());
+            }
+        }
+    }
+
+    /// [`SegmentLog::wait_durable`] for a thread with no async runtime.
+    ///
+    /// # Errors
+    /// As [`SegmentLog::wait_durable`].
+    pub fn wait_durable_blocking(&self, lsn: u64) -> Result<()> {
+        self.inner.request(lsn);
+        let mut v = self.inner.view.lock();
+        loop {
+            if let Some(r) = v.outcome(lsn, &self.inner.segs.dir) {
+                return r;
+            }
+            self.inner.view_cv.wait(&mut v);
+        }
+    }
+
+    /// Makes everything appended so far durable (blocking).
+    ///
+    /// # Errors
+    /// As [`SegmentLog::wait_durable`].
+    pub fn flush(&self) -> Result<()> {
+        let last = self.inner.writer.lock().next_lsn - 1;
+        self.wait_durable_blocking(last)
+    }
+
+    /// The last durable LSN and the position after it (where a checkpoint starts a replay).
+    #[must_use]
+    pub fn durable(&self) -> (u64, LogPos) {
+        let v = self.inner.view.lock();
+        (v.durable_lsn, v.durable_pos)
+    }
+
+    /// LSN ranges (inclusive) a failed sync made void, and how many fences there were.
+    #[must_use]
+    pub fn voids(&self) -> (u64, Vec<(u64, u64)>) {
+        let v = self.inner.view.lock();
+        (
+            self.inner.fences.load(Ordering::Acquire),
+            v.voids.as_ref().clone(),
+        )
+    }
+
+    /// How many group syncs the log has done (each one `fdatasync`).
+    #[must_use]
+    pub fn group_syncs(&self) -> u64 {
+        self.inner.group_syncs.load(Ordering::Relaxed)
+    }
+
+    /// The segment being written.
+    #[must_use]
+    pub fn current_segment(&self) -> u32 {
+        self.inner.writer.lock().seg
+    }
+
+    /// The LSN the next frame will get.
+    #[must_use]
+    pub fn next_lsn(&self) -> u64 {
+        self.inner.writer.lock().next_lsn
+    }
+
+    /// The segment numbers on disk, ascending.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn segments(&self) -> Result<Vec<u32>> {
+        self.inner.segs.list()
+    }
+
+    /// The file of segment `n`.
+    #[must_use]
+    pub fn path_of(&self, n: u32) -> PathBuf {
+        self.inner.segs.path(n)
+    }
+
+    /// The log's folder.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.inner.segs.dir
+    }
+
+    /// Bytes in segment `n`'s file.
+    ///
+    /// # Errors
+    /// I/O errors; corruption when it is missing.
+    pub fn segment_size(&self, n: u32) -> Result<u64> {
+        let f = self.inner.segs.file(n)?;
+        f.size().map_err(Error::io("stat", self.inner.segs.path(n)))
+    }
+
+    /// Removes segment `n` (space reclamation: nothing may point into it any more). The
+    /// segment being written is never removed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for the segment being written; I/O errors.
+    pub fn remove_segment(&self, n: u32) -> Result<()> {
+        if self.inner.writer.lock().seg == n {
+            return Err(Error::InvalidConfig {
+                what: "log",
+                reason: format!("segment {n} is being written"),
+            });
+        }
+        self.inner.segs.forget(n);
+        let p = self.inner.segs.path(n);
+        sop_core::vfs::remove_file_if_present(self.inner.segs.fs.as_ref(), &p)
+            .map_err(Error::io("remove", &p))
+    }
+
+    /// Makes the removals of segments durable (one folder sync).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn sync_folder(&self) -> Result<()> {
+        let d = &self.inner.segs.dir;
+        self.inner
+            .segs
+            .fs
+            .sync_dir(d)
+            .map_err(Error::io("sync folder", d))
+    }
+
+    /// Every frame of segment `n` that can be read from its start: (offset, header, payload).
+    /// For verification and compaction.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn frames(&self, n: u32) -> Result<Vec<(u64, FrameHeader, Vec<u8>)>> {
+        let segs = &self.inner.segs;
+        let f = segs.file(n)?;
+        let size = f.size().map_err(Error::io("stat", segs.path(n)))?;
+        let mut out = Vec::new();
+        let mut off = 0u64;
+        let mut prev: Option<u64> = None;
+        while let Some((h, payload)) = read_frame(segs, n, off, size)? {
+            if prev.is_some_and(|p| h.lsn != p + 1) {
+                break;
+            }
+            prev = Some(h.lsn);
+            let len = h.frame_len();
+            out.push((off, h, payload));
+            off += len;
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for SegmentLog {
+    fn drop(&mut self) {
+        self.inner.ctl.lock().stop = true;
+        self.inner.ctl_cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn too_big(n: u64) -> Error {
+    Error::InvalidConfig {
+        what: "log",
+        reason: format!("offset or length {n} does not fit a segment (4 GiB at most)"),
+    }
+}
+
+impl Inner {
+    fn closed(&self) -> Error {
+        Error::Poisoned {
+            store: format!("log at {}", self.segs.dir.display()),
+            cause: "the log was closed".into(),
+        }
+    }
+
+    fn append(&self, kind: FrameKind, parts: &[&[u8]]) -> Result<(u64, u32, u64)> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let flen = frame_len(len);
+        let mut w = self.writer.lock();
+        if let Some(cause) = &w.poisoned {
+            return Err(Error::Poisoned {
+                store: format!("log at {}", self.segs.dir.display()),
+                cause: cause.clone(),
+            });
+        }
+        if w.end > SEGMENT_HEADER_FRAME && w.end + flen > self.opts.segment_bytes {
+            roll(&self.segs, &self.opts, &mut w, None)?;
+            self.publish_durable(w.next_lsn - 1, position(&w));
+        }
+        if w.end + flen > u64::from(u32::MAX) {
+            return Err(too_big(w.end + flen));
+        }
+        let bytes = frame::build(kind, w.next_lsn, parts)?;
+        let at = w.end;
+        w.file
+            .write_at(&bytes, at)
+            .map_err(Error::io("write", self.segs.path(w.seg)))?;
+        let lsn = w.next_lsn;
+        w.end += flen;
+        w.next_lsn += 1;
+        Ok((lsn, w.seg, at))
+    }
+
+    fn request(&self, lsn: u64) {
+        let mut c = self.ctl.lock();
+        if lsn > c.requested {
+            c.requested = lsn;
+            self.ctl_cv.notify_one();
+        }
+    }
+
+    fn publish(&self, f: impl FnOnce(&mut SyncView)) {
+        let mut v = self.view.lock();
+        f(&mut v);
+        self.watch.send_replace(v.clone());
+        self.view_cv.notify_all();
+    }
+
+    fn publish_durable(&self, lsn: u64, pos: LogPos) {
+        self.publish(|v| {
+            if lsn > v.durable_lsn {
+                v.durable_lsn = lsn;
+                v.durable_pos = pos;
+            }
+        });
+    }
+
+    fn run_syncer(&self) {
+        loop {
+            {
+                let mut c = self.ctl.lock();
+                loop {
+                    if c.stop {
+                        return;
+                    }
+                    let v = self.view.lock();
+                    // A poisoned log syncs nothing more: its waiters have their answer.
+                    if c.requested > v.durable_lsn && v.poisoned.is_none() {
+                        break;
+                    }
+                    drop(v);
+                    self.ctl_cv.wait(&mut c);
+                }
+            }
+            self.sync_once();
+        }
+    }
+
+    fn sync_once(&self) {
+        let (target, pos, file, seg, poisoned) = {
+            let w = self.writer.lock();
+            (
+                w.next_lsn - 1,
+                position(&w),
+                Arc::clone(&w.file),
+                w.seg,
+                w.poisoned.clone(),
+            )
+        };
+        if let Some(cause) = poisoned {
+            self.publish(|v| v.poisoned = Some(cause.into()));
+            return;
+        }
+        match file.sync_data() {
+            Ok(()) => {
+                self.group_syncs.fetch_add(1, Ordering::Relaxed);
+                self.publish_durable(target, pos);
+                self.preallocate();
+            }
+            Err(e) => {
+                tracing::error!(segment = seg, error = %e, "log sync failed: fencing the unsynced frames off");
+                self.fence(&e);
+            }
+        }
+    }
+
+    /// After a failed sync: void everything after the last durable frame by starting a new
+    /// segment that says where the old one ends.
+    fn fence(&self, cause: &std::io::Error) {
+        let mut w = self.writer.lock();
+        let (d_lsn, d_pos) = {
+            let v = self.view.lock();
+            (v.durable_lsn, v.durable_pos)
+        };
+        let max = w.next_lsn - 1;
+        let fence = Fence {
+            segment: d_pos.segment,
+            end: d_pos.offset,
+            last_lsn: d_lsn,
+        };
+        match roll(&self.segs, &self.opts, &mut w, Some(fence)) {
+            Ok(()) => {
+                self.fences.fetch_add(1, Ordering::AcqRel);
+                let header = w.next_lsn - 1;
+                let pos = position(&w);
+                drop(w);
+                self.publish(|v| {
+                    let mut voids = v.voids.as_ref().clone();
+                    if max > d_lsn {
+                        voids.push((d_lsn + 1, max));
+                    }
+                    v.voids = Arc::new(voids);
+                    v.durable_lsn = header;
+                    v.durable_pos = pos;
+                });
+            }
+            Err(e) => {
+                let msg = format!(
+                    "a sync failed ({cause}) and the log could not be fenced ({e}); reopen the database"
+                );
+                w.poisoned = Some(msg.clone());
+                drop(w);
+                self.publish(|v| v.poisoned = Some(msg.into()));
+            }
+        }
+    }
+
+    /// Keeps zeros written ahead of the end of the segment being written.
+    fn preallocate(&self) {
+        let mut w = self.writer.lock();
+        let want = (w.end + self.opts.prealloc_bytes).min(self.opts.segment_bytes);
+        if w.alloc_end >= w.end + self.opts.prealloc_bytes / 2 || w.alloc_end >= want {
+            return;
+        }
+        let mut at = w.alloc_end.max(w.end);
+        while at < want {
+            let n = usize::try_from(want - at)
+                .unwrap_or(ZEROS.len())
+                .min(ZEROS.len());
+            if w.file.write_at(&ZEROS[..n], at).is_err() {
+                // Only an optimisation: the next commit's sync then flushes the size.
+                return;
+            }
+            at += n as u64;
+        }
+        w.alloc_end = want;
+    }
+}
+
+fn position(w: &Writer) -> LogPos {
+    LogPos {
+        segment: w.seg,
+        offset: w.end,
+        lsn: w.next_lsn,
+    }
+}
+
+/// Creates segment `n` with its header frame (LSN `lsn`) and zeros ahead, durable (file and
+/// folder synced). A file left by a failed attempt is removed.
+fn new_segment(
+    segs: &Segments,
+    opts: &LogOptions,
+    n: u32,
+    lsn: u64,
+    fence: Option<Fence>,
+) -> Result<(Arc<dyn FileHandle>, u64)> {
+    let path = segs.path(n);
+    let file: Arc<dyn FileHandle> = Arc::from(
+        segs.fs
+            .create_new(&path)
+            .map_err(Error::io("create", &path))?,
+    );
+    let r = (|| {
+        let header = frame::build(
+            FrameKind::SegmentHeader,
+            lsn,
+            &[&SegmentHeader::payload(n, fence)],
+        )?;
+        file.write_at(&header, 0)
+            .map_err(Error::io("write", &path))?;
+        let mut at = SEGMENT_HEADER_FRAME;
+        let until = (SEGMENT_HEADER_FRAME + opts.prealloc_bytes).min(opts.segment_bytes);
+        while at < until {
+            let k = usize::try_from(until - at)
+                .unwrap_or(ZEROS.len())
+                .min(ZEROS.len());
+            file.write_at(&ZEROS[..k], at)
+                .map_err(Error::io("write", &path))?;
+            at += k as u64;
+        }
+        file.sync().map_err(Error::io("sync", &path))?;
+        segs.fs
+            .sync_dir(&segs.dir)
+            .map_err(Error::io("sync folder", &segs.dir))
+    })();
+    if let Err(e) = r {
+        let _ = segs.fs.remove_file(&path);
+        return Err(e);
+    }
+    segs.remember(n, Arc::clone(&file));
+    Ok((file, SEGMENT_HEADER_FRAME))
+}
+
+/// Moves the writer to a new segment. Without a fence the old segment is synced first, so no
+/// acknowledged frame ever depends on a segment whose tail may be lost; with one, the frames
+/// after the fence are void anyway.
+fn roll(segs: &Segments, opts: &LogOptions, w: &mut Writer, fence: Option<Fence>) -> Result<()> {
+    if fence.is_none() {
+        w.file
+            .sync_data()
+            .map_err(Error::io("sync", segs.path(w.seg)))?;
+    }
+    let n = w.next_seg;
+    let lsn = w.next_lsn;
+    let (file, end) = new_segment(segs, opts, n, lsn, fence)?;
+    w.seg = n;
+    w.file = file;
+    w.end = end;
+    w.alloc_end = (end + opts.prealloc_bytes).min(opts.segment_bytes);
+    w.next_lsn = lsn + 1;
+    w.next_seg = n + 1;
+    Ok(())
+}
+
+/// Reads the frame at `off` of segment `n`, if a whole, intact one is there.
+fn read_frame(
+    segs: &Segments,
+    n: u32,
+    off: u64,
+    size: u64,
+) -> Result<Option<(FrameHeader, Vec<u8>)>> {
+    if off + FRAME_HEADER_LEN as u64 > size {
+        return Ok(None);
+    }
+    let Some(hb) = segs.read_exact(n, off, FRAME_HEADER_LEN)? else {
+        return Ok(None);
+    };
+    let Some(h) = FrameHeader::decode(&hb) else {
+        return Ok(None);
+    };
+    if off + FRAME_HEADER_LEN as u64 + u64::from(h.len) > size {
+        return Ok(None);
+    }
+    let Some(payload) = segs.read_exact(n, off + FRAME_HEADER_LEN as u64, h.len as usize)? else {
+        return Ok(None);
+    };
+    Ok(frame::payload_ok(&h, &payload).then_some((h, payload)))
+}
+
+/// Replays from `from`; returns what it read and the highest LSN seen anywhere (for a fence).
+fn scan(segs: &Segments, from: Option<LogPos>) -> Result<(Replay, u64)> {
+    let list = segs.list()?;
+    let Some(&first) = list.first() else {
+        return Ok((Replay::default(), 0));
+    };
+    let start = match from {
+        Some(p) => p,
+        None => match segs.header(first)? {
+            Some(h) if first == 1 && h.lsn == 1 => LogPos {
+                segment: 1,
+                offset: 0,
+                lsn: 1,
+            },
+            _ => {
+                return Err(Error::Corruption {
+                    what: "log",
+                    location: segs.dir.display().to_string(),
+                    detail: format!(
+                        "no checkpoint says where to replay from, and the log does not start at segment 1 (first is {first}); the registry's checkpoint record is missing"
+                    ),
+                });
+            }
+        },
+    };
+    if !list.contains(&start.segment) {
+        return Err(Error::Corruption {
+            what: "log",
+            location: segs.path(start.segment).display().to_string(),
+            detail: "the checkpoint's replay position is in a segment that is missing".into(),
+        });
+    }
+    let later: Vec<(u32, Option<SegmentHeader>)> = list
+        .iter()
+        .filter(|n| **n >= start.segment)
+        .map(|&n| segs.header(n).map(|h| (n, h)))
+        .collect::<Result<_>>()?;
+    let mut seg = start.segment;
+    let mut off = start.offset;
+    let mut expect = start.lsn;
+    let mut records = Vec::new();
+    loop {
+        let bound = later
+            .iter()
+            .filter_map(|(_, h)| h.and_then(|h| h.fence))
+            .filter(|f| f.segment == seg)
+            .map(|f| f.end)
+            .min();
+        let file = segs.file(seg)?;
+        let size = file
+            .size()
+            .map_err(Error::io("stat", segs.path(seg)))?
+            .min(bound.unwrap_or(u64::MAX));
+        while let Some((h, payload)) = read_frame(segs, seg, off, size)? {
+            if h.lsn != expect {
+                break;
+            }
+            match h.kind {
+                FrameKind::Record => records.push((h.lsn, payload)),
+                FrameKind::Data => {}
+                FrameKind::SegmentHeader if off == 0 => {}
+                FrameKind::SegmentHeader => break,
+            }
+            off += h.frame_len();
+            expect += 1;
+        }
+        let fenced = later.iter().find_map(|(n, h)| {
+            let h = (*h)?;
+            let f = h.fence?;
+            (*n > seg && f.segment == seg && f.end == off && f.last_lsn + 1 == expect)
+                .then_some((*n, h))
+        });
+        let next = fenced.or_else(|| {
+            later.iter().find_map(|(n, h)| {
+                let h = (*h)?;
+                (*n == seg + 1 && h.fence.is_none() && h.lsn == expect).then_some((*n, h))
+            })
+        });
+        match next {
+            Some((n, h)) => {
+                seg = n;
+                off = SEGMENT_HEADER_FRAME;
+                expect = h.lsn + 1;
+            }
+            None => break,
+        }
+    }
+    let end = LogPos {
+        segment: seg,
+        offset: off,
+        lsn: expect,
+    };
+    let (damage, max_seen) = damage_after(segs, end, &later)?;
+    Ok((
+        Replay {
+            records,
+            end,
+            damage,
+        },
+        max_seen,
+    ))
+}
+
+/// Whether frames exist after where the replay stopped: later in its segment (a header with a
+/// higher LSN at any 8-byte boundary), or in a later segment with a valid header.
+fn damage_after(
+    segs: &Segments,
+    end: LogPos,
+    later: &[(u32, Option<SegmentHeader>)],
+) -> Result<(Option<LogDamage>, u64)> {
+    let mut found = Vec::new();
+    let mut max_seen = 0u64;
+    for (n, h) in later {
+        if let Some(h) = h
+            && *n > end.segment
+        {
+            found.push(format!(
+                "segment {} (LSN {})",
+                segs.path(*n).display(),
+                h.lsn
+            ));
+            max_seen = max_seen.max(h.lsn);
+        }
+    }
+    let file = segs.file(end.segment)?;
+    let size = file
+        .size()
+        .map_err(Error::io("stat", segs.path(end.segment)))?;
+    let mut at = end.offset + FRAME_ALIGN;
+    let chunk = 1u64 << 20;
+    let mut later_frames = 0u64;
+    while at + FRAME_HEADER_LEN as u64 <= size {
+        let len = usize::try_from((size - at).min(chunk + FRAME_HEADER_LEN as u64)).unwrap_or(0);
+        let Some(buf) = segs.read_exact(end.segment, at, len)? else {
+            break;
+        };
+        let mut i = 0usize;
+        while i + FRAME_HEADER_LEN <= buf.len() && (i as u64) < chunk {
+            if buf[i..i + 4] == frame::FRAME_MAGIC
+                && let Some(h) = FrameHeader::decode(&buf[i..])
+                && h.lsn >= end.lsn
+                && h.lsn < end.lsn.saturating_add(1 << 40)
+            {
+                later_frames += 1;
+                max_seen = max_seen.max(h.lsn);
+            }
+            i += FRAME_ALIGN as usize;
+        }
+        at += chunk;
+    }
+    if later_frames > 0 {
+        found.push(format!("{later_frames} frame(s) later in the same segment"));
+    }
+    if found.is_empty() {
+        return Ok((None, max_seen));
+    }
+    Ok((
+        Some(LogDamage {
+            file: segs.path(end.segment),
+            offset: end.offset,
+            lsn: end.lsn,
+            detail: format!(
+                "the frame there is damaged or missing, and frames follow it ({}): commits from LSN {} on were not replayed",
+                found.join(", "),
+                end.lsn
+            ),
+        }),
+        max_seen,
+    ))
+}

@@ -1,0 +1,216 @@
+//! Node deltas: a new version of a node written as edits to a stored piece (its own previous
+//! version, or the node a split took its items from), so a commit that changes one item of a
+//! 1,000-item node writes one item, not the node. See ARCHITECTURE.md, "Node pieces".
+//!
+//! A delta lists, for the children and for the items, a sequence of operations that builds the
+//! new list from the base's: `Copy { from, count }` takes a run of the base's entries, `Insert`
+//! adds a new one. Items are matched by id *and* version, so a changed item is an insert.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sop_core::{Error, Result, Uuid};
+
+use crate::node::{ItemValue, Node, NodeItem};
+use crate::raw::{DELTA_FORMAT_VERSION, MIN_ITEM, OP_COPY, OP_INSERT, RawItem, Reader, put_len};
+
+/// One edit of a delta.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op<T> {
+    /// The base's entries `from..from + count`.
+    Copy { from: u32, count: u32 },
+    /// A new entry.
+    Insert(T),
+}
+
+/// A parsed delta piece (type-free).
+pub(crate) struct RawDelta<'a> {
+    pub id: Uuid,
+    pub child_ops: Vec<Op<Uuid>>,
+    pub item_ops: Vec<Op<RawItem<'a>>>,
+}
+
+const DELTA_HEADER: usize = 1 + 16 + 16 + 1;
+
+impl<'a> RawDelta<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "node delta");
+        if r.u8()? != DELTA_FORMAT_VERSION {
+            return Err(r.bad("not a node delta"));
+        }
+        let id = r.uuid()?;
+        let _base = r.uuid()?;
+        let _depth = r.u8()?;
+        let n = r.count(5)?;
+        let mut child_ops = Vec::with_capacity(n);
+        for _ in 0..n {
+            child_ops.push(match r.u8()? {
+                OP_COPY => Op::Copy {
+                    from: r.u32()?,
+                    count: r.u32()?,
+                },
+                OP_INSERT => Op::Insert(r.uuid()?),
+                k => return Err(r.bad(format!("unknown operation {k}"))),
+            });
+        }
+        let n = r.count(9)?;
+        let mut item_ops = Vec::with_capacity(n);
+        for _ in 0..n {
+            item_ops.push(match r.u8()? {
+                OP_COPY => Op::Copy {
+                    from: r.u32()?,
+                    count: r.u32()?,
+                },
+                OP_INSERT => Op::Insert(RawItem::read(&mut r)?),
+                k => return Err(r.bad(format!("unknown operation {k}"))),
+            });
+        }
+        r.done()?;
+        Ok(RawDelta {
+            id,
+            child_ops,
+            item_ops,
+        })
+    }
+}
+
+/// Builds a list from `base` and `ops`.
+pub(crate) fn apply_ops<T: Clone>(base: &[T], ops: &[Op<T>], what: &str) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(base.len() + 1);
+    for op in ops {
+        match op {
+            Op::Copy { from, count } => {
+                let range = (*from as usize)..(*from as usize).saturating_add(*count as usize);
+                let run = base.get(range).ok_or_else(|| Error::Corruption {
+                    what: "node delta",
+                    location: format!("copy of {what} {from}+{count}"),
+                    detail: format!("the base has {} {what}", base.len()),
+                })?;
+                out.extend_from_slice(run);
+            }
+            Op::Insert(x) => out.push(x.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// The ops that build `new` from `base`, matching entries by `key` (None: never matched).
+fn diff<'t, T, K: std::hash::Hash + Eq>(
+    base: &'t [T],
+    new: &'t [T],
+    key: impl Fn(&T) -> Option<K>,
+) -> Vec<Op<&'t T>> {
+    let index: HashMap<K, usize> = base
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| key(x).map(|k| (k, i)))
+        .collect();
+    let mut ops: Vec<Op<&T>> = Vec::new();
+    for x in new {
+        match key(x).and_then(|k| index.get(&k)) {
+            Some(&j) => {
+                let j = u32::try_from(j).unwrap_or(u32::MAX);
+                if let Some(Op::Copy { from, count }) = ops.last_mut()
+                    && *from + *count == j
+                {
+                    *count += 1;
+                    continue;
+                }
+                ops.push(Op::Copy { from: j, count: 1 });
+            }
+            None => ops.push(Op::Insert(x)),
+        }
+    }
+    ops
+}
+
+impl<K: Serialize, V: Serialize> Node<K, V> {
+    /// This node written as a delta over `base`, stored at `base_loc` with `depth` deltas below
+    /// it already (0 for a full image). External value ids go through `ext` (see
+    /// [`Node::encode_with`]). Items of `base` are matched by id and version.
+    ///
+    /// # Errors
+    /// When a new key or value cannot be encoded.
+    pub fn encode_delta(
+        &self,
+        base: &Node<K, V>,
+        base_loc: Uuid,
+        depth: u8,
+        ext: &dyn Fn(Uuid) -> Uuid,
+    ) -> Result<Vec<u8>> {
+        let child_ops = diff(&base.children, &self.children, |c| Some(*c));
+        let item_ops = diff(&base.items, &self.items, |i: &NodeItem<K, V>| {
+            // An item whose value moved to a new location is a new item for the delta.
+            let moved = matches!(i.value, ItemValue::External(id) if ext(id) != id);
+            (!moved).then_some((i.id, i.version))
+        });
+        let mut out = Vec::with_capacity(DELTA_HEADER + 64);
+        out.push(DELTA_FORMAT_VERSION);
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(base_loc.as_bytes());
+        out.push(depth.saturating_add(1));
+        put_len(&mut out, child_ops.len());
+        for op in child_ops {
+            match op {
+                Op::Copy { from, count } => put_copy(&mut out, from, count),
+                Op::Insert(id) => {
+                    out.push(OP_INSERT);
+                    out.extend_from_slice(id.as_bytes());
+                }
+            }
+        }
+        put_len(&mut out, item_ops.len());
+        for op in item_ops {
+            match op {
+                Op::Copy { from, count } => put_copy(&mut out, from, count),
+                Op::Insert(item) => {
+                    out.push(OP_INSERT);
+                    crate::node::encode_item(item, &mut out, ext)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn put_copy(out: &mut Vec<u8>, from: u32, count: u32) {
+    out.push(OP_COPY);
+    out.extend_from_slice(&from.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+}
+
+impl<K: Clone + DeserializeOwned, V: Clone + DeserializeOwned> Node<K, V> {
+    /// The node `delta` describes, built on `base` (the node stored at the delta's base).
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a malformed delta or one that copies outside `base`; a decode
+    /// error for a bad key or value.
+    pub fn apply_delta(base: &Node<K, V>, delta: &[u8]) -> Result<Node<K, V>> {
+        let d = RawDelta::parse(delta)?;
+        let children = apply_ops(&base.children, &d.child_ops, "child ids")?;
+        let mut items = Vec::with_capacity(base.items.len() + 1);
+        for op in &d.item_ops {
+            match op {
+                Op::Copy { from, count } => {
+                    let range = (*from as usize)..(*from as usize).saturating_add(*count as usize);
+                    let run = base.items.get(range).ok_or_else(|| Error::Corruption {
+                        what: "node delta",
+                        location: format!("copy of items {from}+{count}"),
+                        detail: format!("the base has {} items", base.items.len()),
+                    })?;
+                    items.extend_from_slice(run);
+                }
+                Op::Insert(raw) => items.push(crate::node::decode_item(raw)?),
+            }
+        }
+        Ok(Node {
+            id: d.id,
+            items,
+            children,
+        })
+    }
+}
+
+/// Smallest encoded delta operation (a copy).
+const _: () = assert!(MIN_ITEM > 9);
