@@ -20,7 +20,7 @@ mod segment;
 
 pub use ec::{EcBlobStore, ErasureConfig, ScrubReport, reconstruct, split_encode};
 pub use layout::{BLOB_FORMAT_VERSION, SHARD_FORMAT_VERSION, SHARD_HEADER_LEN};
-pub use log::{LogDamage, LogOptions, LogPos, Replay, SegmentLog};
+pub use log::{LogDamage, LogOptions, LogPos, ParsedSegment, Replay, SegmentLog, parse_segment};
 pub use plain::PlainBlobStore;
 pub use segment::{Fence, SegmentHeader, parse_segment_name, segment_name};
 

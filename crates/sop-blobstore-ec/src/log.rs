@@ -307,6 +307,19 @@ impl SegmentLog {
         // What was replayed is made durable before anything is built on it (a process crash
         // can leave it in the page cache only).
         file.sync_data().map_err(Error::io("sync", &path))?;
+        if replay.damage.is_none() && end.offset < size {
+            // A torn tail (frames cut by a crash, never acknowledged): zeros over it, so the
+            // segment holds frames then zeros, as a sound one does.
+            let mut at = end.offset;
+            while at < size {
+                let k = usize::try_from(size - at)
+                    .unwrap_or(ZEROS.len())
+                    .min(ZEROS.len());
+                file.write_at(&ZEROS[..k], at)
+                    .map_err(Error::io("write", &path))?;
+                at += k as u64;
+            }
+        }
         let mut w = Writer {
             seg: end.segment,
             file,
@@ -532,6 +545,43 @@ impl SegmentLog {
             .map_err(Error::io("sync folder", d))
     }
 
+    /// Whether segment `n` holds only zeros from `offset` to its end (what follows the last
+    /// frame of a sound segment).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn zeros_from(&self, n: u32, offset: u64) -> Result<bool> {
+        let segs = &self.inner.segs;
+        let f = segs.file(n)?;
+        let size = f.size().map_err(Error::io("stat", segs.path(n)))?;
+        let mut at = offset;
+        let mut buf = vec![0u8; 1 << 20];
+        while at < size {
+            let len = usize::try_from(size - at)
+                .unwrap_or(buf.len())
+                .min(buf.len());
+            let got = f
+                .read_at(&mut buf[..len], at)
+                .map_err(Error::io("read", segs.path(n)))?;
+            if got == 0 {
+                break;
+            }
+            if buf[..got].iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            at += got as u64;
+        }
+        Ok(true)
+    }
+
+    /// Segment `n`'s header, `None` when it has none (a creation cut short).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn header(&self, n: u32) -> Result<Option<SegmentHeader>> {
+        self.inner.segs.header(n)
+    }
+
     /// Every frame of segment `n` that can be read from its start: (offset, header, payload).
     /// For verification and compaction.
     ///
@@ -565,6 +615,75 @@ impl Drop for SegmentLog {
             let _ = t.join();
         }
     }
+}
+
+/// The frames of a whole segment file held in memory, read the way a replay reads them (for
+/// `sop verify`, the decoder tests and the fuzz targets).
+#[derive(Debug)]
+pub struct ParsedSegment<'a> {
+    /// The segment's header.
+    pub header: SegmentHeader,
+    /// Every frame in order after the header: (offset, header, payload).
+    pub frames: Vec<(u64, FrameHeader, &'a [u8])>,
+    /// Where the readable frames end.
+    pub end: u64,
+    /// Whether everything after `end` is zeros (a sound segment), and every frame's padding.
+    pub clean: bool,
+}
+
+/// Reads a segment file's bytes: its header, then frames while each is intact and has the next
+/// LSN.
+///
+/// # Errors
+/// [`Error::Corruption`] when the bytes do not start with a segment header.
+pub fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment<'_>> {
+    let header = SegmentHeader::decode(bytes).ok_or_else(|| Error::Corruption {
+        what: "log segment",
+        location: "byte 0".into(),
+        detail: "no valid segment header".into(),
+    })?;
+    let mut frames = Vec::new();
+    let mut off = SEGMENT_HEADER_FRAME;
+    let mut expect = header.lsn + 1;
+    let mut clean = bytes
+        .get(
+            FRAME_HEADER_LEN + crate::segment::SEGMENT_HEADER_PAYLOAD
+                ..SEGMENT_HEADER_FRAME as usize,
+        )
+        .is_some_and(|p| p.iter().all(|b| *b == 0));
+    loop {
+        let Some(at) = usize::try_from(off).ok() else {
+            break;
+        };
+        let Some(h) = bytes.get(at..).and_then(FrameHeader::decode) else {
+            break;
+        };
+        if h.lsn != expect || h.kind == FrameKind::SegmentHeader {
+            break;
+        }
+        let start = at + FRAME_HEADER_LEN;
+        let Some(payload) = bytes.get(start..start + h.len as usize) else {
+            break;
+        };
+        if !frame::payload_ok(&h, payload) {
+            break;
+        }
+        let end = usize::try_from(off + h.frame_len()).unwrap_or(usize::MAX);
+        clean &= bytes
+            .get(start + h.len as usize..end.min(bytes.len()))
+            .is_some_and(|p| p.iter().all(|b| *b == 0));
+        frames.push((off, h, payload));
+        off += h.frame_len();
+        expect += 1;
+    }
+    let rest = usize::try_from(off).map_or(&[][..], |o| bytes.get(o..).unwrap_or_default());
+    clean &= rest.iter().all(|b| *b == 0);
+    Ok(ParsedSegment {
+        header,
+        frames,
+        end: off,
+        clean,
+    })
 }
 
 fn too_big(n: u64) -> Error {

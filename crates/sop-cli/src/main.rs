@@ -175,9 +175,9 @@ async fn stats(dir: &str) -> anyhow::Result<()> {
         }
     }
     println!(
-        "registry and store files: {} bytes; blobs: {} bytes",
+        "registry and store files: {} bytes; log: {} bytes",
         dir_bytes(&root.join("meta")),
-        dir_bytes(&root.join("blobs"))
+        dir_bytes(&root.join("log"))
     );
     Ok(())
 }
@@ -185,10 +185,19 @@ async fn stats(dir: &str) -> anyhow::Result<()> {
 async fn verify(dir: &str, repair: bool) -> anyhow::Result<()> {
     let db = open(dir)?;
     let r = db.recovery();
-    if r.rolled_back + r.finished + r.torn > 0 {
+    if r.replayed > 0 {
         println!(
-            "recovery on open: {} rolled back, {} finished, {} torn logs removed",
-            r.rolled_back, r.finished, r.torn
+            "open: {} commits replayed from the log into the registry",
+            r.replayed
+        );
+    }
+    if let Some(d) = &r.damage {
+        println!(
+            "DAMAGE found on open: {} offset {} (LSN {}): {}",
+            d.file.display(),
+            d.offset,
+            d.lsn,
+            d.detail
         );
     }
     let report = db.verify(repair).await?;
@@ -199,8 +208,14 @@ async fn verify(dir: &str, repair: bool) -> anyhow::Result<()> {
             None => "key order not checked (application types)",
         };
         println!(
-            "{}: {} items ({} recorded), {} nodes, depth {}, {} values in blobs, {} blob files; {order}",
-            s.name, s.items, s.count, s.nodes, s.depth, s.values, s.blobs
+            "{}: {} items ({} recorded), {} nodes in {} pieces, depth {}, {} values outside nodes; {order}",
+            s.name, s.items, s.count, s.nodes, s.node_pieces, s.depth, s.values
+        );
+    }
+    for g in &report.segments {
+        println!(
+            "log segment {}: {} bytes, {} frames, {} bytes referenced",
+            g.number, g.bytes, g.frames, g.live
         );
     }
     for what in &report.repaired {
@@ -216,7 +231,7 @@ async fn verify(dir: &str, repair: bool) -> anyhow::Result<()> {
             if repair {
                 ""
             } else {
-                " (try --repair for leftovers and damaged shards)"
+                " (try --repair for leftovers)"
             }
         );
     }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sop_blobstore_ec::{BlobStore, EcBlobStore, ErasureConfig, PlainBlobStore};
+use sop_blobstore_ec::{ErasureConfig, LogOptions};
 use sop_btree::KeyComparator;
 use sop_coord::{Cache, FolderLock, Locker, MemCache, MemLocker, Redis, RedisConfig};
 use sop_core::vfs::{FileSystem, StdFs};
@@ -23,15 +23,19 @@ pub struct DatabaseOptions {
     pub l1_cache_bytes: u64,
     /// Bytes of the in-process L2 cache (values cached "globally"; default 64 MiB).
     pub l2_cache_bytes: usize,
-    /// Standalone: the registry journal size at which the registry syncs what commits applied
-    /// in place and empties the journal (default 4 MiB). Each commit syncs only the journal;
-    /// a crash replays it. Smaller: shorter replays, more syncs. Clustered mode checkpoints
-    /// after every commit.
+    /// Standalone: log bytes after which a commit also checkpoints the registry (writes the
+    /// handles and store infos of every commit since the last checkpoint into the registry, so
+    /// the log before it is no longer replayed). Default 32 MiB: an open replays at most about
+    /// that much. Each commit syncs only the log. Clustered mode writes the registry at every
+    /// commit.
     pub registry_checkpoint_bytes: u64,
-    /// Erasure coding of blobs across drives, instead of plain files under `<db>/blobs`.
+    /// Size of the log's segment files (default 64 MiB): the unit of space reclamation.
+    pub segment_bytes: u64,
+    /// Erasure coding of the log across drives, instead of plain segments under `<db>/log`.
     pub erasure: Option<ErasureConfig>,
-    /// Replicate the registry and store files to these two folders (active, passive) instead
-    /// of `<db>/meta`; a drive failure on the active one fails over to the other.
+    /// Replicate the registry, store files and log to these two folders (active, passive)
+    /// instead of `<db>/meta` and `<db>/log`; a drive failure on the active one fails over to
+    /// the other.
     pub replication: Option<[PathBuf; 2]>,
     /// The file layer (default: the real file system). Tests inject faults here.
     pub fs: Option<Arc<dyn FileSystem>>,
@@ -43,7 +47,8 @@ impl Default for DatabaseOptions {
             registry_hash_mod: None,
             l1_cache_bytes: 256 << 20,
             l2_cache_bytes: 64 << 20,
-            registry_checkpoint_bytes: sop_registry::DEFAULT_CHECKPOINT_BYTES,
+            registry_checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+            segment_bytes: 64 << 20,
             erasure: None,
             replication: None,
             fs: None,
@@ -51,16 +56,14 @@ impl Default for DatabaseOptions {
     }
 }
 
+/// Log bytes between two registry checkpoints by default (`DatabaseOptions::registry_checkpoint_bytes`).
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
+
 /// How to open a database in clustered mode.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
     /// Where Redis is.
     pub redis: RedisConfig,
-    /// A transaction log of a process that died (no liveness lock in Redis) is rolled back by
-    /// another process's sweep once it is this old (default 5 minutes).
-    pub orphan_age: std::time::Duration,
-    /// How often each process sweeps for such logs (default 5 minutes).
-    pub sweep_every: std::time::Duration,
     /// The rest, as for standalone (`fs` must be the real file system: the folder is shared).
     pub database: DatabaseOptions,
 }
@@ -71,8 +74,6 @@ impl ClusterOptions {
     pub fn new(url: impl Into<String>) -> Self {
         ClusterOptions {
             redis: RedisConfig::new(url),
-            orphan_age: std::time::Duration::from_secs(300),
-            sweep_every: std::time::Duration::from_secs(300),
             database: DatabaseOptions::default(),
         }
     }
@@ -150,7 +151,7 @@ impl Database {
             Arc::new(MemCache::new(options.l2_cache_bytes)),
             Gate::Local,
         )?;
-        let (engine, recovery) = Engine::open_local(parts)?;
+        let (engine, recovery) = Engine::open(parts)?;
         Ok(Database {
             engine,
             path,
@@ -188,11 +189,11 @@ impl Database {
             redis.clone() as Arc<dyn Cache>,
             Gate::Cluster {
                 key: format!("G{id}"),
-                orphan_age: options.orphan_age,
-                sweep_every: options.sweep_every,
             },
         )?;
-        let (engine, recovery) = Engine::open(parts).await?;
+        let (engine, recovery) = Engine::open(parts)?;
+        // A registry batch a dead process synced but did not apply is finished first.
+        engine.recover_shared().await?;
         Ok(Database {
             engine,
             path,
@@ -231,24 +232,36 @@ impl Database {
             RegistryOptions {
                 hash_mod: options.registry_hash_mod,
                 shared,
-                // Standalone: one journal sync per commit; segment and store files are synced
-                // at checkpoints (ignored when shared).
-                checkpoint_bytes: options.registry_checkpoint_bytes.max(1),
+                // Every batch is a checkpoint (standalone) or a commit (clustered): synced.
+                checkpoint_bytes: 0,
             },
         )?);
         let stores = Arc::new(StoreRepository::open(Arc::clone(&meta_fs), &meta_base)?);
-        let blobs: Arc<dyn BlobStore> = match &options.erasure {
-            Some(cfg) => Arc::new(EcBlobStore::new(Arc::clone(&fs), cfg.clone())?),
-            None => Arc::new(PlainBlobStore::new(Arc::clone(&fs), path.join("blobs"))),
-        };
+        let (log_fs, log_dir): (Arc<dyn FileSystem>, PathBuf) =
+            match (&options.erasure, &replicated) {
+                (Some(_), _) => {
+                    return Err(Error::InvalidConfig {
+                        what: "erasure coding",
+                        reason: "erasure-coded log segments are not available in this build".into(),
+                    });
+                }
+                (None, Some(r)) => (r.clone() as Arc<dyn FileSystem>, PathBuf::from("log")),
+                (None, None) => (Arc::clone(&fs), path.join("log")),
+            };
         let parts = EngineParts {
             registry,
             stores,
-            blobs,
+            log_fs,
+            log_dir,
+            log_options: LogOptions {
+                segment_bytes: options.segment_bytes,
+                ..LogOptions::default()
+            },
             locker,
             cache,
             l1_bytes: options.l1_cache_bytes,
             gate,
+            checkpoint_bytes: options.registry_checkpoint_bytes,
         };
         Ok((parts, replicated))
     }
@@ -404,20 +417,7 @@ impl Database {
     /// # Errors
     /// [`Error::StoreNotFound`], storage errors.
     pub fn remove_btree(&self, name: &str) -> Result<()> {
-        let stores = self.engine.stores();
-        if self.engine.store_info(name)?.is_none() {
-            return Err(Error::StoreNotFound { name: name.into() });
-        }
-        // Batches still in the registry journal would rewrite the store file if replayed after
-        // its removal: sync them in place first.
-        self.engine.registry().checkpoint()?;
-        // The store file goes first: from then on the store does not exist for anyone, and a
-        // crash leaves only unreachable handles and blobs behind, which the next removal of a
-        // store with that name (or `sop` maintenance) clears.
-        stores.remove(name)?;
-        self.engine.registry().remove_table(name)?;
-        self.engine.remove_blob_table(name)?;
-        Ok(())
+        self.engine.remove_store(name)
     }
 
     /// The names of all stores, sorted.

@@ -1,17 +1,21 @@
 //! `Database::verify`: checks a whole database folder without knowing the stores' key and value
 //! types, and repairs what can be repaired safely.
 //!
-//! It reads every registry block, walks every tree from its root through the type-free node
-//! shape (`NodeShape`), reads every node and out-of-node value (checksums), compares counts, and
-//! lists what is on disk to find blobs nothing refers to. It needs the folder to itself, which a
-//! standalone `Database` guarantees (clustered databases are refused: another process may be
-//! between writing its blobs and its commit point).
+//! It checkpoints first (so the registry holds every commit), reads every registry block, walks
+//! every tree from its root through the type-free node shape (each node version's piece chain
+//! resolved from the log), reads every out-of-node value (checksums), compares counts, reads
+//! every frame of every log segment, and reports how much of each segment is still referenced.
+//! It needs the folder to itself, which a standalone `Database` guarantees (clustered databases
+//! are refused).
+//!
+//! It never deletes anything a handle, a log record or the checkpoint refers to: the only
+//! repairs are the removal of temporary files and the completion of an interrupted store
+//! removal (recognised by its marker). Space that nothing refers to any more is reclaimed by
+//! compaction, not by verification.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sop_btree::NodeShape;
-use sop_core::{Error, Handle, Result, Uuid};
-use sop_registry::RegistryBatch;
+use sop_core::{Error, Handle, Loc, Result, Uuid};
 
 use crate::{Database, TxMode};
 
@@ -20,7 +24,9 @@ use crate::{Database, TxMode};
 pub struct VerifyReport {
     /// One entry per store.
     pub stores: Vec<StoreCheck>,
-    /// What is wrong and was not repaired, each naming the store, node, blob or file.
+    /// One entry per log segment.
+    pub segments: Vec<SegmentCheck>,
+    /// What is wrong and was not repaired, each naming the store, node, segment or file.
     pub problems: Vec<String>,
     /// What the repair did.
     pub repaired: Vec<String>,
@@ -47,49 +53,39 @@ pub struct StoreCheck {
     pub nodes: usize,
     /// Levels (1 for a root that is a leaf).
     pub depth: usize,
-    /// Values in their own blobs.
+    /// Pieces holding the nodes (full images and deltas).
+    pub node_pieces: usize,
+    /// Values kept outside their nodes.
     pub values: usize,
-    /// Blobs on disk for the store (nodes, values and anything left over).
-    pub blobs: usize,
     /// Whether the keys are in order: checked for stores whose keys and values are strings
     /// (what the `sop` command makes); `None` when the types are not known here.
     pub keys_ordered: Option<bool>,
 }
 
-/// A finding, with the repair that fixes it, if there is a safe one.
-enum Fix {
-    None,
-    RemoveBlobs(String, Vec<Uuid>),
-    RemoveHandles(String, Vec<Uuid>),
-    RemoveTable(String),
-    RemoveTemporary(std::path::PathBuf),
-    RemoveRegistryFile(String),
-    Repaired,
-}
-
-#[derive(Default)]
-struct Findings(Vec<(String, Fix)>);
-
-impl Findings {
-    fn problem(&mut self, what: String) {
-        self.0.push((what, Fix::None));
-    }
-    fn fixable(&mut self, what: String, fix: Fix) {
-        self.0.push((what, fix));
-    }
+/// One log segment, as [`Database::verify`] read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SegmentCheck {
+    /// The segment number.
+    pub number: u32,
+    /// Bytes in its file.
+    pub bytes: u64,
+    /// Frames read (all of them intact).
+    pub frames: usize,
+    /// Bytes of pieces that a tree still refers to.
+    pub live: u64,
 }
 
 impl Database {
     /// Checks the whole database: every registry block's checksum, every tree reachable from
-    /// its root (each node's blob is there and intact, decodes, has the right id and child
-    /// count, leaves all at one depth), item counts against the store files, every out-of-node
-    /// value readable, every erasure-coded shard, and nothing on disk that nothing refers to
-    /// (orphaned blobs, handles no tree reaches, registry tables of removed stores, temporary
-    /// files of interrupted writes, transaction logs left after recovery).
+    /// its root (each node version's pieces are there and intact, the node has the right id
+    /// and child count, leaves are all at one depth), item counts against the store infos,
+    /// every out-of-node value readable, every frame of every log segment intact, and nothing
+    /// left over (registry tables of removed stores, handles no tree reaches, temporary files).
     ///
-    /// With `repair`, fixes what is safe to fix: rewrites damaged shards that can be rebuilt,
-    /// removes orphaned blobs, unreachable handles, leftover tables and temporary files. It
-    /// never changes a tree a transaction can see.
+    /// With `repair`, fixes what is safe to fix: removes temporary files and finishes an
+    /// interrupted store removal. It never removes anything that a handle, log record or the
+    /// checkpoint refers to, and refuses to treat a table whose store metadata is missing as
+    /// leftover (it says what to restore instead).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a clustered database; I/O errors that stop the walk.
@@ -100,95 +96,117 @@ impl Database {
                 reason: "verification needs the folder to itself: close every process and open it standalone".into(),
             });
         }
-        let mut report = VerifyReport::default();
-        let mut found = Findings::default();
         let engine = self.engine();
-        // Logs of finished transactions waiting for a barrier are not leftovers.
-        engine.flush_retired()?;
+        engine.log().flush()?;
+        engine.checkpoint()?;
         let registry = engine.registry();
+        let mut report = VerifyReport::default();
+        let mut live: BTreeMap<u32, u64> = BTreeMap::new();
 
-        for dir in [sop_txn::TXLOG_DIR, "stores"] {
-            for name in registry.list_files(dir)? {
-                let rel = format!("{dir}/{name}");
-                if name.ends_with(".tmp") {
-                    found.fixable(
-                        format!("temporary file {rel} left by an interrupted write"),
-                        Fix::RemoveRegistryFile(rel),
-                    );
-                } else if dir == sop_txn::TXLOG_DIR {
-                    found.problem(format!("transaction log {rel} left after recovery"));
+        for name in registry.list_files("stores")? {
+            if name.ends_with(".tmp") {
+                let rel = format!("stores/{name}");
+                let what = format!("temporary file {rel} left by an interrupted write");
+                if repair {
+                    registry.remove_file_lazy(&rel)?;
+                    report.repaired.push(what);
+                } else {
+                    report.problems.push(what);
                 }
             }
         }
-
+        let markers: BTreeSet<String> = registry
+            .list_files(sop_txn::REMOVED_DIR)?
+            .into_iter()
+            .collect();
         let stores = self.stores()?;
         for table in registry.tables()? {
-            if !stores.contains(&table) {
-                found.fixable(
-                    format!(
-                        "registry table {table} belongs to no store (a removal was interrupted)"
-                    ),
-                    Fix::RemoveTable(table),
-                );
-            }
-        }
-        for name in stores {
-            let check = self.verify_store(&name, repair, &mut found).await?;
-            report.stores.push(check);
-        }
-
-        for (what, fix) in found.0 {
-            if !repair {
-                report.problems.push(what);
+            if stores.contains(&table) {
                 continue;
             }
-            let done = match &fix {
-                Fix::None => false,
-                Fix::Repaired => true,
-                Fix::RemoveBlobs(table, ids) => {
-                    engine.blobs().remove(table, ids)?;
-                    true
+            if markers.contains(&table) {
+                let what =
+                    format!("registry table {table} of a store whose removal was interrupted");
+                if repair {
+                    registry.remove_table(&table)?;
+                    registry.write(
+                        &sop_registry::RegistryBatch::new()
+                            .remove_file(&sop_txn::removal_marker(&table)),
+                    )?;
+                    report.repaired.push(what);
+                } else {
+                    report.problems.push(what);
                 }
-                Fix::RemoveHandles(table, ids) => {
-                    let batch = ids
-                        .iter()
-                        .fold(RegistryBatch::new(), |b, id| b.remove(table, *id));
-                    registry.write(&batch)?;
-                    true
-                }
-                Fix::RemoveTable(table) => {
-                    registry.remove_table(table)?;
-                    engine.remove_blob_table(table)?;
-                    true
-                }
-                Fix::RemoveTemporary(path) => {
-                    engine
-                        .blobs()
-                        .remove_temporary(std::slice::from_ref(path))?;
-                    true
-                }
-                Fix::RemoveRegistryFile(rel) => {
-                    registry.remove_file_lazy(rel)?;
-                    true
-                }
-            };
-            if done {
-                report.repaired.push(what);
             } else {
-                report.problems.push(what);
+                report.problems.push(format!(
+                    "registry table {table} has no store file and no removal marker: its store metadata (meta/stores/{table}.store) is missing or damaged; not repaired (restore the file)"
+                ));
             }
         }
+        for name in &stores {
+            let check = self
+                .verify_store(name, &mut report.problems, &mut live)
+                .await?;
+            report.stores.push(check);
+        }
+        self.verify_segments(&live, &mut report)?;
         Ok(report)
+    }
+
+    fn verify_segments(&self, live: &BTreeMap<u32, u64>, report: &mut VerifyReport) -> Result<()> {
+        let log = self.engine().log();
+        let numbers = log.segments()?;
+        // Where a fence (after a failed sync, or damage found on open) cut a segment short.
+        let mut fenced: BTreeMap<u32, u64> = BTreeMap::new();
+        for &n in &numbers {
+            if let Some(f) = log.header(n)?.and_then(|h| h.fence) {
+                fenced.insert(f.segment, f.end);
+            }
+        }
+        for n in numbers {
+            let path = log.path_of(n);
+            let bytes = log.segment_size(n)?;
+            let frames = log.frames(n)?;
+            let end = frames.last().map_or(0, |(off, h, _)| off + h.frame_len());
+            match fenced.get(&n) {
+                // What follows a fence was never acknowledged (or was lost to damage already
+                // reported when the database was opened).
+                Some(&cut) if end >= cut => {}
+                Some(&cut) => report.problems.push(format!(
+                    "log segment {}: the frame at offset {end} is damaged (the segment was fenced at {cut})",
+                    path.display()
+                )),
+                None if !frames.is_empty() && end < bytes && !log.zeros_from(n, end)? => {
+                    report.problems.push(format!(
+                        "log segment {}: the frame at offset {end} is damaged; what follows it cannot be read",
+                        path.display()
+                    ));
+                }
+                None => {}
+            }
+            if frames.is_empty() {
+                report.problems.push(format!(
+                    "log segment {}: no readable header",
+                    path.display()
+                ));
+            }
+            report.segments.push(SegmentCheck {
+                number: n,
+                bytes,
+                frames: frames.len(),
+                live: live.get(&n).copied().unwrap_or(0),
+            });
+        }
+        Ok(())
     }
 
     async fn verify_store(
         &self,
         name: &str,
-        repair: bool,
-        found: &mut Findings,
+        problems: &mut Vec<String>,
+        live: &mut BTreeMap<u32, u64>,
     ) -> Result<StoreCheck> {
         let engine = self.engine();
-        let blobs = engine.blobs();
         let info = self
             .store_info(name)?
             .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
@@ -197,23 +215,20 @@ impl Database {
             count: info.count,
             ..StoreCheck::default()
         };
-
         let scan = engine.registry().scan_table(name)?;
         for bad in scan.bad_blocks {
-            found.problem(format!("store {name}: {bad}"));
+            problems.push(format!("store {name}: {bad}"));
         }
         let mut handles: HashMap<Uuid, Handle> = HashMap::with_capacity(scan.handles.len());
         for h in scan.handles {
             if handles.insert(h.logical_id, h).is_some() {
-                found.problem(format!(
+                problems.push(format!(
                     "store {name}: node {} has two handles in the registry",
                     h.logical_id
                 ));
             }
         }
-
-        // Walk from the root: (logical id, level, referenced by).
-        let mut referenced: BTreeSet<Uuid> = BTreeSet::new();
+        let mut counted: BTreeSet<Loc> = BTreeSet::new();
         let mut reached: BTreeSet<Uuid> = BTreeSet::new();
         let mut leaf_depth: Option<usize> = None;
         let mut stack = vec![(info.root_id, 1usize, None::<Uuid>)];
@@ -223,58 +238,61 @@ impl Database {
                 None => format!("store {name}: root node {id}"),
             };
             if !reached.insert(id) {
-                found.problem(format!("{at}: reached twice"));
+                problems.push(format!("{at}: reached twice"));
                 continue;
             }
             let Some(handle) = handles.get(&id) else {
                 // An empty tree has a root id but no root node yet.
                 if parent.is_some() || info.count > 0 {
-                    found.problem(format!("{at}: no handle in the registry"));
+                    problems.push(format!("{at}: no handle in the registry"));
                 }
                 continue;
             };
-            referenced.insert(handle.active_id());
-            if let Some(inactive) = handle.inactive_id() {
-                referenced.insert(inactive);
-            }
-            let bytes = match blobs.get(name, handle.active_id()) {
-                Ok(b) => b,
-                Err(e) => {
-                    found.problem(format!("{at}: {e}"));
-                    continue;
+            let shape = match Loc::parse(handle.active_id(), "node handle")
+                .and_then(|loc| engine.node_shape(loc))
+            {
+                Ok((shape, pieces)) => {
+                    for p in pieces {
+                        if counted.insert(p) {
+                            check.node_pieces += 1;
+                            *live.entry(p.segment).or_default() += u64::from(p.len);
+                        }
+                    }
+                    shape
                 }
-            };
-            let shape = match NodeShape::decode(&bytes) {
-                Ok(shape) => shape,
                 Err(e) => {
-                    found.problem(format!("{at}: {e}"));
+                    problems.push(format!("{at}: {e}"));
                     continue;
                 }
             };
             check.nodes += 1;
             check.depth = check.depth.max(level);
             if shape.id != id {
-                found.problem(format!("{at}: the node says it is {}", shape.id));
+                problems.push(format!("{at}: the node says it is {}", shape.id));
             }
             check.items += shape.items.len() as u64;
             for item in &shape.items {
-                if let Some(v) = item.external {
-                    check.values += 1;
-                    referenced.insert(v);
-                    if let Err(e) = blobs.get(name, v) {
-                        found.problem(format!("{at}: value of item {}: {e}", item.id));
+                let Some(v) = item.external else { continue };
+                check.values += 1;
+                match Loc::parse(v, "value location").and_then(|l| engine.log().read(l).map(|_| l))
+                {
+                    Ok(l) => {
+                        if counted.insert(l) {
+                            *live.entry(l.segment).or_default() += u64::from(l.len);
+                        }
                     }
+                    Err(e) => problems.push(format!("{at}: value of item {}: {e}", item.id)),
                 }
             }
             if shape.children.is_empty() {
                 if *leaf_depth.get_or_insert(level) != level {
-                    found.problem(format!(
+                    problems.push(format!(
                         "{at}: a leaf at level {level}, others at {}",
                         leaf_depth.unwrap_or(0)
                     ));
                 }
             } else if shape.children.len() != shape.items.len() + 1 {
-                found.problem(format!(
+                problems.push(format!(
                     "{at}: {} children for {} items",
                     shape.children.len(),
                     shape.items.len()
@@ -285,85 +303,20 @@ impl Database {
             }
         }
         if check.items != info.count {
-            found.problem(format!(
-                "store {name}: {} items in the tree, the store file says {}",
+            problems.push(format!(
+                "store {name}: {} items in the tree, the store info says {}",
                 check.items, info.count
             ));
         }
-
-        let unreachable: Vec<Uuid> = handles
-            .keys()
-            .filter(|id| !reached.contains(id))
-            .copied()
-            .collect();
-        if !unreachable.is_empty() {
-            for id in &unreachable {
-                if let Some(h) = handles.get(id) {
-                    referenced.insert(h.active_id());
-                }
-            }
-            found.fixable(
-                format!(
-                    "store {name}: {} registry handles no tree node reaches",
-                    unreachable.len()
-                ),
-                Fix::RemoveHandles(name.into(), unreachable.clone()),
-            );
-            // Their blobs become orphans once the handles go.
-            let theirs: Vec<Uuid> = unreachable
-                .iter()
-                .filter_map(|id| handles.get(id).map(Handle::active_id))
-                .collect();
-            found.fixable(
-                format!("store {name}: {} blobs of those handles", theirs.len()),
-                Fix::RemoveBlobs(name.into(), theirs),
-            );
+        let unreachable = handles.keys().filter(|id| !reached.contains(id)).count();
+        if unreachable > 0 {
+            problems.push(format!(
+                "store {name}: {unreachable} registry handles no tree node reaches (not removed: a handle is never deleted by verification)"
+            ));
         }
-
-        let listing = blobs.list(name)?;
-        check.blobs = listing.ids.len();
-        let orphans: Vec<Uuid> = listing.ids.difference(&referenced).copied().collect();
-        if !orphans.is_empty() {
-            found.fixable(
-                format!(
-                    "store {name}: {} blobs nothing refers to (first {})",
-                    orphans.len(),
-                    orphans[0]
-                ),
-                Fix::RemoveBlobs(name.into(), orphans),
-            );
-        }
-        for path in listing.temporary {
-            found.fixable(
-                format!(
-                    "temporary file {} left by an interrupted write",
-                    path.display()
-                ),
-                Fix::RemoveTemporary(path),
-            );
-        }
-        let scrub = blobs.scrub(name, repair)?;
-        for id in scrub.damaged {
-            found.fixable(
-                format!("store {name}: blob {id} has damaged shards (rebuildable)"),
-                Fix::None,
-            );
-        }
-        for id in scrub.repaired {
-            found.fixable(
-                format!("store {name}: blob {id} had damaged shards: rewritten"),
-                Fix::Repaired,
-            );
-        }
-        for (id, why) in scrub.unrecoverable {
-            if referenced.contains(&id) {
-                found.problem(format!("store {name}: blob {id}: {why}"));
-            }
-        }
-
         check.keys_ordered = self.string_keys_ordered(name, &info).await;
         if check.keys_ordered == Some(false) {
-            found.problem(format!("store {name}: keys out of order"));
+            problems.push(format!("store {name}: keys out of order"));
         }
         Ok(check)
     }
@@ -371,13 +324,10 @@ impl Database {
     /// For a store of string keys and values (what the CLI makes): whether `BTree::check`
     /// passes. `None` when its nodes are not strings.
     async fn string_keys_ordered(&self, name: &str, info: &sop_core::StoreInfo) -> Option<bool> {
-        let root = self
-            .engine()
-            .registry()
-            .get_one(name, info.root_id)
-            .ok()??;
-        let bytes = self.engine().blobs().get(name, root.active_id()).ok()?;
-        sop_btree::Node::<String, String>::decode(&bytes).ok()?;
+        let root = self.engine().handle(name, info.root_id).ok()??;
+        let loc = Loc::parse(root.active_id(), "node handle").ok()?;
+        let full = self.engine().consolidated(loc).ok()?;
+        sop_btree::Node::<String, String>::decode(&full).ok()?;
         let tx = self.begin(TxMode::ForReading);
         let mut t = self.open_btree::<String, String>(&tx, name).ok()?;
         let ok = match t.check().await {

@@ -65,6 +65,10 @@ enum Change {
     /// Write nothing, but fail the batch unless the handle is absent (`None`) or has this
     /// version (`Some`).
     Check(Uuid, Option<u64>),
+    /// Add or replace a handle, whatever is there (checkpoints write final states).
+    Put(Handle),
+    /// Remove a handle if it is there.
+    Delete(Uuid),
 }
 
 /// A file change riding in a batch.
@@ -104,6 +108,19 @@ impl RegistryBatch {
     #[must_use]
     pub fn add(mut self, table: &str, handle: Handle) -> Self {
         self.changes.push((table.into(), Change::Add(handle)));
+        self
+    }
+    /// Adds the handle to `table`, or replaces the one there: the handle's final state, as a
+    /// checkpoint writes it (idempotent, so a replayed checkpoint is harmless).
+    #[must_use]
+    pub fn put(mut self, table: &str, handle: Handle) -> Self {
+        self.changes.push((table.into(), Change::Put(handle)));
+        self
+    }
+    /// Removes the handle of `id` from `table` if it is there.
+    #[must_use]
+    pub fn delete(mut self, table: &str, id: Uuid) -> Self {
+        self.changes.push((table.into(), Change::Delete(id)));
         self
     }
     /// Replaces an existing handle of `table`.
@@ -555,15 +572,15 @@ impl Registry {
         for (table, change) in &batch.changes {
             validate_store_name(table)?;
             let id = match change {
-                Change::Add(h) | Change::Update(h, _) => h.logical_id,
-                Change::Remove(id, _) | Change::Check(id, _) => *id,
+                Change::Add(h) | Change::Update(h, _) | Change::Put(h) => h.logical_id,
+                Change::Remove(id, _) | Change::Check(id, _) | Change::Delete(id) => *id,
             };
             let block = self.block_of(id);
             let found = self.locate(&mut working, table, id)?;
             let expected = match change {
                 Change::Update(_, e) | Change::Remove(_, e) => *e,
                 Change::Check(_, e) => Some(e.unwrap_or(0)),
-                Change::Add(_) => None,
+                Change::Add(_) | Change::Put(_) | Change::Delete(_) => None,
             };
             if let Some(expected) = expected {
                 let stored = match found {
@@ -587,7 +604,16 @@ impl Registry {
                 }
             }
             match (change, found) {
-                (Change::Check(..), _) => {}
+                (Change::Check(..), _) | (Change::Delete(_), None) => {}
+                (Change::Put(h), Some((segment, slot))) => {
+                    self.set_slot(&mut working, table, segment, block, slot, Some(*h))?;
+                    dirty.insert((table.clone(), segment, block));
+                }
+                (Change::Put(h), None) => self.place(&mut working, &mut dirty, table, block, *h)?,
+                (Change::Delete(_), Some((segment, slot))) => {
+                    self.set_slot(&mut working, table, segment, block, slot, None)?;
+                    dirty.insert((table.clone(), segment, block));
+                }
                 (Change::Add(_), Some(_)) => {
                     return Err(Error::HandleExists {
                         table: table.clone(),

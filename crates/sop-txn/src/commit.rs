@@ -1,33 +1,44 @@
 //! The commit protocol. See ARCHITECTURE.md, "Commit, end to end".
 //!
-//! Phase 1: plan every store's changes (fresh physical ids), lock the committed nodes it
-//! changes, check that every node it read or changed is still at the version it read (else
-//! merge: re-check its reads item by item and replay its item changes onto the fresh state),
-//! write the `Pending` log durably, write every new node and value blob, one sync barrier.
-//! Phase 2, the commit point: one registry batch, under the engine's gate, that checks the
-//! versions again (the storage fence), flips the changed handles, adds and removes handles,
-//! replaces the store infos (counts) and turns the log into `Committed`. Then: caches, unlock,
-//! delete the obsolete blobs, remove the log.
+//! 1. Every store plans its writes: pending out-of-node values go to the log as pieces; every
+//!    changed node is encoded (a delta over the version it was read at when that is small).
+//! 2. Stale? A committed node this transaction read or changed has a newer version: merge
+//!    (re-check its reads item by item, replay its item changes onto the fresh state), go round.
+//! 3. Lock the committed nodes it changes (contention only; correctness never depends on it).
+//! 4. Node pieces are appended to the log (no sync).
+//! 5. The commit point, at the gate: check every version read or replaced against the newest
+//!    (the fence), then standalone: append one commit record (handle states, store infos) and
+//!    publish it to the catalog; clustered: one registry batch (journal synced).
+//! 6. Standalone: wait for the group sync that covers the record: one `fdatasync` of the log,
+//!    shared with every commit that appended meanwhile.
+//!
+//! Nothing is deleted, ever, on this path: superseded pieces become unreachable and compaction
+//! reclaims their space once no snapshot can read them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sop_core::{Error, Result, StoreInfo, now_millis};
+use sop_core::{Error, Loc, Result, StoreInfo, Uuid, now_millis};
 use sop_registry::{RegistryBatch, StoreRepository};
 
 use crate::TxMode;
+use crate::engine::Engine;
 use crate::plan::{StorePlan, StoreTx};
+use crate::record::{CommitRecord, TableChanges};
 use crate::transaction::TxInner;
-use crate::txlog::{self, TxLog};
 
 /// How many times a commit goes round (merge, lock wait) before it gives up with the last
 /// conflict, even when its deadline is far.
 const MAX_ROUNDS: usize = 64;
 
 pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
-    tx.engine.check_coordinator().await?;
-    tx.engine.maybe_sweep().await;
+    let engine = &tx.engine;
     let stores: Vec<Arc<dyn StoreTx>> = tx.stores.lock().clone();
+    if tx.mode == TxMode::ForReading && engine.catalog.versioned() {
+        // A snapshot is one consistent state: nothing to validate. What it read is only
+        // reported once it is durable.
+        return wait_snapshot_durable(engine, tx.snap).await;
+    }
     let mut last_busy: Option<Error> = None;
     for round in 0..MAX_ROUNDS {
         if Instant::now() >= tx.deadline {
@@ -37,9 +48,7 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
                 during: "commit",
             }));
         }
-        if tx.mode == TxMode::NoCheck && round == 0 {
-            // No validation: straight to writing.
-        } else {
+        if tx.mode != TxMode::NoCheck || round > 0 {
             let mut merged = false;
             for s in &stores {
                 if s.stale()? {
@@ -55,12 +64,16 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
             .iter()
             .map(|s| s.plan(tx.mode))
             .collect::<Result<Vec<_>>>()?;
+        let value_bytes: u64 = plans.iter().map(|p| p.value_bytes).sum();
         if !plans.iter().any(StorePlan::has_writes) {
             if tx.mode == TxMode::NoCheck {
                 return Ok(());
             }
-            // A reader (or a writer that changed nothing): its reads are re-checked under the
-            // gate, which is what makes them one consistent state.
+            if engine.catalog.versioned() {
+                // Only reads: they were one snapshot.
+                return wait_snapshot_durable(engine, tx.snap).await;
+            }
+            // Clustered: reads are re-checked at the gate, which makes them one state.
             match validate_reads(tx, &plans).await {
                 Err(Error::VersionMismatch { .. }) => continue,
                 r => return r,
@@ -72,8 +85,7 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
             k.dedup();
             k
         };
-        let ttl = tx.max_time;
-        if let Some(held) = tx.engine.locker.try_lock(&keys, tx.id, ttl).await? {
+        if let Some(held) = engine.locker.try_lock(&keys, tx.id, tx.max_time).await? {
             last_busy = Some(Error::LockBusy {
                 key: held,
                 waited_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
@@ -81,14 +93,19 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
             tokio::time::sleep(jitter(round)).await;
             continue;
         }
-        let outcome = write_and_flip(tx, &plans).await;
-        let _ = tx.engine.locker.unlock(&keys, tx.id).await;
+        let outcome = write_and_commit(tx, &plans).await;
+        if let Err(e) = engine.locker.unlock(&keys, tx.id).await {
+            tracing::warn!(error = %e, "could not release node locks; they expire by themselves");
+        }
         match outcome {
-            Ok(()) => {
-                after_commit(tx, &plans).await;
+            Ok((locs, bytes)) => {
+                after_commit(engine, &plans, &locs);
+                if engine.note_appended(bytes + value_bytes) {
+                    engine.checkpoint_in_background().await;
+                }
                 return Ok(());
             }
-            // Someone committed between the check and the flip: merge and go round.
+            // Someone committed between the check and the commit point: merge and go round.
             Err(Error::VersionMismatch { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -101,10 +118,24 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
 
 fn jitter(round: usize) -> Duration {
     let base = 2u64 << round.min(5);
-    let spread = u64::from(sop_core::Uuid::new_v4().as_bytes()[0]) % base.max(1);
+    let spread = u64::from(Uuid::new_v4().as_bytes()[0]) % base.max(1);
     Duration::from_millis(base + spread)
 }
 
+/// A reader's answer stands once the state it read is durable; a read of commits a failed
+/// sync voided is a conflict (run it again).
+async fn wait_snapshot_durable(engine: &Engine, snap: u64) -> Result<()> {
+    match engine.log.wait_durable(snap).await {
+        Ok(()) => Ok(()),
+        Err(Error::Io { .. }) => Err(Error::Conflict {
+            store: String::new(),
+            detail: "this transaction read commits that a failed log sync voided".into(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Clustered readers: their reads re-checked at the gate.
 async fn validate_reads(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
     let mut batch = RegistryBatch::new();
     for p in plans {
@@ -113,99 +144,143 @@ async fn validate_reads(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
         }
     }
     tx.engine
-        .at_gate(tx.id, tx.deadline, || tx.engine.registry.write(&batch))
+        .at_gate(tx.id, tx.deadline, || {
+            tx.engine.catalog.registry.write(&batch)
+        })
         .await
 }
 
-/// Phase 1's writes and phase 2's commit point. On any error, takes back what it wrote.
-async fn write_and_flip(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
+/// Appends the node pieces, then the commit point; returns the pieces' locations (per plan)
+/// and the bytes appended.
+async fn write_and_commit(tx: &TxInner, plans: &[StorePlan]) -> Result<(Vec<Vec<Loc>>, u64)> {
     let engine = &tx.engine;
-    let written: Vec<(String, sop_core::Uuid)> = plans
+    let pieces: Vec<&[u8]> = plans
         .iter()
-        .flat_map(|p| p.blobs.iter().map(|(id, _)| (p.name.clone(), *id)))
+        .flat_map(|p| p.nodes.iter().map(|n| n.bytes.as_slice()))
         .collect();
-    let log_path = txlog::path_of(tx.id);
-    engine.mark_live(tx.id, tx.max_time).await?;
-    let pending = txlog::encode(&TxLog::Pending {
-        tid: tx.id,
-        started_ms: now_millis(),
-        blobs: written.clone(),
-    })?;
-    engine.registry.append_file_durable(&log_path, &pending)?;
-    let r = async {
-        for p in plans {
-            let blobs: Vec<(sop_core::Uuid, &[u8])> =
-                p.blobs.iter().map(|(id, b)| (*id, b.as_slice())).collect();
-            if !blobs.is_empty() {
-                engine.blobs.put_deferred(&p.name, &blobs)?;
-            }
+    let bytes: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    let (all, last) = if pieces.is_empty() {
+        (Vec::new(), 0)
+    } else {
+        engine.log.append_pieces(&pieces)?
+    };
+    let mut locs = Vec::with_capacity(plans.len());
+    let mut rest = all.as_slice();
+    for p in plans {
+        let (mine, tail) = rest.split_at(p.nodes.len().min(rest.len()));
+        locs.push(mine.to_vec());
+        rest = tail;
+    }
+    if engine.catalog.versioned() {
+        let (lsn, record_len) = engine
+            .at_gate(tx.id, tx.deadline, || local_commit_point(tx, plans, &locs))
+            .await?;
+        engine.log.wait_durable(lsn).await?;
+        Ok((locs, bytes + record_len))
+    } else {
+        // The pieces are durable before any handle points at them.
+        if last > 0 {
+            engine.log.wait_durable(last).await?;
         }
-        // Also makes the deletions of earlier commits durable, so their logs can go.
-        engine.blob_barrier()?;
-        let batch = flip_batch(tx, plans, &log_path)?;
+        let batch = shared_batch(plans, &locs);
         engine
-            .at_gate(tx.id, tx.deadline, || {
-                commit_point(tx, plans, batch, &log_path)
-            })
-            .await
+            .at_gate(tx.id, tx.deadline, || shared_commit_point(tx, plans, batch))
+            .await?;
+        Ok((locs, bytes))
     }
-    .await;
-    if let Err(e) = &r
-        && !is_in_doubt(e)
-    {
-        // The log stays: it may also list values written ahead, which live on until the
-        // transaction ends (its rollback removes them and the log).
-        let _ = engine.remove_blobs(&written);
-    }
-    r
 }
 
-/// The handle changes, checks and the `Committed` log of a commit (store infos come at the gate).
-fn flip_batch(tx: &TxInner, plans: &[StorePlan], log_path: &str) -> Result<RegistryBatch> {
+fn mismatch(table: &str, id: Uuid, expected: u64, found: Option<u64>) -> Error {
+    Error::VersionMismatch {
+        table: table.into(),
+        id,
+        expected,
+        found: found.unwrap_or(0),
+    }
+}
+
+/// Standalone commit point (at the gate): validate against the newest versions, append the
+/// record, publish it. Returns its LSN and length.
+fn local_commit_point(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> Result<(u64, u64)> {
+    let engine = &tx.engine;
+    let catalog = &engine.catalog;
+    catalog.drop_voids(&engine.log);
+    let mut record = CommitRecord {
+        tid: tx.id,
+        at_ms: now_millis(),
+        tables: Vec::new(),
+        stores: Vec::new(),
+    };
+    for (p, locs) in plans.iter().zip(locs) {
+        let (puts, removed) = p.handles(locs);
+        let mut lids: Vec<Uuid> = p.checks.iter().map(|(id, _)| *id).collect();
+        lids.extend(puts.iter().map(|(h, _)| h.logical_id));
+        lids.extend(p.removes.iter().map(|(id, _)| *id));
+        let latest = catalog.latest_handles(&p.name, &lids)?;
+        let version = |id: &Uuid| latest.get(id).map(|h| h.version);
+        for (id, v) in &p.checks {
+            if version(id) != Some(*v) {
+                return Err(mismatch(&p.name, *id, *v, version(id)));
+            }
+        }
+        for (h, expected) in &puts {
+            let found = version(&h.logical_id);
+            if found != *expected {
+                return Err(mismatch(
+                    &p.name,
+                    h.logical_id,
+                    expected.unwrap_or(0),
+                    found,
+                ));
+            }
+        }
+        for (id, v) in &p.removes {
+            if version(id) != Some(*v) {
+                return Err(mismatch(&p.name, *id, *v, version(id)));
+            }
+        }
+        if let Some(info) = store_info_after(tx, p)? {
+            record.stores.push(info);
+        }
+        if !puts.is_empty() || !removed.is_empty() {
+            record.tables.push(TableChanges {
+                table: p.name.clone(),
+                put: puts.into_iter().map(|(h, _)| h).collect(),
+                removed,
+            });
+        }
+    }
+    let bytes = record.encode()?;
+    let lsn = engine.log.append_record(&bytes)?;
+    catalog.publish(lsn, &record);
+    Ok((lsn, bytes.len() as u64))
+}
+
+/// Clustered: the handle changes and checks of a commit as one registry batch (store infos are
+/// added at the gate).
+fn shared_batch(plans: &[StorePlan], locs: &[Vec<Loc>]) -> RegistryBatch {
     let mut batch = RegistryBatch::new();
-    let mut obsolete = Vec::new();
-    for p in plans {
+    for (p, locs) in plans.iter().zip(locs) {
         for (lid, v) in &p.checks {
             batch = batch.check(&p.name, *lid, Some(*v));
         }
-        for (h, expected) in &p.updates {
-            batch = batch.update_if(&p.name, *h, *expected);
+        let (puts, _) = p.handles(locs);
+        for (h, expected) in puts {
+            batch = match expected {
+                Some(v) => batch.update_if(&p.name, h, v),
+                None => batch.add(&p.name, h),
+            };
         }
-        for h in &p.adds {
-            batch = batch.add(&p.name, *h);
+        for (lid, v) in &p.removes {
+            batch = batch.remove_if(&p.name, *lid, *v);
         }
-        for (lid, expected) in &p.removes {
-            batch = batch.remove_if(&p.name, *lid, *expected);
-        }
-        obsolete.extend(p.obsolete.iter().map(|id| (p.name.clone(), *id)));
-        obsolete.extend(p.dead.iter().map(|id| (p.name.clone(), *id)));
     }
-    let committed = txlog::encode(&TxLog::Committed {
-        tid: tx.id,
-        done_ms: now_millis(),
-        obsolete,
-    })?;
-    Ok(batch.put_file(log_path, committed))
+    batch
 }
 
-/// The commit point, run at the gate: store infos read and written under it, then one atomic
-/// registry batch.
-fn commit_point(
-    tx: &TxInner,
-    plans: &[StorePlan],
-    mut batch: RegistryBatch,
-    log_path: &str,
-) -> Result<()> {
-    let engine = &tx.engine;
-    // A sweep in another process may have judged this transaction dead (its liveness lock
-    // expired) and rolled it back; then its blobs are gone and it must not commit.
-    if engine.is_clustered() && engine.registry.read_file(log_path)?.is_none() {
-        return Err(Error::Conflict {
-            store: String::new(),
-            detail: "a recovery sweep rolled this transaction back (it outlived its max_time)"
-                .into(),
-        });
-    }
+/// Clustered commit point, at the cluster gate: store infos read and written under it, then one
+/// atomic registry batch.
+fn shared_commit_point(tx: &TxInner, plans: &[StorePlan], mut batch: RegistryBatch) -> Result<()> {
     for p in plans {
         if let Some(info) = store_info_after(tx, p)? {
             batch = batch.put_file(
@@ -214,13 +289,13 @@ fn commit_point(
             );
         }
     }
-    engine.registry.write(&batch)
+    tx.engine.catalog.registry.write(&batch)
 }
 
 /// The store's info to write with the commit: created, or its count moved by this commit's
-/// delta (read under the gate, so concurrent committers each add their own).
+/// delta (read at the gate, so concurrent committers each add their own).
 fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
-    let current = tx.engine.store_info(&p.name)?;
+    let current = tx.engine.catalog.latest_store_info(&p.name)?;
     let mut info = match (&p.created, current) {
         (Some(_), Some(_)) => {
             return Err(Error::StoreExists {
@@ -248,34 +323,11 @@ fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
     Ok(Some(info))
 }
 
-/// After the commit point: nothing here can undo the commit; failures leave work for the sweep.
-async fn after_commit(tx: &TxInner, plans: &[StorePlan]) {
-    let engine = &tx.engine;
-    let mut gone = Vec::new();
-    let mut value_keys = Vec::new();
-    for p in plans {
-        for (pid, node, bytes) in &p.l1 {
-            engine.l1.insert(*pid, Arc::clone(node), *bytes);
-        }
-        for id in p.obsolete.iter().chain(p.dead.iter()) {
-            engine.l1.remove(*id);
-            value_keys.push(format!("V{id}"));
-            value_keys.push(format!("N{id}"));
-            gone.push((p.name.clone(), *id));
+/// After the commit: the new nodes go into L1 under their locations.
+fn after_commit(engine: &Engine, plans: &[StorePlan], locs: &[Vec<Loc>]) {
+    for (p, locs) in plans.iter().zip(locs) {
+        for (n, loc) in p.nodes.iter().zip(locs) {
+            engine.l1.insert(loc.to_uuid(), Arc::clone(&n.l1), n.weight);
         }
     }
-    if let Err(e) = engine.cache.delete(&value_keys).await {
-        tracing::warn!(error = %e, "could not drop obsolete values from the L2 cache");
-    }
-    if let Err(e) = engine.remove_blobs(&gone) {
-        tracing::warn!(tid = %tx.id, error = %e, "cleanup after commit failed; the idle sweep will finish it");
-        return;
-    }
-    engine.retire_log(txlog::path_of(tx.id));
-}
-
-/// Whether a commit error leaves its outcome unknown (the registry could not prove that its
-/// batch will never be applied): nothing it wrote may be removed; recovery decides from the log.
-pub(crate) fn is_in_doubt(e: &Error) -> bool {
-    matches!(e, Error::Poisoned { .. })
 }

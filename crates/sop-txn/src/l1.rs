@@ -50,8 +50,4 @@ impl NodeCache {
             },
         );
     }
-
-    pub fn remove(&self, pid: Uuid) {
-        self.cache.remove(&pid);
-    }
 }

@@ -9,22 +9,28 @@
 //! It is not: the `Database` entry point (`sop-database` builds the engine from a folder), or a
 //! lock server (`sop-coord`).
 
+mod catalog;
 mod commit;
 mod engine;
 mod l1;
 mod options;
 mod plan;
+mod record;
 mod repo;
 mod retry;
 mod state;
 mod store;
 mod transaction;
-mod txlog;
 
-pub use engine::{Engine, EngineParts, GATE_TTL, Gate, RecoveryReport, SWEEP_INTERVAL};
+pub use engine::{
+    Engine, EngineParts, GATE_TTL, Gate, REMOVED_DIR, RecoveryReport, removal_marker,
+};
 pub use options::{DEFAULT_MAX_TIME, MAX_TIME_CAP, TxMode, TxOptions};
+pub use record::{
+    CHECKPOINT_FILE, CHECKPOINT_FORMAT_VERSION, CheckpointRecord, CommitRecord,
+    RECORD_FORMAT_VERSION, TableChanges,
+};
 pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
 pub use retry::{is_retryable, run};
 pub use store::Store;
 pub use transaction::Transaction;
-pub use txlog::{TXLOG_DIR, TXLOG_FORMAT_VERSION, txlog_records};

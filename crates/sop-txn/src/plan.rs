@@ -1,17 +1,31 @@
 //! What a store contributes to a commit, type-erased so one commit can span stores of any key
-//! and value types.
+//! and value types: its out-of-node values and node versions as pieces (a changed node as a
+//! delta over the version it was read at, when that is small), and its handle changes.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use sop_btree::{BTree, KeyComparator, Node, NodeRepository, ValueStore};
+use sop_btree::{BTree, ItemValue, KeyComparator, Node, NodeRepository, ValueStore};
 use sop_coord::BoxFuture;
-use sop_core::{Error, Handle, Result, StoreInfo, Uuid, codec, now_millis};
+use sop_core::{Error, Handle, Loc, Result, StoreInfo, Uuid, codec};
 
 use crate::TxMode;
-use crate::repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
-use crate::state::StoreShared;
+use crate::repo::{Cached, Data, MAX_CHAIN, TxRepo, VALUE_FORMAT_VERSION};
+use crate::state::{Read, StoreShared, StoreState};
+
+/// A node version to write.
+pub(crate) struct NodeWrite {
+    pub lid: Uuid,
+    /// The version it replaces (`None`: a new node).
+    pub expected: Option<u64>,
+    /// Its piece: a full node or a delta.
+    pub bytes: Vec<u8>,
+    /// The decoded node for the L1 cache (a `Cached<K, V>`).
+    pub l1: Arc<dyn Any + Send + Sync>,
+    pub weight: usize,
+}
 
 /// One store's part of a commit.
 #[derive(Default)]
@@ -21,49 +35,60 @@ pub(crate) struct StorePlan {
     pub lock_keys: Vec<String>,
     /// Committed nodes read but not changed: (logical id, version).
     pub checks: Vec<(Uuid, u64)>,
-    /// Changed nodes: new handle, expected stored version.
-    pub updates: Vec<(Handle, u64)>,
-    /// New nodes.
-    pub adds: Vec<Handle>,
+    /// Changed and new nodes.
+    pub nodes: Vec<NodeWrite>,
     /// Removed nodes: (logical id, expected stored version).
     pub removes: Vec<(Uuid, u64)>,
-    /// New node and value blobs to write before the commit point.
-    pub blobs: Vec<(Uuid, Vec<u8>)>,
-    /// Decoded new nodes for the L1 cache, by physical id.
-    pub l1: Vec<(Uuid, Arc<dyn Any + Send + Sync>, usize)>,
-    /// Blobs obsolete once committed.
-    pub obsolete: Vec<Uuid>,
-    /// Value blobs removed whatever the outcome.
-    pub dead: Vec<Uuid>,
     pub count_delta: i64,
     /// The store's info when this transaction creates it.
     pub created: Option<StoreInfo>,
+    /// Bytes of values written by this plan.
+    pub value_bytes: u64,
 }
 
 impl StorePlan {
     pub fn has_writes(&self) -> bool {
         self.created.is_some()
-            || !self.updates.is_empty()
-            || !self.adds.is_empty()
+            || !self.nodes.is_empty()
             || !self.removes.is_empty()
-            || !self.blobs.is_empty()
-            || !self.obsolete.is_empty()
             || self.count_delta != 0
+    }
+
+    /// The new handles, once the node pieces are written at `locs` (in `nodes` order).
+    pub fn handles(&self, locs: &[Loc]) -> (Vec<(Handle, Option<u64>)>, Vec<Uuid>) {
+        let puts = self
+            .nodes
+            .iter()
+            .zip(locs)
+            .map(|(n, loc)| {
+                let h = Handle {
+                    logical_id: n.lid,
+                    physical_a: loc.to_uuid(),
+                    physical_b: Uuid::NIL,
+                    active_is_b: false,
+                    version: n.expected.map_or(1, |v| v + 1),
+                    work_in_progress_ms: 0,
+                    deleted: false,
+                };
+                (h, n.expected)
+            })
+            .collect();
+        let removed = self.removes.iter().map(|(id, _)| *id).collect();
+        (puts, removed)
     }
 }
 
 /// A store inside a transaction, as the commit sees it.
 pub(crate) trait StoreTx: Send + Sync {
     fn name(&self) -> &str;
-    /// What to write, with fresh physical ids.
+    /// What to write: out-of-node values are written to the log here (their locations go into
+    /// the nodes), node versions are encoded.
     fn plan(&self, mode: TxMode) -> Result<StorePlan>;
     /// Whether a committed node this transaction read or changed has a newer version now.
     fn stale(&self) -> Result<bool>;
     /// Replays the transaction's item-level changes onto the current committed state, after
     /// checking that nothing it read changed at item level ([`Error::Conflict`] otherwise).
     fn merge(self: Arc<Self>) -> BoxFuture<'static, Result<()>>;
-    /// Blobs to remove when the transaction does not commit.
-    fn rollback_blobs(&self) -> Vec<(String, Uuid)>;
 }
 
 impl<K, V, C> StoreTx for StoreShared<K, V, C>
@@ -77,66 +102,52 @@ where
     }
 
     fn plan(&self, mode: TxMode) -> Result<StorePlan> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         if let Some(cause) = &st.broken {
             return Err(Error::Poisoned {
                 store: self.name.clone(),
                 cause: cause.clone(),
             });
         }
-        let now = now_millis();
         let mut plan = StorePlan {
             name: self.name.clone(),
             ..StorePlan::default()
         };
+        plan.value_bytes = write_pending_values(&self.engine, &mut st)?;
+        let written = &st.values_written;
+        let subst = |id: Uuid| written.get(&id).map_or(id, |l| l.to_uuid());
+        let donors = donors(&st);
         for (lid, node) in &st.changed {
-            let bytes = node.encode()?;
-            let pid = if st.added.contains(lid) {
-                let pid = Uuid::new_v4();
-                let mut h = Handle::new(*lid);
-                h.physical_a = pid;
-                plan.adds.push(h);
-                pid
-            } else {
-                let Some((_, old)) = st.snapshot.get(lid) else {
-                    return Err(Error::Invariant {
-                        store: self.name.clone(),
-                        detail: format!("node {lid} was changed but never read"),
-                    });
-                };
-                let mut h = *old;
-                h.clear_inactive();
-                let pid = h.allocate(now)?;
-                h.flip();
-                h.clear_inactive();
-                plan.updates.push((h, old.version));
-                plan.obsolete.push(old.active_id());
-                plan.lock_keys.push(lock_key(*lid));
-                pid
+            let (base, expected) = match st.snapshot.get(lid) {
+                Some(r) if !st.added.contains(lid) => {
+                    plan.lock_keys.push(lock_key(*lid));
+                    (Some(r), Some(r.handle.version))
+                }
+                Some(_) | None => {
+                    let donor = node
+                        .items
+                        .first()
+                        .and_then(|i| donors.get(&i.id))
+                        .and_then(|d| st.snapshot.get(d));
+                    (donor, None)
+                }
             };
-            plan.l1.push((pid, node.clone(), bytes.len()));
-            plan.blobs.push((pid, bytes));
+            plan.nodes
+                .push(encode_node(*lid, node, base, expected, &subst)?);
         }
         for lid in &st.removed {
-            if let Some((_, old)) = st.snapshot.get(lid) {
-                plan.removes.push((*lid, old.version));
-                plan.obsolete.push(old.active_id());
+            if let Some(r) = st.snapshot.get(lid) {
+                plan.removes.push((*lid, r.handle.version));
                 plan.lock_keys.push(lock_key(*lid));
             }
         }
         if mode != TxMode::NoCheck {
-            for (lid, (_, h)) in &st.snapshot {
+            for (lid, r) in &st.snapshot {
                 if !st.changed.contains_key(lid) && !st.removed.contains(lid) {
-                    plan.checks.push((*lid, h.version));
+                    plan.checks.push((*lid, r.handle.version));
                 }
             }
         }
-        for (id, v) in &st.values_pending {
-            plan.blobs
-                .push((*id, codec::encode_versioned(VALUE_FORMAT_VERSION, v)?));
-        }
-        plan.obsolete.extend(st.values_obsolete.iter().copied());
-        plan.dead.extend(st.values_dead.iter().copied());
         plan.count_delta = i64::try_from(st.count).unwrap_or(i64::MAX)
             - i64::try_from(st.info.count).unwrap_or(i64::MAX);
         if st.created {
@@ -159,15 +170,106 @@ where
             r
         })
     }
+}
 
-    fn rollback_blobs(&self) -> Vec<(String, Uuid)> {
-        let st = self.state.lock();
-        st.values_written
-            .iter()
-            .chain(st.values_dead.iter())
-            .map(|id| (self.name.clone(), *id))
-            .collect()
+/// Writes the values still pending (SOP's "medium" values) to the log, each under the id the
+/// tree gave it; returns their bytes.
+fn write_pending_values<K, V: Data>(
+    engine: &crate::engine::Engine,
+    st: &mut StoreState<K, V>,
+) -> Result<u64> {
+    if st.values_pending.is_empty() {
+        return Ok(0);
     }
+    let mut ids = Vec::with_capacity(st.values_pending.len());
+    let mut bytes = Vec::with_capacity(st.values_pending.len());
+    for (id, v) in &st.values_pending {
+        ids.push(*id);
+        bytes.push(codec::encode_versioned(VALUE_FORMAT_VERSION, v)?);
+    }
+    let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+    let (locs, _) = engine.log.append_pieces(&refs)?;
+    for (id, loc) in ids.into_iter().zip(locs) {
+        st.values_written.insert(id, loc);
+    }
+    st.values_pending.clear();
+    Ok(bytes.iter().map(|b| b.len() as u64).sum())
+}
+
+/// For nodes this transaction created: the committed node each of their items came from
+/// (a split's new half is written as a delta over the node it was split from).
+fn donors<K, V>(st: &StoreState<K, V>) -> HashMap<Uuid, Uuid> {
+    let mut out = HashMap::new();
+    if st.added.is_empty() {
+        return out;
+    }
+    for (lid, r) in &st.snapshot {
+        if st.changed.contains_key(lid) || st.removed.contains(lid) {
+            for it in &r.node.items {
+                out.insert(it.id, *lid);
+            }
+        }
+    }
+    out
+}
+
+/// One node's piece: a delta over `base` when that is much smaller than the node, else the
+/// whole node. External value ids are written through `subst` (where they were stored).
+fn encode_node<K: Data, V: Data>(
+    lid: Uuid,
+    node: &Arc<Node<K, V>>,
+    base: Option<&Read<K, V>>,
+    expected: Option<u64>,
+    subst: &dyn Fn(Uuid) -> Uuid,
+) -> Result<NodeWrite> {
+    let mut chosen = None;
+    if let Some(b) = base
+        && b.depth < MAX_CHAIN
+    {
+        let delta = node.encode_delta(&b.node, b.handle.active_id(), b.depth, subst)?;
+        if delta.len() * 4 <= b.full_len as usize {
+            let full_len = b
+                .full_len
+                .saturating_add(u32::try_from(delta.len()).unwrap_or(u32::MAX));
+            chosen = Some((delta, b.depth + 1, full_len));
+        }
+    }
+    let (bytes, depth, full_len) = match chosen {
+        Some(c) => c,
+        None => {
+            let bytes = node.encode_with(subst)?;
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            (bytes, 0, len)
+        }
+    };
+    // The cached copy must hold the stored value locations, not the tree's ids for them.
+    let stored = if node
+        .items
+        .iter()
+        .any(|i| matches!(i.value, ItemValue::External(id) if subst(id) != id))
+    {
+        let mut n = (**node).clone();
+        for i in &mut n.items {
+            if let ItemValue::External(id) = &mut i.value {
+                *id = subst(*id);
+            }
+        }
+        Arc::new(n)
+    } else {
+        Arc::clone(node)
+    };
+    let weight = full_len as usize;
+    Ok(NodeWrite {
+        lid,
+        expected,
+        bytes,
+        l1: Arc::new(Cached {
+            node: stored,
+            depth,
+            full_len,
+        }),
+        weight,
+    })
 }
 
 /// The lock key of a node (logical ids are unique across stores).
@@ -252,15 +354,20 @@ where
 {
     let name = shared.name.clone();
     let engine = &shared.engine;
+    // The newest committed state; the transaction's own snapshot (registered when it began)
+    // is older, so it keeps whatever this one reads from being reclaimed.
+    let snap = engine.catalog.begin_read(&engine.log);
+    engine.catalog.end_read(snap);
     let fresh = engine
-        .store_info(&name)?
+        .catalog
+        .store_info(&name, snap)?
         .ok_or_else(|| conflict(&name, "the store was removed".into()))?;
     let (old_info, nodes, reads, touched, touches) = {
         let mut st = shared.state.lock();
         let nodes = st
             .snapshot
             .iter()
-            .map(|(id, (n, _))| (*id, Arc::clone(n)))
+            .map(|(id, r)| (*id, Arc::clone(&r.node)))
             .collect();
         let out = (
             st.info.clone(),
@@ -269,7 +376,7 @@ where
             st.touched.clone(),
             st.touches.clone(),
         );
-        st.reset_nodes(fresh.clone(), engine.epoch());
+        st.reset_nodes(fresh.clone(), snap, engine.epoch());
         out
     };
     let mut old = BTree::open(

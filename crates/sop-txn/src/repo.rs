@@ -1,20 +1,22 @@
-//! The tree's view of storage inside a transaction: nodes resolved logical id → handle → blob
-//! through the transaction's own copies, the process-wide L1 cache of decoded nodes, then disk.
+//! The tree's view of storage inside a transaction: nodes resolved logical id → handle (as of
+//! the transaction's snapshot) → piece chain in the log, through the transaction's own copies
+//! and the process-wide L1 cache of decoded nodes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sop_btree::{Node, NodeRepository, ValueStore};
-use sop_core::{Error, Handle, Result, Uuid, codec, now_millis};
+use sop_btree::{Node, NodeRepository, PieceKind, ValueStore};
+use sop_core::{Error, Loc, Result, Uuid, codec};
 
 use crate::engine::Engine;
-use crate::state::StoreShared;
-use crate::txlog::{self, TxLog};
+use crate::state::{Read, StoreShared};
 
-/// Format version of a value blob (the codec's encoding of the value).
+/// Format version of a value piece (the codec's encoding of the value).
 pub const VALUE_FORMAT_VERSION: u8 = 1;
+/// Longest delta chain a reader follows; a longer one is written as a full node instead.
+pub(crate) const MAX_CHAIN: u8 = 8;
 
 /// An L2 read; a cache failure is a miss (storage is the truth), logged.
 async fn cache_get(engine: &Engine, key: &str, slide: Option<Duration>) -> Option<Vec<u8>> {
@@ -35,6 +37,13 @@ async fn cache_set(engine: &Engine, key: &str, value: Vec<u8>, ttl: Duration) {
 pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
 impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
 
+/// A decoded node as the L1 cache holds it: the node and its chain's cost.
+pub(crate) struct Cached<K, V> {
+    pub node: Arc<Node<K, V>>,
+    pub depth: u8,
+    pub full_len: u32,
+}
+
 /// The [`NodeRepository`] and [`ValueStore`] of a tree inside a transaction.
 pub struct TxRepo<K, V, C> {
     pub(crate) shared: Arc<StoreShared<K, V, C>>,
@@ -48,8 +57,9 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         }
     }
 
-    /// Checks that every committed node this transaction read is still current, when another
-    /// commit happened since the last check: a reader must never mix nodes of two states.
+    /// Clustered mode: checks that every committed node this transaction read is still
+    /// current when another commit happened since the last check, so a reader never mixes
+    /// nodes of two states (another process's commit replaces handles in place).
     fn revalidate(&self) -> Result<()> {
         let engine = &self.shared.engine;
         loop {
@@ -62,7 +72,6 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
                     "node {id} changed while this transaction was reading"
                 )));
             }
-            // Only a check no commit overlapped proves one state; else check again.
             if engine.epoch() == now {
                 self.shared.state.lock().epoch = now;
                 return Ok(());
@@ -70,66 +79,99 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         }
     }
 
-    /// A committed node, read through the registry, then L1 (decoded nodes), L2 (node bytes),
-    /// then the blob store. Both caches are keyed by physical id, which names an immutable blob,
-    /// so neither can serve a stale node.
-    pub(crate) async fn fetch(&self, id: Uuid) -> Result<(Arc<Node<K, V>>, Handle)> {
+    /// The committed node `id` as this transaction sees it.
+    pub(crate) async fn fetch(&self, id: Uuid) -> Result<Read<K, V>> {
         let engine = &self.shared.engine;
         let name = &self.shared.name;
-        let handle = loop {
-            self.revalidate()?;
-            let before = engine.epoch();
-            let handle = engine.registry.get_one(name, id)?;
-            // The handle belongs to the state the snapshot was checked against only if no
-            // commit landed in between.
-            if engine.epoch() == before {
-                break handle;
+        let handle = if engine.catalog.versioned() {
+            let snap = self.shared.state.lock().snap;
+            engine.catalog.handle(name, id, snap)?
+        } else {
+            loop {
+                self.revalidate()?;
+                let before = engine.epoch();
+                let h = engine.catalog.handle(name, id, u64::MAX)?;
+                if engine.epoch() == before {
+                    break h;
+                }
             }
         };
         let handle = handle.ok_or_else(|| {
-            self.conflict(format!(
-                "node {id} is gone: the tree changed while this transaction read it"
-            ))
+            if engine.catalog.versioned() {
+                Error::NodeNotFound {
+                    store: name.clone(),
+                    id,
+                }
+            } else {
+                self.conflict(format!(
+                    "node {id} is gone: the tree changed while this transaction read it"
+                ))
+            }
         })?;
-        let pid = handle.active_id();
-        if let Some(node) = engine.l1.get::<Node<K, V>>(pid) {
-            return Ok((node, handle));
+        let loc = Loc::parse(handle.active_id(), "node handle")?;
+        let c = self.node_at(loc, 0).await?;
+        if c.node.id != id {
+            return Err(Error::Corruption {
+                what: "b-tree node",
+                location: format!("store {name:?} {loc}"),
+                detail: format!("holds node {}, its handle says {id}", c.node.id),
+            });
+        }
+        Ok(Read {
+            node: Arc::clone(&c.node),
+            handle,
+            depth: c.depth,
+            full_len: c.full_len,
+        })
+    }
+
+    /// The node stored at `loc`: from L1, else its piece (L2, then the log), following a delta
+    /// to its base.
+    async fn node_at(&self, loc: Loc, hops: u8) -> Result<Arc<Cached<K, V>>> {
+        let engine = &self.shared.engine;
+        let pid = loc.to_uuid();
+        if let Some(c) = engine.l1.get::<Cached<K, V>>(pid) {
+            return Ok(c);
         }
         let cache_cfg = self.shared.state.lock().info.cache;
         let key = format!("N{pid}");
         let slide = cache_cfg.node_sliding.then_some(cache_cfg.node);
         let bytes = match cache_get(engine, &key, slide).await {
-            Some(b) => b,
-            None => {
-                let b = match engine.blobs.get(name, pid) {
-                    Err(Error::BlobNotFound { .. })
-                        if engine
-                            .registry
-                            .get_one(name, id)?
-                            .is_none_or(|now| now.active_id() != pid) =>
-                    {
-                        // A commit replaced the node (and removed its old blob) after this
-                        // transaction read the handle: a stale read, not lost data.
-                        return Err(self.conflict(format!(
-                            "node {id} was replaced while this transaction read it"
-                        )));
-                    }
-                    r => r?,
-                };
+            Some(b) if b.len() == loc.len as usize && crc32c_ok(&b, loc.crc) => b,
+            _ => {
+                let b = engine.read_piece(loc)?;
                 cache_set(engine, &key, b.clone(), cache_cfg.node).await;
                 b
             }
         };
-        let node = Arc::new(Node::<K, V>::decode(&bytes)?);
-        if node.id != id {
-            return Err(Error::Corruption {
-                what: "b-tree node",
-                location: format!("store {name:?} blob {pid}"),
-                detail: format!("holds node {}, its handle says {id}", node.id),
-            });
-        }
-        engine.l1.insert(pid, node.clone(), bytes.len());
-        Ok((node, handle))
+        let cached = match PieceKind::of(&bytes)? {
+            PieceKind::Full => Cached {
+                node: Arc::new(Node::<K, V>::decode(&bytes)?),
+                depth: 0,
+                full_len: loc.len,
+            },
+            PieceKind::Delta { base, depth, .. } => {
+                if hops > MAX_CHAIN * 2 {
+                    return Err(Error::Corruption {
+                        what: "node delta",
+                        location: loc.to_string(),
+                        detail: "the delta chain is too long (a loop?)".into(),
+                    });
+                }
+                let base = Loc::parse(base, "node delta base")?;
+                let b = Box::pin(self.node_at(base, hops + 1)).await?;
+                Cached {
+                    node: Arc::new(Node::apply_delta(&b.node, &bytes)?),
+                    depth,
+                    full_len: b.full_len.saturating_add(loc.len),
+                }
+            }
+        };
+        let cached = Arc::new(cached);
+        engine
+            .l1
+            .insert(pid, cached.clone(), cached.full_len as usize);
+        Ok(cached)
     }
 
     fn lookup(&self, id: Uuid) -> Result<Option<Arc<Node<K, V>>>> {
@@ -149,12 +191,40 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
                 id,
             });
         }
-        Ok(st.snapshot.get(&id).map(|(n, _)| Arc::clone(n)))
+        Ok(st.snapshot.get(&id).map(|r| Arc::clone(&r.node)))
     }
 
     fn writable(&self) -> Result<()> {
         self.shared.tx()?.check_writable()
     }
+
+    /// A value's bytes from where it is stored (L2 first when globally cached).
+    async fn value_at(&self, loc: Loc, cached: Option<sop_core::StoreCacheConfig>) -> Result<V> {
+        let engine = &self.shared.engine;
+        let key = format!("V{}", loc.to_uuid());
+        if let Some(cfg) = cached
+            && let Some(bytes) = cache_get(
+                engine,
+                &key,
+                cfg.value_data_sliding.then_some(cfg.value_data),
+            )
+            .await
+            && crc32c_ok(&bytes, loc.crc)
+            && let Ok(v) = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")
+        {
+            return Ok(v);
+        }
+        let bytes = engine.read_piece(loc)?;
+        let v = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")?;
+        if let Some(cfg) = cached {
+            cache_set(engine, &key, bytes, cfg.value_data).await;
+        }
+        Ok(v)
+    }
+}
+
+fn crc32c_ok(bytes: &[u8], crc: u32) -> bool {
+    crc32c::crc32c(bytes) == crc
 }
 
 impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo<K, V, C> {
@@ -163,10 +233,10 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
         if let Some(n) = self.lookup(id)? {
             return Ok(n);
         }
-        let (node, handle) = self.fetch(id).await?;
+        let read = self.fetch(id).await?;
         let mut st = self.shared.state.lock();
-        let entry = st.snapshot.entry(id).or_insert((node, handle));
-        Ok(Arc::clone(&entry.0))
+        let entry = st.snapshot.entry(id).or_insert(read);
+        Ok(Arc::clone(&entry.node))
     }
 
     async fn checkout(&mut self, id: Uuid) -> Result<Node<K, V>> {
@@ -211,71 +281,40 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
 impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, C> {
     async fn get_value(&mut self, id: Uuid) -> Result<V> {
         self.shared.tx()?.check_open()?;
-        let (pending, cached) = {
+        let (pending, written, cached) = {
             let st = self.shared.state.lock();
             (
                 st.values_pending.get(&id).cloned(),
+                st.values_written.get(&id).copied(),
                 st.info.value_globally_cached.then_some(st.info.cache),
             )
         };
         if let Some(v) = pending {
             return Ok(v);
         }
-        let engine = &self.shared.engine;
-        let key = format!("V{id}");
-        if let Some(cfg) = cached
-            && let Some(bytes) = cache_get(
-                engine,
-                &key,
-                cfg.value_data_sliding.then_some(cfg.value_data),
-            )
-            .await
-            && let Ok(v) = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")
-        {
-            return Ok(v);
-        }
-        let bytes = match engine.blobs.get(&self.shared.name, id) {
-            Err(Error::BlobNotFound { .. }) => {
-                return Err(self.conflict(format!(
-                    "value {id} is gone: another transaction replaced it"
-                )));
-            }
-            r => r?,
+        let loc = match written {
+            Some(loc) => loc,
+            None => Loc::parse(id, "value location")?,
         };
-        let v = codec::decode_versioned(&bytes, VALUE_FORMAT_VERSION, "value")?;
-        if let Some(cfg) = cached {
-            cache_set(engine, &key, bytes, cfg.value_data).await;
-        }
-        Ok(v)
+        self.value_at(loc, cached).await
     }
 
     async fn put_value(&mut self, id: Uuid, value: V) -> Result<()> {
         self.writable()?;
         let active = self.shared.state.lock().info.value_actively_persisted;
         if active {
-            // Written now, so the commit of big values is quick; made durable by the commit's
-            // barrier, and removed if the transaction does not commit.
+            // Written now (SOP's "actively persisted"), so the commit of big values is quick.
+            // It becomes durable with the commit record that follows it in the log; if the
+            // transaction does not commit, nothing points at it and compaction reclaims it.
             let bytes = codec::encode_versioned(VALUE_FORMAT_VERSION, &value)?;
-            // Logged first, so a crash before the commit cannot leave it behind unrecorded.
-            let max_time = self.shared.tx()?.max_time;
-            self.shared
-                .engine
-                .mark_live(self.shared.tid, max_time)
-                .await?;
-            let record = txlog::encode(&TxLog::Pending {
-                tid: self.shared.tid,
-                started_ms: now_millis(),
-                blobs: vec![(self.shared.name.clone(), id)],
+            let engine = &self.shared.engine;
+            let (locs, _) = engine.log.append_pieces(&[&bytes])?;
+            engine.note_appended(bytes.len() as u64);
+            let loc = locs.first().copied().ok_or_else(|| Error::Invariant {
+                store: self.shared.name.clone(),
+                detail: "the log returned no location for a value".into(),
             })?;
-            self.shared
-                .engine
-                .registry
-                .append_file_durable(&txlog::path_of(self.shared.tid), &record)?;
-            self.shared
-                .engine
-                .blobs
-                .put_deferred(&self.shared.name, &[(id, &bytes)])?;
-            self.shared.state.lock().values_written.push(id);
+            self.shared.state.lock().values_written.insert(id, loc);
         } else {
             self.shared.state.lock().values_pending.insert(id, value);
         }
@@ -284,10 +323,9 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
 
     async fn remove_value(&mut self, id: Uuid) -> Result<()> {
         self.writable()?;
-        let mut st = self.shared.state.lock();
-        if st.values_pending.remove(&id).is_none() {
-            st.values_obsolete.push(id);
-        }
+        // A committed value is only forgotten: it stays readable by older snapshots and its
+        // space is reclaimed by compaction once nothing can see it.
+        self.shared.state.lock().values_pending.remove(&id);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use sop_btree::Node;
-use sop_core::{Error, Handle, Result, StoreInfo, Uuid};
+use sop_core::{Error, Handle, Loc, Result, StoreInfo, Uuid};
 
 use crate::engine::Engine;
 use crate::transaction::TxInner;
@@ -20,27 +20,45 @@ pub(crate) struct Touch<K, V> {
     pub now: Option<(K, V)>,
 }
 
+/// A committed node as read: the node, the handle it was read through, and what its piece
+/// chain costs (deltas below it, and about how big a full image of it is).
+pub(crate) struct Read<K, V> {
+    pub node: Arc<Node<K, V>>,
+    pub handle: Handle,
+    pub depth: u8,
+    pub full_len: u32,
+}
+
+impl<K, V> Clone for Read<K, V> {
+    fn clone(&self) -> Self {
+        Read {
+            node: Arc::clone(&self.node),
+            handle: self.handle,
+            depth: self.depth,
+            full_len: self.full_len,
+        }
+    }
+}
+
 pub(crate) struct StoreState<K, V> {
     /// The committed store info the tree was opened (or last merged) on.
     pub info: StoreInfo,
     /// Created by this transaction.
     pub created: bool,
+    /// The snapshot (LSN) this store's committed nodes are read at.
+    pub snap: u64,
     /// Committed nodes read, with the handle they were read through.
-    pub snapshot: HashMap<Uuid, (Arc<Node<K, V>>, Handle)>,
+    pub snapshot: HashMap<Uuid, Read<K, V>>,
     /// Nodes added or changed by this transaction, latest copy.
     pub changed: HashMap<Uuid, Arc<Node<K, V>>>,
     /// Logical ids created by this transaction.
     pub added: HashSet<Uuid>,
     /// Committed logical ids removed by this transaction.
     pub removed: HashSet<Uuid>,
-    /// Out-of-node values to write at commit.
+    /// Out-of-node values to write at commit, by the id the tree gave them.
     pub values_pending: HashMap<Uuid, V>,
-    /// Out-of-node values already written (actively persisted).
-    pub values_written: Vec<Uuid>,
-    /// Committed values this transaction replaced or removed: deleted after the commit.
-    pub values_obsolete: Vec<Uuid>,
-    /// Values written by an attempt that a merge discarded: deleted whatever the outcome.
-    pub values_dead: Vec<Uuid>,
+    /// Out-of-node values already written (actively persisted): the tree's id → where.
+    pub values_written: HashMap<Uuid, Loc>,
     /// The tree's item count as this transaction sees it.
     pub count: u64,
     /// Key ranges read (inclusive bounds as recorded by the store handle).
@@ -48,26 +66,25 @@ pub(crate) struct StoreState<K, V> {
     /// Items changed, in the order first touched.
     pub touched: Vec<Uuid>,
     pub touches: HashMap<Uuid, Touch<K, V>>,
-    /// The registry generation at which `snapshot` was last known to be current.
+    /// Clustered mode: the registry generation at which `snapshot` was last known current.
     pub epoch: u64,
     /// Set when a call failed part-way: the store must not be committed.
     pub broken: Option<String>,
 }
 
 impl<K, V> StoreState<K, V> {
-    pub fn new(info: StoreInfo, created: bool, epoch: u64) -> Self {
+    pub fn new(info: StoreInfo, created: bool, snap: u64, epoch: u64) -> Self {
         let count = info.count;
         StoreState {
             info,
             created,
+            snap,
             snapshot: HashMap::new(),
             changed: HashMap::new(),
             added: HashSet::new(),
             removed: HashSet::new(),
             values_pending: HashMap::new(),
-            values_written: Vec::new(),
-            values_obsolete: Vec::new(),
-            values_dead: Vec::new(),
+            values_written: HashMap::new(),
             count,
             reads: Vec::new(),
             touched: Vec::new(),
@@ -79,17 +96,17 @@ impl<K, V> StoreState<K, V> {
 
     /// Forgets the node-level view (for a merge onto fresh committed state), keeping the
     /// item-level record (reads and touches) that the merge replays.
-    pub fn reset_nodes(&mut self, info: StoreInfo, epoch: u64) {
+    pub fn reset_nodes(&mut self, info: StoreInfo, snap: u64, epoch: u64) {
         self.count = info.count;
         self.info = info;
+        self.snap = snap;
         self.snapshot.clear();
         self.changed.clear();
         self.added.clear();
         self.removed.clear();
+        // Values written ahead stay where they are (the replayed items keep their ids); values
+        // still pending are put again by the replay.
         self.values_pending.clear();
-        let written = std::mem::take(&mut self.values_written);
-        self.values_dead.extend(written);
-        self.values_obsolete.clear();
         self.epoch = epoch;
     }
 
@@ -144,13 +161,13 @@ impl<K, V, C> StoreShared<K, V, C> {
             .lock()
             .snapshot
             .iter()
-            .map(|(id, (_, h))| (*id, h.version))
+            .map(|(id, r)| (*id, r.handle.version))
             .collect();
         if read.is_empty() {
             return Ok(None);
         }
         let lids: Vec<Uuid> = read.iter().map(|(id, _)| *id).collect();
-        let current = self.engine.registry.get(&self.name, &lids)?;
+        let current = self.engine.catalog.latest_handles(&self.name, &lids)?;
         Ok(read
             .into_iter()
             .find(|(id, v)| current.get(id).map(|h| h.version) != Some(*v))

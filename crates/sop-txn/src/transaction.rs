@@ -25,6 +25,9 @@ pub(crate) enum Status {
 pub(crate) struct TxInner {
     pub id: Uuid,
     pub engine: Arc<Engine>,
+    /// The snapshot (LSN) it reads at; registered with the catalog until it drops, so nothing
+    /// it can read is reclaimed.
+    pub snap: u64,
     pub mode: TxMode,
     pub max_time: Duration,
     pub deadline: Instant,
@@ -55,37 +58,18 @@ impl TxInner {
         }
         Ok(())
     }
-
-    /// Deletes what the transaction wrote before its commit (actively persisted values). Safe to
-    /// call more than once.
-    pub fn discard(&self) -> Result<()> {
-        let stores = self.stores.lock().clone();
-        let mut first_err = None;
-        for s in stores {
-            if let Err(e) = self.engine.remove_blobs(&s.rollback_blobs()) {
-                first_err.get_or_insert(e);
-            }
-        }
-        // With everything it listed gone, the log goes too; otherwise it stays for the sweep.
-        // (Only a transaction that wrote ahead or began a commit has a log.)
-        let path = crate::txlog::path_of(self.id);
-        if first_err.is_none() && matches!(self.engine.registry.read_file(&path), Ok(Some(_))) {
-            self.engine.retire_log(path);
-        }
-        first_err.map_or(Ok(()), Err)
-    }
 }
 
 impl Drop for TxInner {
+    /// A transaction dropped without commit rolls back: nothing it did is visible, and what it
+    /// wrote ahead (values) is unreachable space that compaction reclaims.
     fn drop(&mut self) {
-        let status = *self.status.lock();
-        if matches!(status, Status::Open | Status::Committing) {
-            *self.status.lock() = Status::RolledBack;
-            if let Err(e) = self.discard() {
-                tracing::warn!(tid = %self.id, error = %e, "rollback of a dropped transaction failed; the idle sweep will retry");
-            }
+        let mut status = self.status.lock();
+        if matches!(*status, Status::Open | Status::Committing) {
+            *status = Status::RolledBack;
         }
-        self.engine.set_live(self.id, false);
+        drop(status);
+        self.engine.catalog.end_read(self.snap);
     }
 }
 
@@ -116,11 +100,12 @@ impl Transaction {
         let max_time = options.effective_max_time();
         let by_max = Instant::now() + max_time;
         let deadline = options.deadline.map_or(by_max, |d| d.min(by_max));
-        engine.set_live(id, true);
+        let snap = engine.catalog.begin_read(&engine.log);
         Transaction {
             inner: Arc::new(TxInner {
                 id,
                 engine,
+                snap,
                 mode: options.mode,
                 max_time,
                 deadline,
@@ -222,7 +207,8 @@ impl Transaction {
         let info = self
             .inner
             .engine
-            .store_info(name)?
+            .catalog
+            .store_info(name, self.inner.snap)?
             .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
         let shared = self.register(info.clone(), false, cmp.clone());
         let tree = BTree::open(
@@ -250,7 +236,12 @@ impl Transaction {
             engine: Arc::clone(&self.inner.engine),
             name: info.name.clone(),
             cmp,
-            state: Mutex::new(StoreState::new(info, created, self.inner.engine.epoch())),
+            state: Mutex::new(StoreState::new(
+                info,
+                created,
+                self.inner.snap,
+                self.inner.engine.epoch(),
+            )),
         });
         self.inner
             .stores
@@ -277,33 +268,30 @@ impl Transaction {
             *s = Status::Committing;
         }
         let r = crate::commit::commit(&self.inner).await;
-        let end = match &r {
-            Ok(()) => Status::Committed,
-            // In doubt: keep everything; the log tells recovery what happened.
-            Err(e) if crate::commit::is_in_doubt(e) => Status::RolledBack,
-            Err(_) => {
-                // Everything the commit wrote it has taken back; what was written before it
-                // goes now.
-                let _ = self.inner.discard();
-                Status::RolledBack
-            }
+        *self.inner.status.lock() = if r.is_ok() {
+            Status::Committed
+        } else {
+            Status::RolledBack
         };
-        *self.inner.status.lock() = end;
         r
     }
 
-    /// Rolls back: nothing it did becomes visible, and what it wrote ahead is removed.
+    /// Rolls back: nothing it did becomes visible (what it wrote ahead is unreachable space
+    /// that compaction reclaims).
     ///
     /// # Errors
-    /// Storage errors of the cleanup (the idle sweep finishes it).
+    /// None today; kept fallible for parity with SOP's API.
     pub async fn rollback(&self) -> Result<()> {
-        {
-            let mut s = self.inner.status.lock();
-            if *s != Status::Open {
-                return Ok(());
-            }
+        let mut s = self.inner.status.lock();
+        if *s == Status::Open {
             *s = Status::RolledBack;
         }
-        self.inner.discard()
+        Ok(())
+    }
+
+    /// The snapshot (LSN of the last commit it sees) this transaction reads at.
+    #[must_use]
+    pub fn snapshot_lsn(&self) -> u64 {
+        self.inner.snap
     }
 }

@@ -1,7 +1,5 @@
 //! Helpers shared by the database tests.
 
-use std::path::Path;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use sop_core::{Result, StoreOptions, Uuid, ValueDataSize};
@@ -15,33 +13,11 @@ pub fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// No transaction log is left (recovery finished every one). `at` names the case.
-pub fn assert_no_txlog(db: &Database, at: &str) {
-    assert!(
-        db.engine()
-            .registry()
-            .list_files("txlogs")
-            .unwrap()
-            .is_empty(),
-        "{at}: a transaction log is left"
-    );
-}
-
-/// Files under `dir`, recursively (0 when it does not exist).
-pub fn files_under(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                files_under(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
+/// The database verifies clean (every tree, piece and segment intact, nothing left over).
+/// `at` names the case.
+pub async fn assert_verified(db: &Database, at: &str) {
+    let report = db.verify(false).await.unwrap();
+    assert!(report.is_clean(), "{at}: {:?}", report.problems);
 }
 
 /// One bank transfer with retries: moves `amount` from `from` to `to` in "accounts" and records
@@ -116,32 +92,18 @@ pub async fn read_two(db: &Database) -> TwoStores {
     out
 }
 
-/// After a recovery: no transaction log is left, every tree checks out, and the blob files of
-/// each store (counted by `blob_files(store name)`) are exactly its nodes plus its out-of-node
-/// values: nothing leaked, nothing missing. `at` names the case in messages.
-pub async fn assert_recovered(
-    db: &Database,
-    got: &TwoStores,
-    blob_files: impl Fn(&str) -> usize,
-    at: &str,
-) {
-    assert_no_txlog(db, at);
+/// After a recovery: every tree checks out with the counts it should have, and the database
+/// verifies clean. `at` names the case in messages.
+pub async fn assert_recovered(db: &Database, got: &TwoStores, at: &str) {
     let tx = db.begin(TxMode::ForReading);
     for (i, items) in got.iter().enumerate() {
         let name = two_stores(i).name;
         let mut t = db.open_btree::<u32, String>(&tx, &name).unwrap();
-        let nodes = t.check().await.unwrap().nodes;
-        let values = if two_stores(i).value_in_node {
-            0
-        } else {
-            items.len()
-        };
-        assert_eq!(
-            blob_files(&name),
-            nodes + values,
-            "{at}: store {name} leaked blobs"
-        );
+        t.check().await.unwrap();
+        assert_eq!(t.count(), items.len() as u64, "{at}: store {name} count");
     }
+    tx.commit().await.unwrap();
+    assert_verified(db, at).await;
 }
 
 /// Accounts of the bank tests, and each one's opening balance.
