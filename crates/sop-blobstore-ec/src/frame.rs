@@ -10,7 +10,8 @@
 //! 20  4  CRC32C of the payload (u32 LE)
 //! 24  4  zero
 //! 28  4  CRC32C of bytes 0..28 (u32 LE)
-//! 32  n  payload, then zeros to the next multiple of 8
+//! 32  n  payload, then zeros to the next multiple of the segment's alignment (8, or the
+//!        stripe of an erasure-coded log)
 //! ```
 
 use sop_core::{Error, Result};
@@ -21,7 +22,7 @@ pub const FRAME_MAGIC: [u8; 4] = *b"SOPL";
 pub const FRAME_FORMAT_VERSION: u8 = 1;
 /// Bytes in front of every payload.
 pub const FRAME_HEADER_LEN: usize = 32;
-/// Frames start at multiples of this.
+/// Frames start at multiples of this at least (a segment may ask for more: its header says).
 pub const FRAME_ALIGN: u64 = 8;
 
 /// What a frame holds.
@@ -96,24 +97,24 @@ impl FrameHeader {
         })
     }
 
-    /// Bytes the whole frame takes, padding included.
+    /// Bytes the whole frame takes in a segment aligned to `align`, padding included.
     #[must_use]
-    pub fn frame_len(&self) -> u64 {
-        frame_len(self.len as usize)
+    pub fn frame_len(&self, align: u64) -> u64 {
+        frame_len(self.len as usize, align)
     }
 }
 
-/// Bytes a frame with a payload of `payload` bytes takes, padding included.
+/// Bytes a frame with a payload of `payload` bytes takes, padded to `align`.
 #[must_use]
-pub const fn frame_len(payload: usize) -> u64 {
-    (FRAME_HEADER_LEN as u64 + payload as u64).next_multiple_of(FRAME_ALIGN)
+pub const fn frame_len(payload: usize, align: u64) -> u64 {
+    (FRAME_HEADER_LEN as u64 + payload as u64).next_multiple_of(align)
 }
 
-/// A whole frame: header, payload parts in order, padding.
+/// A whole frame: header, payload parts in order, padding to `align`.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] when the payload is 4 GiB or more.
-pub fn build(kind: FrameKind, lsn: u64, parts: &[&[u8]]) -> Result<Vec<u8>> {
+pub fn build(kind: FrameKind, lsn: u64, parts: &[&[u8]], align: u64) -> Result<Vec<u8>> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let len32 = u32::try_from(len).map_err(|_| Error::InvalidConfig {
         what: "log frame",
@@ -125,7 +126,7 @@ pub fn build(kind: FrameKind, lsn: u64, parts: &[&[u8]]) -> Result<Vec<u8>> {
     for p in parts {
         crc = crc32c::crc32c_append(crc, p);
     }
-    let total = usize::try_from(frame_len(len)).unwrap_or(usize::MAX);
+    let total = usize::try_from(frame_len(len, align)).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(
         &FrameHeader {
@@ -172,8 +173,8 @@ mod tests {
             }
         }
         assert_eq!(FrameHeader::decode(&[0; 32]), None);
-        let f = build(FrameKind::Record, 77, &[b"he", b"llo"]).unwrap();
-        assert_eq!(f.len() as u64, frame_len(5));
+        let f = build(FrameKind::Record, 77, &[b"he", b"llo"], FRAME_ALIGN).unwrap();
+        assert_eq!(f.len() as u64, frame_len(5, FRAME_ALIGN));
         assert_eq!(f.len() % 8, 0);
         assert!(payload_ok(&h, &f[32..37]));
     }

@@ -12,6 +12,7 @@
 //! [`sop_core::vfs::FileSystem`].
 
 mod ec;
+mod ecfs;
 pub mod frame;
 mod layout;
 mod log;
@@ -19,6 +20,7 @@ mod plain;
 mod segment;
 
 pub use ec::{EcBlobStore, ErasureConfig, ScrubReport, reconstruct, split_encode};
+pub use ecfs::{EC_RECORD, EC_UNIT, EcFs, EcScrub};
 pub use layout::{BLOB_FORMAT_VERSION, SHARD_FORMAT_VERSION, SHARD_HEADER_LEN};
 pub use log::{LogDamage, LogOptions, LogPos, ParsedSegment, Replay, SegmentLog, parse_segment};
 pub use plain::PlainBlobStore;

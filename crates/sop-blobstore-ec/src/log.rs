@@ -26,7 +26,7 @@ use sop_core::vfs::{FileHandle, FileSystem};
 use sop_core::{Error, Loc, Result};
 
 use crate::frame::{self, FRAME_ALIGN, FRAME_HEADER_LEN, FrameHeader, FrameKind, frame_len};
-use crate::segment::{Fence, SEGMENT_HEADER_FRAME, SegmentHeader, Segments};
+use crate::segment::{Fence, SegmentHeader, Segments, header_frame_len};
 
 /// How a log is laid out and written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub struct LogOptions {
     /// Many processes share the folder (clustered mode): each creates segments of its own
     /// (numbered by exclusive creation) and nothing is replayed on open.
     pub shared: bool,
+    /// Frames of new segments start at multiples of this: 8, or the stripe of an
+    /// erasure-coded file layer (so no stripe holding a frame is ever written again).
+    pub align: u64,
 }
 
 impl Default for LogOptions {
@@ -48,6 +51,7 @@ impl Default for LogOptions {
             segment_bytes: 64 << 20,
             prealloc_bytes: 1 << 20,
             shared: false,
+            align: FRAME_ALIGN,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct Replay {
 
 struct Writer {
     seg: u32,
+    /// The alignment of the segment being written.
+    align: u64,
     file: Arc<dyn FileHandle>,
     end: u64,
     alloc_end: u64,
@@ -185,6 +191,18 @@ impl SegmentLog {
         from: Option<LogPos>,
     ) -> Result<(SegmentLog, Replay)> {
         let dir = dir.into();
+        if opts.align < FRAME_ALIGN
+            || !opts.align.is_multiple_of(FRAME_ALIGN)
+            || opts.align > 1 << 20
+        {
+            return Err(Error::InvalidConfig {
+                what: "log",
+                reason: format!(
+                    "frame alignment {} must be a multiple of 8 up to 1 MiB",
+                    opts.align
+                ),
+            });
+        }
         if opts.segment_bytes > u64::from(u32::MAX) || opts.segment_bytes < 4096 {
             return Err(Error::InvalidConfig {
                 what: "log",
@@ -262,6 +280,7 @@ impl SegmentLog {
                 Ok((file, end)) => {
                     return Ok(Writer {
                         seg: n,
+                        align: opts.align,
                         file,
                         end,
                         alloc_end: end + opts.prealloc_bytes,
@@ -320,8 +339,10 @@ impl SegmentLog {
                 at += k as u64;
             }
         }
+        let align = segs.header(end.segment)?.map_or(opts.align, |h| h.align);
         let mut w = Writer {
             seg: end.segment,
+            align,
             file,
             end: end.offset,
             alloc_end: size,
@@ -592,6 +613,7 @@ impl SegmentLog {
         let f = segs.file(n)?;
         let size = f.size().map_err(Error::io("stat", segs.path(n)))?;
         let mut out = Vec::new();
+        let align = segs.header(n)?.map_or(FRAME_ALIGN, |h| h.align);
         let mut off = 0u64;
         let mut prev: Option<u64> = None;
         while let Some((h, payload)) = read_frame(segs, n, off, size)? {
@@ -599,7 +621,7 @@ impl SegmentLog {
                 break;
             }
             prev = Some(h.lsn);
-            let len = h.frame_len();
+            let len = h.frame_len(align);
             out.push((off, h, payload));
             off += len;
         }
@@ -643,18 +665,15 @@ pub fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment<'_>> {
         detail: "no valid segment header".into(),
     })?;
     let mut frames = Vec::new();
-    let mut off = SEGMENT_HEADER_FRAME;
+    let align = header.align;
+    let mut off = header.frame_len();
     let mut expect = header.lsn + 1;
-    let mut clean = bytes
-        .get(
-            FRAME_HEADER_LEN + crate::segment::SEGMENT_HEADER_PAYLOAD
-                ..SEGMENT_HEADER_FRAME as usize,
-        )
-        .is_some_and(|p| p.iter().all(|b| *b == 0));
-    loop {
-        let Some(at) = usize::try_from(off).ok() else {
-            break;
-        };
+    let mut clean = usize::try_from(off).ok().is_some_and(|end| {
+        bytes
+            .get(FRAME_HEADER_LEN + crate::segment::SEGMENT_HEADER_PAYLOAD..end)
+            .is_some_and(|p| p.iter().all(|b| *b == 0))
+    });
+    while let Ok(at) = usize::try_from(off) {
         let Some(h) = bytes.get(at..).and_then(FrameHeader::decode) else {
             break;
         };
@@ -668,12 +687,12 @@ pub fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment<'_>> {
         if !frame::payload_ok(&h, payload) {
             break;
         }
-        let end = usize::try_from(off + h.frame_len()).unwrap_or(usize::MAX);
+        let end = usize::try_from(off + h.frame_len(align)).unwrap_or(usize::MAX);
         clean &= bytes
             .get(start + h.len as usize..end.min(bytes.len()))
             .is_some_and(|p| p.iter().all(|b| *b == 0));
         frames.push((off, h, payload));
-        off += h.frame_len();
+        off += h.frame_len(align);
         expect += 1;
     }
     let rest = usize::try_from(off).map_or(&[][..], |o| bytes.get(o..).unwrap_or_default());
@@ -703,7 +722,6 @@ impl Inner {
 
     fn append(&self, kind: FrameKind, parts: &[&[u8]]) -> Result<(u64, u32, u64)> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let flen = frame_len(len);
         let mut w = self.writer.lock();
         if let Some(cause) = &w.poisoned {
             return Err(Error::Poisoned {
@@ -711,14 +729,17 @@ impl Inner {
                 cause: cause.clone(),
             });
         }
-        if w.end > SEGMENT_HEADER_FRAME && w.end + flen > self.opts.segment_bytes {
+        if w.end > header_frame_len(w.align)
+            && w.end + frame_len(len, w.align) > self.opts.segment_bytes
+        {
             roll(&self.segs, &self.opts, &mut w, None)?;
             self.publish_durable(w.next_lsn - 1, position(&w));
         }
+        let flen = frame_len(len, w.align);
         if w.end + flen > u64::from(u32::MAX) {
             return Err(too_big(w.end + flen));
         }
-        let bytes = frame::build(kind, w.next_lsn, parts)?;
+        let bytes = frame::build(kind, w.next_lsn, parts, w.align)?;
         let at = w.end;
         w.file
             .write_at(&bytes, at)
@@ -792,8 +813,9 @@ impl Inner {
         match file.sync_data() {
             Ok(()) => {
                 self.group_syncs.fetch_add(1, Ordering::Relaxed);
-                self.publish_durable(target, pos);
+                // Before the waiters go on, so a commit's file calls are always the same.
                 self.preallocate();
+                self.publish_durable(target, pos);
             }
             Err(e) => {
                 tracing::error!(segment = seg, error = %e, "log sync failed: fencing the unsynced frames off");
@@ -888,16 +910,18 @@ fn new_segment(
             .create_new(&path)
             .map_err(Error::io("create", &path))?,
     );
+    let first = header_frame_len(opts.align);
     let r = (|| {
         let header = frame::build(
             FrameKind::SegmentHeader,
             lsn,
-            &[&SegmentHeader::payload(n, fence)],
+            &[&SegmentHeader::payload(n, opts.align, fence)],
+            opts.align,
         )?;
         file.write_at(&header, 0)
             .map_err(Error::io("write", &path))?;
-        let mut at = SEGMENT_HEADER_FRAME;
-        let until = (SEGMENT_HEADER_FRAME + opts.prealloc_bytes).min(opts.segment_bytes);
+        let mut at = first;
+        let until = (first + opts.prealloc_bytes).min(opts.segment_bytes);
         while at < until {
             let k = usize::try_from(until - at)
                 .unwrap_or(ZEROS.len())
@@ -916,7 +940,7 @@ fn new_segment(
         return Err(e);
     }
     segs.remember(n, Arc::clone(&file));
-    Ok((file, SEGMENT_HEADER_FRAME))
+    Ok((file, first))
 }
 
 /// Moves the writer to a new segment. Without a fence the old segment is synced first, so no
@@ -932,6 +956,7 @@ fn roll(segs: &Segments, opts: &LogOptions, w: &mut Writer, fence: Option<Fence>
     let lsn = w.next_lsn;
     let (file, end) = new_segment(segs, opts, n, lsn, fence)?;
     w.seg = n;
+    w.align = opts.align;
     w.file = file;
     w.end = end;
     w.alloc_end = (end + opts.prealloc_bytes).min(opts.segment_bytes);
@@ -1018,6 +1043,11 @@ fn scan(segs: &Segments, from: Option<LogPos>) -> Result<(Replay, u64)> {
             .size()
             .map_err(Error::io("stat", segs.path(seg)))?
             .min(bound.unwrap_or(u64::MAX));
+        let align = later
+            .iter()
+            .find(|(n, _)| *n == seg)
+            .and_then(|(_, h)| h.map(|h| h.align))
+            .unwrap_or(FRAME_ALIGN);
         while let Some((h, payload)) = read_frame(segs, seg, off, size)? {
             if h.lsn != expect {
                 break;
@@ -1028,7 +1058,7 @@ fn scan(segs: &Segments, from: Option<LogPos>) -> Result<(Replay, u64)> {
                 FrameKind::SegmentHeader if off == 0 => {}
                 FrameKind::SegmentHeader => break,
             }
-            off += h.frame_len();
+            off += h.frame_len(align);
             expect += 1;
         }
         let fenced = later.iter().find_map(|(n, h)| {
@@ -1046,7 +1076,7 @@ fn scan(segs: &Segments, from: Option<LogPos>) -> Result<(Replay, u64)> {
         match next {
             Some((n, h)) => {
                 seg = n;
-                off = SEGMENT_HEADER_FRAME;
+                off = h.frame_len();
                 expect = h.lsn + 1;
             }
             None => break,
@@ -1093,7 +1123,12 @@ fn damage_after(
     let size = file
         .size()
         .map_err(Error::io("stat", segs.path(end.segment)))?;
-    let mut at = end.offset + FRAME_ALIGN;
+    let step = later
+        .iter()
+        .find(|(n, _)| *n == end.segment)
+        .and_then(|(_, h)| h.map(|h| h.align))
+        .unwrap_or(FRAME_ALIGN);
+    let mut at = end.offset + step;
     let chunk = 1u64 << 20;
     let mut later_frames = 0u64;
     while at + FRAME_HEADER_LEN as u64 <= size {
@@ -1111,7 +1146,7 @@ fn damage_after(
                 later_frames += 1;
                 max_seen = max_seen.max(h.lsn);
             }
-            i += FRAME_ALIGN as usize;
+            i += usize::try_from(step).unwrap_or(8);
         }
         at += chunk;
     }

@@ -5,10 +5,11 @@
 //!
 //! ```text
 //! 0   4  segment number (u32 LE)
-//! 4   1  1 when a fence follows, else 0
-//! 5   4  fence: the segment that ends early (u32 LE)
-//! 9   8  fence: where its frames end (u64 LE)
-//! 17  8  fence: the LSN of its last good frame (u64 LE)
+//! 4   4  alignment of its frames (u32 LE): 8, or an erasure-coded log's stripe
+//! 8   1  1 when a fence follows, else 0
+//! 9   4  fence: the segment that ends early (u32 LE)
+//! 13  8  fence: where its frames end (u64 LE)
+//! 21  8  fence: the LSN of its last good frame (u64 LE)
 //! ```
 //!
 //! A fence is written when a sync failed: the frames after the last durable one are void
@@ -25,9 +26,12 @@ use sop_core::{Error, Result};
 use crate::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, frame_len};
 
 /// Bytes of a segment header payload.
-pub(crate) const SEGMENT_HEADER_PAYLOAD: usize = 25;
-/// Bytes the segment header frame takes.
-pub(crate) const SEGMENT_HEADER_FRAME: u64 = frame_len(SEGMENT_HEADER_PAYLOAD);
+pub(crate) const SEGMENT_HEADER_PAYLOAD: usize = 29;
+
+/// Bytes the segment header frame takes in a segment aligned to `align`.
+pub(crate) const fn header_frame_len(align: u64) -> u64 {
+    frame_len(SEGMENT_HEADER_PAYLOAD, align)
+}
 /// At most this many segment files are kept open for reading.
 const OPEN_FILES: usize = 64;
 
@@ -49,21 +53,34 @@ pub struct SegmentHeader {
     pub lsn: u64,
     /// The segment's number.
     pub number: u32,
+    /// Its frames start at multiples of this.
+    pub align: u64,
     /// The fence it carries, if any.
     pub fence: Option<Fence>,
 }
 
 impl SegmentHeader {
-    pub(crate) fn payload(number: u32, fence: Option<Fence>) -> [u8; SEGMENT_HEADER_PAYLOAD] {
+    pub(crate) fn payload(
+        number: u32,
+        align: u64,
+        fence: Option<Fence>,
+    ) -> [u8; SEGMENT_HEADER_PAYLOAD] {
         let mut b = [0u8; SEGMENT_HEADER_PAYLOAD];
         b[0..4].copy_from_slice(&number.to_le_bytes());
+        b[4..8].copy_from_slice(&u32::try_from(align).unwrap_or(u32::MAX).to_le_bytes());
         if let Some(f) = fence {
-            b[4] = 1;
-            b[5..9].copy_from_slice(&f.segment.to_le_bytes());
-            b[9..17].copy_from_slice(&f.end.to_le_bytes());
-            b[17..25].copy_from_slice(&f.last_lsn.to_le_bytes());
+            b[8] = 1;
+            b[9..13].copy_from_slice(&f.segment.to_le_bytes());
+            b[13..21].copy_from_slice(&f.end.to_le_bytes());
+            b[21..29].copy_from_slice(&f.last_lsn.to_le_bytes());
         }
         b
+    }
+
+    /// Bytes its header frame takes.
+    #[must_use]
+    pub fn frame_len(&self) -> u64 {
+        header_frame_len(self.align)
     }
 
     /// Decodes a segment header frame from the first bytes of a segment; `None` when they are
@@ -84,18 +101,23 @@ impl SegmentHeader {
             a.copy_from_slice(&p[i..i + 8]);
             u64::from_le_bytes(a)
         };
-        let fence = match p[4] {
+        let align = u64::from(u32_at(4));
+        if align < crate::frame::FRAME_ALIGN || !align.is_multiple_of(crate::frame::FRAME_ALIGN) {
+            return None;
+        }
+        let fence = match p[8] {
             0 => None,
             1 => Some(Fence {
-                segment: u32_at(5),
-                end: u64_at(9),
-                last_lsn: u64_at(17),
+                segment: u32_at(9),
+                end: u64_at(13),
+                last_lsn: u64_at(21),
             }),
             _ => return None,
         };
         Some(SegmentHeader {
             lsn: h.lsn,
             number: u32_at(0),
+            align,
             fence,
         })
     }
@@ -196,7 +218,7 @@ impl Segments {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open", self.path(n))(e)),
         };
-        let mut b = [0u8; SEGMENT_HEADER_FRAME as usize];
+        let mut b = [0u8; FRAME_HEADER_LEN + SEGMENT_HEADER_PAYLOAD];
         let got = f
             .read_at(&mut b, 0)
             .map_err(Error::io("read", self.path(n)))?;

@@ -13,7 +13,7 @@ fn small() -> LogOptions {
     LogOptions {
         segment_bytes: 8 << 10,
         prealloc_bytes: 4 << 10,
-        shared: false,
+        ..LogOptions::default()
     }
 }
 

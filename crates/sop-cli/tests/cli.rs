@@ -68,44 +68,32 @@ fn verify_reports_damage_and_repairs_leftovers() {
     assert!(out.contains("kv: 50 items (50 recorded)"), "{out}");
     assert!(out.contains("keys in order"), "{out}");
 
-    // A blob file nothing refers to: reported, then removed by --repair.
-    let blobs = std::path::Path::new(d).join("blobs").join("kv");
-    let one = first_file(&blobs);
-    let name = one.file_name().unwrap().to_str().unwrap();
-    let orphan = one.with_file_name(format!("{}000000000001", &name[..24]));
-    std::fs::copy(&one, &orphan).unwrap();
+    // A temporary file an interrupted write left: reported, then removed by --repair.
+    let tmp = std::path::Path::new(d).join("meta/stores/kv.store.tmp");
+    std::fs::write(&tmp, b"half").unwrap();
     let (ok, out, err) = sop(&["verify", d]);
-    assert!(!ok && out.contains("nothing refers to"), "{out}{err}");
+    assert!(!ok && out.contains("temporary file"), "{out}{err}");
     assert!(err.contains("1 problem"), "{err}");
     let (ok, out, err) = sop(&["verify", "--repair", d]);
     assert!(ok && out.contains("repaired:"), "{out}{err}");
-    assert!(!orphan.exists());
+    assert!(!tmp.exists());
     assert!(sop(&["verify", d]).0);
 
-    // A node's blob flipped: a problem --repair cannot fix (plain blobs have one copy).
-    let mut bytes = std::fs::read(&one).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&one, bytes).unwrap();
+    // A byte of a value flipped in the log: a problem --repair cannot fix (one copy).
+    let seg = std::path::Path::new(d).join("log").join("0000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let value = sop_core::codec::encode(&"v".to_string()).unwrap();
+    let key = sop_core::codec::encode(&"k07".to_string()).unwrap();
+    let at = bytes
+        .windows(key.len())
+        .rposition(|w| w == key.as_slice())
+        .unwrap();
+    // The key's length-prefixed bytes are followed by the value's length and bytes.
+    bytes[at + key.len() + 4 + value.len() - 1] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
     let (ok, out, _) = sop(&["verify", "--repair", d]);
     assert!(
         !ok && out.contains("PROBLEM") && out.contains("checksum"),
         "{out}"
     );
-}
-
-/// The first file under `dir` (folders of removed blobs stay behind, empty).
-fn first_file(dir: &std::path::Path) -> std::path::PathBuf {
-    find_file(dir).unwrap()
-}
-
-fn find_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    entries
-        .into_iter()
-        .find_map(|p| if p.is_dir() { find_file(&p) } else { Some(p) })
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sop_blobstore_ec::{ErasureConfig, LogOptions};
+use sop_blobstore_ec::{EcFs, ErasureConfig, LogOptions};
 use sop_btree::KeyComparator;
 use sop_coord::{Cache, FolderLock, Locker, MemCache, MemLocker, Redis, RedisConfig};
 use sop_core::vfs::{FileSystem, StdFs};
@@ -112,6 +112,7 @@ pub struct Database {
     path: PathBuf,
     recovery: RecoveryReport,
     replicated: Option<Arc<ReplicatedFs>>,
+    erasure: Option<Arc<EcFs>>,
     redis: Option<Arc<Redis>>,
     // Declared last: released after everything else is dropped.
     _lock: FolderLock,
@@ -143,7 +144,7 @@ impl Database {
     pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire(&path)?;
-        let (parts, replicated) = Self::parts(
+        let (parts, replicated, erasure) = Self::parts(
             &path,
             &options,
             false,
@@ -157,6 +158,7 @@ impl Database {
             path,
             recovery,
             replicated,
+            erasure,
             redis: None,
             _lock: lock,
         })
@@ -181,7 +183,7 @@ impl Database {
         let lock = FolderLock::acquire_shared(&path)?;
         let redis = Arc::new(Redis::connect(&options.redis).await?);
         let id = database_id(&path)?;
-        let (parts, replicated) = Self::parts(
+        let (parts, replicated, erasure) = Self::parts(
             &path,
             &options.database,
             true,
@@ -199,6 +201,7 @@ impl Database {
             path,
             recovery,
             replicated,
+            erasure,
             redis: Some(redis),
             _lock: lock,
         })
@@ -212,7 +215,7 @@ impl Database {
         locker: Arc<dyn Locker>,
         cache: Arc<dyn Cache>,
         gate: Gate,
-    ) -> Result<(EngineParts, Option<Arc<ReplicatedFs>>)> {
+    ) -> Result<(EngineParts, Option<Arc<ReplicatedFs>>, Option<Arc<EcFs>>)> {
         let fs: Arc<dyn FileSystem> = options.fs.clone().unwrap_or_else(|| Arc::new(StdFs::new()));
         let (meta_fs, meta_base, replicated): (Arc<dyn FileSystem>, PathBuf, _) =
             match &options.replication {
@@ -237,33 +240,39 @@ impl Database {
             },
         )?);
         let stores = Arc::new(StoreRepository::open(Arc::clone(&meta_fs), &meta_base)?);
-        let (log_fs, log_dir): (Arc<dyn FileSystem>, PathBuf) =
-            match (&options.erasure, &replicated) {
-                (Some(_), _) => {
-                    return Err(Error::InvalidConfig {
-                        what: "erasure coding",
-                        reason: "erasure-coded log segments are not available in this build".into(),
-                    });
-                }
-                (None, Some(r)) => (r.clone() as Arc<dyn FileSystem>, PathBuf::from("log")),
-                (None, None) => (Arc::clone(&fs), path.join("log")),
-            };
+        let mut log_options = LogOptions {
+            segment_bytes: options.segment_bytes,
+            ..LogOptions::default()
+        };
+        let erasure = match &options.erasure {
+            Some(cfg) => {
+                let ec = Arc::new(EcFs::new(Arc::clone(&fs), cfg)?);
+                // Frames fill whole stripes, so no stripe holding a commit is written twice;
+                // nothing is written ahead (zeros would cost parity).
+                log_options.align = ec.stripe();
+                log_options.prealloc_bytes = 0;
+                Some(ec)
+            }
+            None => None,
+        };
+        let (log_fs, log_dir): (Arc<dyn FileSystem>, PathBuf) = match (&erasure, &replicated) {
+            (Some(ec), _) => (ec.clone() as Arc<dyn FileSystem>, PathBuf::from("log")),
+            (None, Some(r)) => (r.clone() as Arc<dyn FileSystem>, PathBuf::from("log")),
+            (None, None) => (Arc::clone(&fs), path.join("log")),
+        };
         let parts = EngineParts {
             registry,
             stores,
             log_fs,
             log_dir,
-            log_options: LogOptions {
-                segment_bytes: options.segment_bytes,
-                ..LogOptions::default()
-            },
+            log_options,
             locker,
             cache,
             l1_bytes: options.l1_cache_bytes,
             gate,
             checkpoint_bytes: options.registry_checkpoint_bytes,
         };
-        Ok((parts, replicated))
+        Ok((parts, replicated, erasure))
     }
 
     /// Whether the database is open in clustered mode.
@@ -434,6 +443,12 @@ impl Database {
     /// Storage errors.
     pub fn store_info(&self, name: &str) -> Result<Option<StoreInfo>> {
         self.engine.store_info(name)
+    }
+
+    /// The erasure-coding file layer of the log, when the database was opened with one.
+    #[must_use]
+    pub fn erasure(&self) -> Option<&Arc<EcFs>> {
+        self.erasure.as_ref()
     }
 
     /// The replication state, when the registry is replicated.

@@ -149,11 +149,16 @@ impl Database {
                 .await?;
             report.stores.push(check);
         }
-        self.verify_segments(&live, &mut report)?;
+        self.verify_segments(&live, repair, &mut report)?;
         Ok(report)
     }
 
-    fn verify_segments(&self, live: &BTreeMap<u32, u64>, report: &mut VerifyReport) -> Result<()> {
+    fn verify_segments(
+        &self,
+        live: &BTreeMap<u32, u64>,
+        repair: bool,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
         let log = self.engine().log();
         let numbers = log.segments()?;
         // Where a fence (after a failed sync, or damage found on open) cut a segment short.
@@ -165,9 +170,38 @@ impl Database {
         }
         for n in numbers {
             let path = log.path_of(n);
+            if let Some(ec) = self.erasure() {
+                let scrub = ec.scrub_file(&path, repair)?;
+                if !scrub.damaged.is_empty() {
+                    let what = format!(
+                        "log segment {}: {} damaged or missing erasure-coded records (first: stripe {} on drive {})",
+                        path.display(),
+                        scrub.damaged.len(),
+                        scrub.damaged[0].0,
+                        scrub.damaged[0].1
+                    );
+                    if scrub.unrecoverable.is_empty() && scrub.repaired {
+                        report
+                            .repaired
+                            .push(format!("{what}: rebuilt and rewritten"));
+                    } else if scrub.unrecoverable.is_empty() {
+                        report
+                            .problems
+                            .push(format!("{what} (rebuildable: run with repair)"));
+                    } else {
+                        report.problems.push(format!(
+                            "{what}; {} stripes cannot be rebuilt",
+                            scrub.unrecoverable.len()
+                        ));
+                    }
+                }
+            }
             let bytes = log.segment_size(n)?;
             let frames = log.frames(n)?;
-            let end = frames.last().map_or(0, |(off, h, _)| off + h.frame_len());
+            let align = log.header(n)?.map_or(8, |h| h.align);
+            let end = frames
+                .last()
+                .map_or(0, |(off, h, _)| off + h.frame_len(align));
             match fenced.get(&n) {
                 // What follows a fence was never acknowledged (or was lost to damage already
                 // reported when the database was opened).

@@ -39,6 +39,9 @@ struct Overlay {
     stores: HashMap<String, Versions<StoreInfo>>,
 }
 
+/// How many registry handles the standalone catalog keeps in memory.
+const BASE_HANDLES: usize = 1 << 20;
+
 pub(crate) struct Catalog {
     pub registry: Arc<Registry>,
     pub stores: Arc<StoreRepository>,
@@ -52,6 +55,14 @@ pub(crate) struct Catalog {
     checkpointed: Mutex<u64>,
     /// Store infos read from their files since the last checkpoint (files change only there).
     base_stores: Mutex<HashMap<String, Option<StoreInfo>>>,
+    /// Standalone: handles read from the registry, by logical id (unique across stores). The
+    /// registry changes only at checkpoints, which update this cache with what they wrote, so
+    /// an entry is never stale; a commit's validation then reads no registry block.
+    base: quick_cache::sync::Cache<Uuid, Option<Handle>>,
+    /// Taken to fill the caches and by a checkpoint to update them: with the registry's
+    /// generation (bumped when a batch's blocks become visible) it keeps a read that raced a
+    /// checkpoint from caching what the checkpoint just replaced.
+    fill: Mutex<()>,
     /// Fences of the log already applied (void commits dropped from the overlay).
     fences_seen: AtomicU64,
 }
@@ -94,6 +105,8 @@ impl Catalog {
                 readers: Mutex::new(BTreeMap::new()),
                 checkpointed: Mutex::new(lsn),
                 base_stores: Mutex::new(HashMap::new()),
+                base: quick_cache::sync::Cache::new(BASE_HANDLES),
+                fill: Mutex::new(()),
                 fences_seen: AtomicU64::new(0),
             },
             ck.map(|c| c.position()),
@@ -173,7 +186,24 @@ impl Catalog {
         {
             return Ok(v);
         }
-        self.registry.get_one(table, lid)
+        self.base_handle(table, lid)
+    }
+
+    /// A handle as the registry holds it (through the cache when versioned).
+    fn base_handle(&self, table: &str, lid: Uuid) -> Result<Option<Handle>> {
+        if !self.versioned {
+            return self.registry.get_one(table, lid);
+        }
+        if let Some(h) = self.base.get(&lid) {
+            return Ok(h);
+        }
+        let generation = self.registry.generation();
+        let h = self.registry.get_one(table, lid)?;
+        let _f = self.fill.lock();
+        if self.registry.generation() == generation {
+            self.base.insert(lid, h);
+        }
+        Ok(h)
     }
 
     /// The newest handles of `lids` (present ones only), for validation at the gate.
@@ -195,8 +225,34 @@ impl Catalog {
         } else {
             miss.extend_from_slice(lids);
         }
-        if !miss.is_empty() {
+        if !self.versioned {
             out.extend(self.registry.get(table, &miss)?);
+            return Ok(out);
+        }
+        let mut cold = Vec::new();
+        for lid in miss {
+            match self.base.get(&lid) {
+                Some(Some(h)) => {
+                    out.insert(lid, h);
+                }
+                Some(None) => {}
+                None => cold.push(lid),
+            }
+        }
+        if !cold.is_empty() {
+            let generation = self.registry.generation();
+            let found = self.registry.get(table, &cold)?;
+            let _f = self.fill.lock();
+            let cache = self.registry.generation() == generation;
+            for lid in cold {
+                let h = found.get(&lid).copied();
+                if cache {
+                    self.base.insert(lid, h);
+                }
+                if let Some(h) = h {
+                    out.insert(lid, h);
+                }
+            }
         }
         Ok(out)
     }
@@ -209,10 +265,14 @@ impl Catalog {
         if let Some(i) = self.base_stores.lock().get(name) {
             return Ok(i.clone());
         }
+        let generation = self.registry.generation();
         let info = self.stores.get(name)?;
-        self.base_stores
-            .lock()
-            .insert(name.to_string(), info.clone());
+        let _f = self.fill.lock();
+        if self.registry.generation() == generation {
+            self.base_stores
+                .lock()
+                .insert(name.to_string(), info.clone());
+        }
         Ok(info)
     }
 
@@ -300,6 +360,7 @@ impl Catalog {
         }
         let oldest = self.oldest_reader();
         let mut batch = RegistryBatch::new();
+        let mut written: Vec<(Uuid, Option<Handle>)> = Vec::new();
         {
             let mut ov = self.overlay.write();
             for (table, lids) in &mut ov.handles {
@@ -314,9 +375,10 @@ impl Catalog {
                     if oldest < l && !list.iter().any(|(x, _)| *x <= oldest) {
                         // An open snapshot older than this change reads the registry for it:
                         // keep what the registry holds now before overwriting it.
-                        let before = self.registry.get_one(table, *lid)?;
+                        let before = self.base_handle(table, *lid)?;
                         list.insert(0, (0, before));
                     }
+                    written.push((*lid, state));
                     batch = match state {
                         Some(h) => batch.put(table, h),
                         None => batch.delete(table, *lid),
@@ -351,8 +413,14 @@ impl Catalog {
         batch = batch.put_file(CHECKPOINT_FILE, record.encode()?);
         self.registry.write(&batch)?;
         self.registry.ensure_current()?;
+        {
+            let _f = self.fill.lock();
+            for (lid, state) in written {
+                self.base.insert(lid, state);
+            }
+            self.base_stores.lock().clear();
+        }
         *done = lsn;
-        self.base_stores.lock().clear();
         self.prune(self.oldest_reader(), lsn);
         Ok(())
     }
@@ -384,6 +452,8 @@ impl Catalog {
         ov.handles.remove(name);
         ov.stores.remove(name);
         self.base_stores.lock().remove(name);
+        // Its handles are gone from the registry: cached ones must not answer (rare: drop all).
+        self.base.clear();
     }
 
     /// How many handle versions the overlay holds (for tests of reclamation).

@@ -213,8 +213,13 @@ fn local_commit_point(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> R
     };
     for (p, locs) in plans.iter().zip(locs) {
         let (puts, removed) = p.handles(locs);
+        // New nodes have fresh random ids: nothing to compare them with.
         let mut lids: Vec<Uuid> = p.checks.iter().map(|(id, _)| *id).collect();
-        lids.extend(puts.iter().map(|(h, _)| h.logical_id));
+        lids.extend(
+            puts.iter()
+                .filter(|(_, expected)| expected.is_some())
+                .map(|(h, _)| h.logical_id),
+        );
         lids.extend(p.removes.iter().map(|(id, _)| *id));
         let latest = catalog.latest_handles(&p.name, &lids)?;
         let version = |id: &Uuid| latest.get(id).map(|h| h.version);
