@@ -237,13 +237,15 @@ impl<'a> RawNode<'a> {
     /// The full piece for this node.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let len = 1
-            + 16
-            + 4
-            + 16 * self.children.len()
-            + 4
-            + self.items.iter().map(|i| i.bytes.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(len);
+        self.encode_moved(&|_| None)
+    }
+
+    /// The full piece for this node with some out-of-node values moved: an item whose value
+    /// location `ext` maps to a new one is written with the new one (compaction moves values
+    /// without knowing their types).
+    #[must_use]
+    pub fn encode_moved(&self, ext: &dyn Fn(Uuid) -> Option<Uuid>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encode_len());
         out.push(NODE_FORMAT_VERSION);
         out.extend_from_slice(self.id.as_bytes());
         put_len(&mut out, self.children.len());
@@ -252,9 +254,24 @@ impl<'a> RawNode<'a> {
         }
         put_len(&mut out, self.items.len());
         for i in &self.items {
-            out.extend_from_slice(i.bytes);
+            match i.external.and_then(ext) {
+                // The location is the item's last 16 bytes.
+                Some(moved) if i.bytes.len() >= 16 => {
+                    out.extend_from_slice(&i.bytes[..i.bytes.len() - 16]);
+                    out.extend_from_slice(moved.as_bytes());
+                }
+                _ => out.extend_from_slice(i.bytes),
+            }
         }
         out
+    }
+
+    fn encode_len(&self) -> usize {
+        1 + 16
+            + 4
+            + 16 * self.children.len()
+            + 4
+            + self.items.iter().map(|i| i.bytes.len()).sum::<usize>()
     }
 
     /// The node's type-free shape.

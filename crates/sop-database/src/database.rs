@@ -39,6 +39,11 @@ pub struct DatabaseOptions {
     pub replication: Option<[PathBuf; 2]>,
     /// The file layer (default: the real file system). Tests inject faults here.
     pub fs: Option<Arc<dyn FileSystem>>,
+    /// Checkpoints, compaction and the consolidation of long delta chains run on a thread of
+    /// the database's own (default `true`). `false`: each runs right after the commit that
+    /// asks for it, and that commit's call waits: the same file-system calls at the same
+    /// points every run (the crash-point tests use it).
+    pub background_maintenance: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -52,6 +57,7 @@ impl Default for DatabaseOptions {
             erasure: None,
             replication: None,
             fs: None,
+            background_maintenance: true,
         }
     }
 }
@@ -271,6 +277,7 @@ impl Database {
             l1_bytes: options.l1_cache_bytes,
             gate,
             checkpoint_bytes: options.registry_checkpoint_bytes,
+            background_maintenance: options.background_maintenance,
         };
         Ok((parts, replicated, erasure))
     }
@@ -427,6 +434,18 @@ impl Database {
     /// [`Error::StoreNotFound`], storage errors.
     pub fn remove_btree(&self, name: &str) -> Result<()> {
         self.engine.remove_store(name)
+    }
+
+    /// Reclaims space now: removes log segments nothing can read any more and empties those
+    /// mostly superseded (it also runs by itself after checkpoints). See
+    /// [`sop_txn::Engine::compact`].
+    ///
+    /// # Errors
+    /// As [`sop_txn::Engine::compact`].
+    pub fn compact(&self) -> Result<sop_txn::CompactionReport> {
+        self.engine.log().flush()?;
+        self.engine.checkpoint()?;
+        self.engine.compact()
     }
 
     /// The names of all stores, sorted.

@@ -47,9 +47,8 @@ pub(crate) struct Journal {
 /// What a checkpoint must sync.
 #[derive(Default)]
 pub(crate) struct Unsynced {
-    /// Segment files written.
-    pub segments:
-        std::collections::BTreeMap<(String, u32), std::sync::Arc<dyn sop_core::vfs::FileHandle>>,
+    /// Segment files written (table, segment number).
+    pub segments: std::collections::BTreeSet<(String, u32)>,
     /// Small files replaced.
     pub files: std::collections::BTreeSet<std::path::PathBuf>,
     /// Folders whose entries changed (new files, renames, removals).

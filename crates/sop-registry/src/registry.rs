@@ -26,6 +26,8 @@ const JOURNAL_FILE: &str = "registry.journal";
 const GEN_FILE: &str = "registry.gen";
 /// How long a reader waits for another process to finish applying a batch.
 const SHARED_APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// At most this many registry segment files are kept open.
+const OPEN_FILES: usize = 64;
 /// Registry tables live in `<base>/tables/<table>/`, so their names never clash with the other
 /// files and folders of the registry folder.
 const TABLES_DIR: &str = "tables";
@@ -337,6 +339,21 @@ impl Registry {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A registry that has data but lost its configuration must not be re-created
+                // with defaults: every handle would be looked for in the wrong block.
+                for dir in [TABLES_DIR, "stores"] {
+                    let p = base.join(dir);
+                    if fs.list_dir(&p).is_ok_and(|names| !names.is_empty()) {
+                        return Err(Error::Corruption {
+                            what: "registry configuration",
+                            location: path.display().to_string(),
+                            detail: format!(
+                                "missing, but {} holds data: restore the file (its hash mod cannot be guessed safely)",
+                                p.display()
+                            ),
+                        });
+                    }
+                }
                 let m = asked.unwrap_or(MIN_HASH_MOD);
                 let bytes = seal(crate::formats::CONF_FORMAT_VERSION, &codec::encode(&m)?);
                 write_file_atomic(fs, &path, &bytes).map_err(Error::io("write", &path))?;
@@ -417,7 +434,12 @@ impl Registry {
         if create && file.size().map_err(Error::io("stat", &path))? < size {
             file.set_len(size).map_err(Error::io("extend", &path))?;
         }
-        self.files.write().insert(key, Arc::clone(&file));
+        let mut files = self.files.write();
+        if files.len() >= OPEN_FILES {
+            // Bounded: thousands of stores never hold a descriptor each.
+            files.clear();
+        }
+        files.insert(key, Arc::clone(&file));
         Ok(Some(file))
     }
 
@@ -751,9 +773,13 @@ impl Registry {
 
     /// Syncs the segment files, small files and folders changed in place.
     fn sync_unsynced(&self, unsynced: &mut Unsynced) -> Result<()> {
-        for ((table, segment), file) in &unsynced.segments {
-            file.sync()
-                .map_err(Error::io("sync", self.segment_path(table, *segment)))?;
+        for (table, segment) in &unsynced.segments {
+            let path = self.segment_path(table, *segment);
+            match self.file(table, *segment, false)? {
+                Some(f) => f.sync().map_err(Error::io("sync", &path))?,
+                // Removed since (its table went): nothing to sync.
+                None => continue,
+            }
         }
         for path in &unsynced.files {
             match self.fs.open(path, false) {
@@ -943,20 +969,28 @@ impl Registry {
                 image,
             } = e
             {
-                let file = self.segment_for(table, *segment, image, &mut unsynced.dirs)?;
-                unsynced
-                    .segments
-                    .insert((table.clone(), *segment), Arc::clone(&file));
-                writes.push((file, table, *segment, *block, image));
+                // Created (and its folder) first; no file stays open for the batch's sake, so
+                // a checkpoint over thousands of stores needs no descriptor each.
+                drop(self.segment_for(table, *segment, image, &mut unsynced.dirs)?);
+                unsynced.segments.insert((table.clone(), *segment));
+                writes.push((table, *segment, *block, image));
             }
         }
         {
             // All blocks of the batch change at once for readers (they read under the shared
             // side of this lock), and the generation tells them something changed.
             let _alone = self.blocks.write();
-            for (file, table, segment, block, image) in &writes {
+            for (table, segment, block, image) in &writes {
+                let path = || self.segment_path(table, *segment);
+                let file = self
+                    .file(table, *segment, false)?
+                    .ok_or_else(|| Error::Io {
+                        op: "open",
+                        path: path(),
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    })?;
                 file.write_at(image, block * BLOCK_SIZE as u64)
-                    .map_err(Error::io("write", self.segment_path(table, *segment)))?;
+                    .map_err(Error::io("write", path()))?;
             }
             self.generation
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);

@@ -68,13 +68,24 @@ impl RedisServer {
         };
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        // Listening is not enough: it answers commands only once it has started (a PING that
+        // gets PONG). A port taken by another test's server would answer too, so this server
+        // must still be running afterwards.
+        while !ping(self.port) {
             assert!(
                 Instant::now() < deadline,
-                "redis-server did not listen on port {} within 10 s",
+                "redis-server did not answer on port {} within 10 s",
                 self.port
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(c) = self.child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            panic!(
+                "redis-server on port {} exited at once ({status}): the port was taken",
+                self.port
+            );
         }
     }
 
@@ -125,4 +136,18 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// Whether a Redis server on `port` answers PING with PONG.
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
 }

@@ -51,8 +51,9 @@ pub(crate) struct Catalog {
     published: AtomicU64,
     /// Open snapshots (LSN → how many).
     readers: Mutex<BTreeMap<u64, usize>>,
-    /// The LSN the registry holds everything up to; one checkpoint at a time.
-    checkpointed: Mutex<u64>,
+    /// The LSN the registry holds everything up to, and where a replay would start; one
+    /// checkpoint at a time.
+    checkpointed: Mutex<(u64, Option<LogPos>)>,
     /// Store infos read from their files since the last checkpoint (files change only there).
     base_stores: Mutex<HashMap<String, Option<StoreInfo>>>,
     /// Standalone: handles read from the registry, by logical id (unique across stores). The
@@ -103,7 +104,7 @@ impl Catalog {
                 overlay: RwLock::new(Overlay::default()),
                 published: AtomicU64::new(lsn),
                 readers: Mutex::new(BTreeMap::new()),
-                checkpointed: Mutex::new(lsn),
+                checkpointed: Mutex::new((lsn, ck.map(|c| c.position()))),
                 base_stores: Mutex::new(HashMap::new()),
                 base: quick_cache::sync::Cache::new(BASE_HANDLES),
                 fill: Mutex::new(()),
@@ -354,7 +355,7 @@ impl Catalog {
         let mut done = self.checkpointed.lock();
         self.drop_voids(log);
         let (lsn, pos) = log.durable();
-        let last = *done;
+        let last = done.0;
         if lsn <= last {
             return Ok(());
         }
@@ -420,7 +421,7 @@ impl Catalog {
             }
             self.base_stores.lock().clear();
         }
-        *done = lsn;
+        *done = (lsn, Some(pos));
         self.prune(self.oldest_reader(), lsn);
         Ok(())
     }
@@ -443,7 +444,12 @@ impl Catalog {
 
     /// The LSN the registry holds everything up to.
     pub fn checkpointed(&self) -> u64 {
-        *self.checkpointed.lock()
+        self.checkpointed.lock().0
+    }
+
+    /// The segment a replay would start in (`None`: from the very start of the log).
+    pub fn replay_segment(&self) -> Option<u32> {
+        self.checkpointed.lock().1.map(|p| p.segment)
     }
 
     /// Forgets a removed store entirely (after its files went).

@@ -100,9 +100,24 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
         match outcome {
             Ok((locs, bytes)) => {
                 after_commit(engine, &plans, &locs);
-                if engine.note_appended(bytes + value_bytes) {
-                    engine.checkpoint_in_background().await;
+                *tx.bytes_written.lock() = bytes + value_bytes;
+                let mut jobs = Vec::new();
+                let deep: Vec<(String, Uuid)> = plans
+                    .iter()
+                    .flat_map(|p| {
+                        p.nodes
+                            .iter()
+                            .filter(|n| n.depth >= crate::maint::SOFT_CHAIN)
+                            .map(|n| (p.name.clone(), n.lid))
+                    })
+                    .collect();
+                if !deep.is_empty() && engine.catalog.versioned() {
+                    jobs.push(crate::maint::Job::Consolidate(deep));
                 }
+                if engine.note_appended(bytes + value_bytes) {
+                    jobs.push(crate::maint::Job::Checkpoint);
+                }
+                engine.maintain(jobs).await;
                 return Ok(());
             }
             // Someone committed between the check and the commit point: merge and go round.
@@ -221,6 +236,7 @@ fn local_commit_point(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> R
                 .map(|(h, _)| h.logical_id),
         );
         lids.extend(p.removes.iter().map(|(id, _)| *id));
+        lids.extend(p.nodes.iter().filter_map(|n| n.base.map(|(d, _)| d)));
         let latest = catalog.latest_handles(&p.name, &lids)?;
         let version = |id: &Uuid| latest.get(id).map(|h| h.version);
         for (id, v) in &p.checks {
@@ -242,6 +258,13 @@ fn local_commit_point(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> R
         for (id, v) in &p.removes {
             if version(id) != Some(*v) {
                 return Err(mismatch(&p.name, *id, *v, version(id)));
+            }
+        }
+        // A delta must apply to the newest piece of its base (a background rewrite may have
+        // moved it: then plan again over the new piece).
+        for (d, loc) in p.nodes.iter().filter_map(|n| n.base) {
+            if latest.get(&d).map(|h| h.active_id()) != Some(loc) {
+                return Err(mismatch(&p.name, d, 0, version(&d)));
             }
         }
         if let Some(info) = store_info_after(tx, p)? {

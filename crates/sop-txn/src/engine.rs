@@ -56,6 +56,10 @@ pub struct EngineParts {
     pub gate: Gate,
     /// Standalone: log bytes after which a commit also checkpoints the registry.
     pub checkpoint_bytes: u64,
+    /// Checkpoints, compaction and consolidation on a thread of the engine's own (`true`),
+    /// or right after the commit that asks, which then waits for them (`false`: the same work
+    /// at the same points every run, for crash-point tests).
+    pub background_maintenance: bool,
 }
 
 /// What opening the engine found and did.
@@ -77,7 +81,12 @@ pub struct Engine {
     pub(crate) l1: NodeCache,
     gate: Gate,
     /// Serialises the commit point within the process.
-    local_gate: Mutex<()>,
+    pub(crate) local_gate: Mutex<()>,
+    /// One compaction at a time.
+    pub(crate) compacting: Mutex<()>,
+    /// Segments compaction found dead, with the snapshot it found them at.
+    pub(crate) dead: Mutex<std::collections::BTreeMap<u32, u64>>,
+    pub(crate) maintenance: crate::maint::Maintenance,
     checkpoint_bytes: u64,
     /// Log bytes appended since the last checkpoint.
     since_checkpoint: AtomicU64,
@@ -96,6 +105,7 @@ impl Drop for Engine {
     /// A last checkpoint, so the next open replays nothing; if it fails, the next open replays
     /// the log (nothing is lost either way).
     fn drop(&mut self) {
+        self.maintenance.stop();
         if self.catalog.versioned() {
             if let Err(e) = self.log.flush() {
                 tracing::warn!(error = %e, "final log sync failed; the next open replays what was durable");
@@ -144,6 +154,9 @@ impl Engine {
             l1: NodeCache::new(parts.l1_bytes),
             gate: parts.gate,
             local_gate: Mutex::new(()),
+            compacting: Mutex::new(()),
+            dead: Mutex::new(std::collections::BTreeMap::new()),
+            maintenance: crate::maint::Maintenance::default(),
             checkpoint_bytes: parts.checkpoint_bytes.max(1),
             since_checkpoint: AtomicU64::new(0),
         });
@@ -151,6 +164,9 @@ impl Engine {
             // Start clean: what was replayed goes into the registry, and the damaged part of
             // the log is never read again.
             engine.catalog.checkpoint(&engine.log)?;
+        }
+        if parts.background_maintenance && versioned {
+            crate::maint::Maintenance::start(&engine)?;
         }
         Ok((engine, report))
     }
@@ -271,27 +287,6 @@ impl Engine {
         self.catalog.checkpoint(&self.log)
     }
 
-    /// Runs a due checkpoint on a blocking thread when a runtime is there, so the calling task
-    /// never blocks in its syncs.
-    pub(crate) async fn checkpoint_in_background(self: &Arc<Self>) {
-        let engine = Arc::clone(self);
-        let r = match tokio::runtime::Handle::try_current() {
-            Ok(h) => h
-                .spawn_blocking(move || engine.checkpoint())
-                .await
-                .unwrap_or_else(|e| {
-                    Err(Error::Invariant {
-                        store: String::new(),
-                        detail: format!("the checkpoint task failed: {e}"),
-                    })
-                }),
-            Err(_) => engine.checkpoint(),
-        };
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "checkpoint failed; the next one (or the next open) catches up");
-        }
-    }
-
     /// A piece's bytes (a node version, delta or value).
     pub(crate) fn read_piece(&self, loc: Loc) -> Result<Vec<u8>> {
         self.log.read(loc)
@@ -358,7 +353,7 @@ impl Engine {
             match kind {
                 sop_btree::PieceKind::Full => return Ok(chain),
                 sop_btree::PieceKind::Delta { base, .. } => {
-                    if chain.len() > usize::from(crate::repo::MAX_CHAIN) * 2 {
+                    if chain.len() > usize::from(crate::maint::HARD_CHAIN) + 1 {
                         return Err(Error::Corruption {
                             what: "node delta",
                             location: loc.to_string(),

@@ -11,8 +11,10 @@
 
 mod catalog;
 mod commit;
+mod compact;
 mod engine;
 mod l1;
+mod maint;
 mod options;
 mod plan;
 mod record;
@@ -22,9 +24,11 @@ mod state;
 mod store;
 mod transaction;
 
+pub use compact::{COMPACT_BELOW, CompactionReport};
 pub use engine::{
     Engine, EngineParts, GATE_TTL, Gate, REMOVED_DIR, RecoveryReport, removal_marker,
 };
+pub use maint::{HARD_CHAIN, SOFT_CHAIN};
 pub use options::{DEFAULT_MAX_TIME, MAX_TIME_CAP, TxMode, TxOptions};
 pub use record::{
     CHECKPOINT_FILE, CHECKPOINT_FORMAT_VERSION, CheckpointRecord, CommitRecord,

@@ -12,8 +12,9 @@ use sop_coord::BoxFuture;
 use sop_core::{Error, Handle, Loc, Result, StoreInfo, Uuid, codec};
 
 use crate::TxMode;
-use crate::repo::{Cached, Data, MAX_CHAIN, TxRepo, VALUE_FORMAT_VERSION};
-use crate::state::{Read, StoreShared, StoreState};
+use crate::maint::HARD_CHAIN;
+use crate::repo::{Cached, Data, TxRepo, VALUE_FORMAT_VERSION};
+use crate::state::{StoreShared, StoreState};
 
 /// A node version to write.
 pub(crate) struct NodeWrite {
@@ -25,6 +26,12 @@ pub(crate) struct NodeWrite {
     /// The decoded node for the L1 cache (a `Cached<K, V>`).
     pub l1: Arc<dyn Any + Send + Sync>,
     pub weight: usize,
+    /// Deltas in its chain once written (0: a full piece).
+    pub depth: u8,
+    /// For a delta: the node whose piece it applies to and that piece. The commit point
+    /// checks that the piece is still that node's newest (a background rewrite moves pieces
+    /// without changing content or version).
+    pub base: Option<(Uuid, Uuid)>,
 }
 
 /// One store's part of a commit.
@@ -117,23 +124,49 @@ where
         let written = &st.values_written;
         let subst = |id: Uuid| written.get(&id).map_or(id, |l| l.to_uuid());
         let donors = donors(&st);
+        let mut bases = Vec::with_capacity(st.changed.len());
         for (lid, node) in &st.changed {
             let (base, expected) = match st.snapshot.get(lid) {
-                Some(r) if !st.added.contains(lid) => {
+                Some(_) if !st.added.contains(lid) => {
                     plan.lock_keys.push(lock_key(*lid));
-                    (Some(r), Some(r.handle.version))
+                    let v = st.snapshot.get(lid).map(|r| r.handle.version);
+                    (Some(*lid), v)
                 }
                 Some(_) | None => {
                     let donor = node
                         .items
                         .first()
                         .and_then(|i| donors.get(&i.id))
-                        .and_then(|d| st.snapshot.get(d));
+                        .filter(|d| st.snapshot.contains_key(d))
+                        .copied();
                     (donor, None)
                 }
             };
+            bases.push((*lid, node, base, expected));
+        }
+        let moved = self.moved_bases(&st, bases.iter().filter_map(|b| b.2))?;
+        for (lid, node, base, expected) in bases {
+            let base = base.and_then(|d| {
+                st.snapshot.get(&d).map(|r| match moved.get(&d) {
+                    // Rewritten in the background since it was read: same content, new piece.
+                    Some(h) => Base {
+                        lid: d,
+                        node: &r.node,
+                        loc: h.active_id(),
+                        depth: 0,
+                        full_len: Loc::from_uuid(h.active_id()).map_or(0, |l| l.len),
+                    },
+                    None => Base {
+                        lid: d,
+                        node: &r.node,
+                        loc: r.handle.active_id(),
+                        depth: r.depth,
+                        full_len: r.full_len,
+                    },
+                })
+            });
             plan.nodes
-                .push(encode_node(*lid, node, base, expected, &subst)?);
+                .push(encode_node(lid, node, base, expected, &subst)?);
         }
         for lid in &st.removed {
             if let Some(r) = st.snapshot.get(lid) {
@@ -213,33 +246,70 @@ fn donors<K, V>(st: &StoreState<K, V>) -> HashMap<Uuid, Uuid> {
     out
 }
 
+/// A stored node version a new one can be written as a delta over.
+struct Base<'a, K, V> {
+    lid: Uuid,
+    node: &'a Arc<Node<K, V>>,
+    loc: Uuid,
+    depth: u8,
+    full_len: u32,
+}
+
+impl<K: Data, V: Data, C: Send + Sync> StoreShared<K, V, C> {
+    /// The nodes among `lids` whose newest handle has the version this transaction read but
+    /// another piece: a background rewrite (consolidation, compaction) moved them.
+    fn moved_bases(
+        &self,
+        st: &StoreState<K, V>,
+        lids: impl Iterator<Item = Uuid>,
+    ) -> Result<HashMap<Uuid, Handle>> {
+        if !self.engine.catalog.versioned() {
+            return Ok(HashMap::new());
+        }
+        let lids: Vec<Uuid> = lids.collect();
+        if lids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let latest = self.engine.catalog.latest_handles(&self.name, &lids)?;
+        Ok(lids
+            .into_iter()
+            .filter_map(|d| {
+                let r = st.snapshot.get(&d)?;
+                let h = latest.get(&d)?;
+                (h.version == r.handle.version && h.active_id() != r.handle.active_id())
+                    .then_some((d, *h))
+            })
+            .collect())
+    }
+}
+
 /// One node's piece: a delta over `base` when that is much smaller than the node, else the
 /// whole node. External value ids are written through `subst` (where they were stored).
 fn encode_node<K: Data, V: Data>(
     lid: Uuid,
     node: &Arc<Node<K, V>>,
-    base: Option<&Read<K, V>>,
+    base: Option<Base<'_, K, V>>,
     expected: Option<u64>,
     subst: &dyn Fn(Uuid) -> Uuid,
 ) -> Result<NodeWrite> {
     let mut chosen = None;
-    if let Some(b) = base
-        && b.depth < MAX_CHAIN
+    if let Some(b) = &base
+        && b.depth < HARD_CHAIN
     {
-        let delta = node.encode_delta(&b.node, b.handle.active_id(), b.depth, subst)?;
+        let delta = node.encode_delta(b.node, b.loc, b.depth, subst)?;
         if delta.len() * 4 <= b.full_len as usize {
             let full_len = b
                 .full_len
                 .saturating_add(u32::try_from(delta.len()).unwrap_or(u32::MAX));
-            chosen = Some((delta, b.depth + 1, full_len));
+            chosen = Some((delta, b.depth + 1, full_len, Some((b.lid, b.loc))));
         }
     }
-    let (bytes, depth, full_len) = match chosen {
+    let (bytes, depth, full_len, delta_base) = match chosen {
         Some(c) => c,
         None => {
             let bytes = node.encode_with(subst)?;
             let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-            (bytes, 0, len)
+            (bytes, 0, len, None)
         }
     };
     // The cached copy must hold the stored value locations, not the tree's ids for them.
@@ -269,6 +339,8 @@ fn encode_node<K: Data, V: Data>(
             full_len,
         }),
         weight,
+        depth,
+        base: delta_base,
     })
 }
 

@@ -15,8 +15,6 @@ use crate::state::{Read, StoreShared};
 
 /// Format version of a value piece (the codec's encoding of the value).
 pub const VALUE_FORMAT_VERSION: u8 = 1;
-/// Longest delta chain a reader follows; a longer one is written as a full node instead.
-pub(crate) const MAX_CHAIN: u8 = 8;
 
 /// An L2 read; a cache failure is a miss (storage is the truth), logged.
 async fn cache_get(engine: &Engine, key: &str, slide: Option<Duration>) -> Option<Vec<u8>> {
@@ -151,7 +149,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
                 full_len: loc.len,
             },
             PieceKind::Delta { base, depth, .. } => {
-                if hops > MAX_CHAIN * 2 {
+                if hops > crate::maint::HARD_CHAIN {
                     return Err(Error::Corruption {
                         what: "node delta",
                         location: loc.to_string(),

@@ -64,6 +64,12 @@ where
         self.shared.state.lock().count = self.tree.count();
     }
 
+    /// A read's outcome: an error of a call that changes nothing (a damaged piece, a missing
+    /// segment) leaves the store usable, and the error is the caller's to see.
+    fn guard_read<T>(&self, r: Result<T>) -> Result<T> {
+        r
+    }
+
     /// Marks the store unusable for commit after a failed change (the tree refuses calls too).
     fn guard<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r
@@ -189,7 +195,7 @@ where
     /// Conflicts and storage errors.
     pub async fn find(&mut self, key: &K, first_item_with_key: bool) -> Result<bool> {
         let r = self.tree.find(key, first_item_with_key).await;
-        let found = self.guard(r)?;
+        let found = self.guard_read(r)?;
         self.read_move(Bound::Included(key.clone()), true);
         Ok(found)
     }
@@ -200,7 +206,7 @@ where
     /// As [`Store::find`].
     pub async fn find_with_id(&mut self, key: &K, id: Uuid) -> Result<bool> {
         let r = self.tree.find_with_id(key, id).await;
-        let found = self.guard(r)?;
+        let found = self.guard_read(r)?;
         self.read_move(Bound::Included(key.clone()), true);
         Ok(found)
     }
@@ -211,7 +217,7 @@ where
     /// As [`Store::find`].
     pub async fn first(&mut self) -> Result<bool> {
         let r = self.tree.first().await;
-        let found = self.guard(r)?;
+        let found = self.guard_read(r)?;
         self.read_move(Bound::Unbounded, true);
         Ok(found)
     }
@@ -222,7 +228,7 @@ where
     /// As [`Store::find`].
     pub async fn last(&mut self) -> Result<bool> {
         let r = self.tree.last().await;
-        let found = self.guard(r)?;
+        let found = self.guard_read(r)?;
         self.read_move(Bound::Unbounded, false);
         Ok(found)
     }
@@ -234,7 +240,7 @@ where
     pub async fn next(&mut self) -> Result<bool> {
         let from = self.tree.current_key().cloned();
         let r = self.tree.next().await;
-        let moved = self.guard(r)?;
+        let moved = self.guard_read(r)?;
         if let Some(k) = from {
             self.read_move(Bound::Included(k), true);
         }
@@ -248,7 +254,7 @@ where
     pub async fn previous(&mut self) -> Result<bool> {
         let from = self.tree.current_key().cloned();
         let r = self.tree.previous().await;
-        let moved = self.guard(r)?;
+        let moved = self.guard_read(r)?;
         if let Some(k) = from {
             self.read_move(Bound::Included(k), false);
         }
@@ -266,7 +272,7 @@ where
     /// As [`Store::find`].
     pub async fn current_value(&mut self) -> Result<Option<V>> {
         let r = self.tree.current_value().await;
-        self.guard(r)
+        self.guard_read(r)
     }
 
     /// The cursor's item.
@@ -275,7 +281,7 @@ where
     /// As [`Store::find`].
     pub async fn current_item(&mut self) -> Result<Option<Item<K, V>>> {
         let r = self.tree.current_item().await;
-        self.guard(r)
+        self.guard_read(r)
     }
 
     /// Replaces the cursor's key with an equal one (metadata-carrying keys).
@@ -396,7 +402,7 @@ where
             Ok(())
         }
         .await;
-        self.guard(r)?;
+        self.guard_read(r)?;
         let end = match out.last() {
             Some(it) if out.len() == limit => Bound::Included(it.key.clone()),
             _ => hi,
@@ -412,6 +418,6 @@ where
     pub async fn check(&mut self) -> Result<TreeStats> {
         self.read(Bound::Unbounded, Bound::Unbounded);
         let r = self.tree.check().await;
-        self.guard(r)
+        self.guard_read(r)
     }
 }

@@ -33,6 +33,22 @@ pub(crate) struct TxInner {
     pub deadline: Instant,
     pub status: Mutex<Status>,
     pub stores: Mutex<Vec<Arc<dyn StoreTx>>>,
+    /// Bytes its commit appended to the log (pieces, values and the record).
+    pub bytes_written: Mutex<u64>,
+    /// Whether its snapshot is still registered (released when it ends, once).
+    pub reading: std::sync::atomic::AtomicBool,
+}
+
+impl TxInner {
+    /// Releases the snapshot: what only it could read may be reclaimed from now on.
+    fn end_read(&self) {
+        if self
+            .reading
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.engine.catalog.end_read(self.snap);
+        }
+    }
 }
 
 impl TxInner {
@@ -69,7 +85,7 @@ impl Drop for TxInner {
             *status = Status::RolledBack;
         }
         drop(status);
-        self.engine.catalog.end_read(self.snap);
+        self.end_read();
     }
 }
 
@@ -111,6 +127,8 @@ impl Transaction {
                 deadline,
                 status: Mutex::new(Status::Open),
                 stores: Mutex::new(Vec::new()),
+                bytes_written: Mutex::new(0),
+                reading: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -273,6 +291,7 @@ impl Transaction {
         } else {
             Status::RolledBack
         };
+        self.inner.end_read();
         r
     }
 
@@ -286,7 +305,16 @@ impl Transaction {
         if *s == Status::Open {
             *s = Status::RolledBack;
         }
+        drop(s);
+        self.inner.end_read();
         Ok(())
+    }
+
+    /// Bytes its commit appended to the log (node pieces, out-of-node values written at commit
+    /// and the commit record); 0 before it commits.
+    #[must_use]
+    pub fn bytes_written(&self) -> u64 {
+        *self.inner.bytes_written.lock()
     }
 
     /// The snapshot (LSN of the last commit it sees) this transaction reads at.

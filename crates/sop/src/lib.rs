@@ -31,13 +31,13 @@ pub use sop_btree::{
 pub use sop_core::{Error, Result, StoreCacheConfig, StoreInfo, StoreOptions, Uuid, ValueDataSize};
 pub use sop_database::{ClusterOptions, Database, DatabaseOptions, RedisConfig, StoreStats};
 pub use sop_txn::{
-    DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, Transaction, TxMode, TxOptions,
-    is_retryable,
+    CompactionReport, DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, Transaction, TxMode,
+    TxOptions, is_retryable,
 };
 
 /// Storage configuration types: erasure coding and replication.
 pub mod storage {
-    pub use sop_blobstore_ec::ErasureConfig;
+    pub use sop_blobstore_ec::{ErasureConfig, LogDamage};
     pub use sop_registry::{Reinstated, ReplicationStatus};
 }
 

@@ -29,6 +29,7 @@ fn a_commit_cut_at_any_point_is_all_or_nothing_after_reopen() {
             let faulty = Arc::new(FaultyFs::new(Arc::new(StdFs::new())));
             let options = DatabaseOptions {
                 fs: Some(faulty.clone() as Arc<dyn FileSystem>),
+                background_maintenance: false,
                 ..DatabaseOptions::default()
             };
             let mut after = before.clone();

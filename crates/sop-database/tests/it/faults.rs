@@ -36,6 +36,7 @@ fn an_io_error_anywhere_in_a_commit_leaves_a_consistent_store_and_a_retry_succee
                 dir.path(),
                 DatabaseOptions {
                     fs: Some(faulty.clone() as Arc<dyn FileSystem>),
+                    background_maintenance: false,
                     ..DatabaseOptions::default()
                 },
             )

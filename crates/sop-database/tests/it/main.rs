@@ -3,13 +3,17 @@
 
 mod bank;
 mod basic;
+mod budget;
 mod cluster;
 mod crash;
+mod damage;
 mod decoders;
 mod faults;
 mod kill;
 mod model;
 mod powerloss;
 mod replicated;
+mod snapshots;
+mod space;
 mod support;
 mod verify;

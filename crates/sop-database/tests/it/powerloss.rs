@@ -22,6 +22,8 @@ fn open(root: &Path, fs: &SimFs) -> Result<Database> {
         DatabaseOptions {
             fs: Some(Arc::new(fs.clone()) as Arc<dyn FileSystem>),
             registry_checkpoint_bytes: CHECKPOINT.with(std::cell::Cell::get),
+            // The same work at the same sync points every run.
+            background_maintenance: false,
             ..DatabaseOptions::default()
         },
     )
