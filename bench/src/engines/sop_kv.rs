@@ -1,6 +1,6 @@
 //! sop-rs standalone: one B-tree of byte keys and byte values; every write call one
 //! `ForWriting` transaction (durable when `commit` returns), every read call one `ForReading`
-//! transaction (its reads validated at commit, as the engine's isolation requires).
+//! transaction (a snapshot: its commit only waits until what it read is durable).
 
 use std::path::Path;
 
@@ -78,7 +78,7 @@ impl SopKv {
 
 impl Kv for SopKv {
     fn durability(&self) -> &'static str {
-        "commit returns after its registry journal fsync (4 syncs per commit: log + folder, blob barrier, journal)"
+        "commit returns after one fdatasync of its log segment (group commit; registry checkpointed in the background)"
     }
 
     // Every call goes through `Database::run`: concurrent transactions on one node conflict

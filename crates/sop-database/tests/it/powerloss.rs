@@ -240,3 +240,105 @@ fn every_sync_point(checkpoint: u64) {
         eprintln!("{}", report.join("\n"));
     });
 }
+
+/// Twenty one-key commits on one leaf of 64-item nodes: delta chains grow until the background
+/// consolidation writes them whole (here right after the commit that asked). Power is cut at
+/// every sync point of all of it, commits and consolidations alike.
+#[test]
+fn consolidation_cut_at_every_sync_point_keeps_every_acknowledged_commit() {
+    CHECKPOINT.with(|c| c.set(16 << 10));
+    let rt = crate::support::rt();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("db");
+        std::fs::create_dir_all(&root).unwrap();
+        let base = SimFs::new(&root);
+        {
+            let db = open(&root, &base).unwrap();
+            let tx = db.begin(TxMode::ForWriting);
+            let mut c = db
+                .new_btree::<u32, String>(&tx, &sop_core::StoreOptions::new("c").slot_length(64))
+                .unwrap();
+            for k in 0..40 {
+                c.add(k, format!("start {k}")).await.unwrap();
+            }
+            drop(c);
+            tx.commit().await.unwrap();
+        }
+        let start = base.crash_image();
+        let mut states = vec![
+            (0..40)
+                .map(|k| (k, format!("start {k}")))
+                .collect::<std::collections::BTreeMap<u32, String>>(),
+        ];
+        for i in 0..20u32 {
+            let mut s = states.last().unwrap().clone();
+            s.insert(i % 5, format!("small {i}"));
+            states.push(s);
+        }
+        async fn work(db: &Database, oks: &mut usize) -> Result<()> {
+            for i in 0..20u32 {
+                let tx = db.begin(TxMode::ForWriting);
+                let mut c = db.open_btree::<u32, String>(&tx, "c")?;
+                c.upsert(i % 5, format!("small {i}")).await?;
+                drop(c);
+                tx.commit().await?;
+                *oks += 1;
+            }
+            Ok(())
+        }
+        async fn read(db: &Database) -> std::collections::BTreeMap<u32, String> {
+            let tx = db.begin(TxMode::ForReading);
+            let mut c = db.open_btree::<u32, String>(&tx, "c").unwrap();
+            let out = c
+                .range(..)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.key, i.value))
+                .collect();
+            c.check().await.unwrap();
+            tx.commit().await.unwrap();
+            out
+        }
+        let points = {
+            let fs = start.crash_image();
+            let db = open(&root, &fs).unwrap();
+            let s0 = fs.syncs();
+            work(&db, &mut 0).await.unwrap();
+            fs.syncs() - s0
+        };
+        assert!(points > 20, "{points} syncs: no consolidation happened");
+        for k in 1..=points {
+            let fs = start.crash_image();
+            let db = open(&root, &fs).unwrap();
+            fs.crash_at_sync(k);
+            let mut oks = 0;
+            let _ = work(&db, &mut oks).await;
+            assert!(fs.crashed(), "point {k}: no crash");
+            drop(db);
+            for variant in 0..=MIXED_VARIANTS {
+                let disk = if variant == 0 {
+                    fs.crash_image()
+                } else {
+                    fs.crash_image_mixed(k * 1000 + variant)
+                };
+                let db = open(&root, &disk).unwrap();
+                let got = read(&db).await;
+                let j = states
+                    .iter()
+                    .position(|s| *s == got)
+                    .unwrap_or_else(|| panic!("point {k} variant {variant}: a partial state"));
+                assert!(
+                    j >= oks,
+                    "point {k}: commit {oks} returned Ok but is missing"
+                );
+                crate::support::assert_verified(&db, &format!("point {k} variant {variant}")).await;
+            }
+        }
+        eprintln!(
+            "consolidation: {points} sync points x {} images",
+            MIXED_VARIANTS + 1
+        );
+    });
+}
