@@ -189,13 +189,14 @@ fn fuzz(secs: &str) -> Result<(), String> {
 }
 
 /// The targets in `fuzz/fuzz_targets`.
-const FUZZ_TARGETS: [&str; 6] = [
+const FUZZ_TARGETS: [&str; 7] = [
     "node",
+    "segment",
+    "commit_record",
+    "ec_records",
     "registry_block",
     "journal",
     "store_info",
-    "txlog",
-    "blob_frames",
 ];
 
 /// Runs a binary of the `bench/` workspace in release mode with the given flags.

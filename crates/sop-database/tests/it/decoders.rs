@@ -159,7 +159,6 @@ proptest! {
         let _ = sop_txn::CommitRecord::decode(&[&[sop_txn::RECORD_FORMAT_VERSION][..], &data].concat());
         let _ = sop_txn::CheckpointRecord::decode(&seal(sop_txn::CHECKPOINT_FORMAT_VERSION, &data), &"x");
         let _ = sop_blobstore_ec::parse_segment(&data);
-        let _ = sop_blobstore_ec::check_shard_file(&data);
         let _ = NodeShape::decode(&[&[sop_btree::NODE_FORMAT_VERSION][..], &data].concat());
         let _ = Node::<String, Vec<u8>>::decode(&[&[sop_btree::NODE_FORMAT_VERSION][..], &data].concat());
         let _ = sop_btree::PieceKind::of(&[&[sop_btree::DELTA_FORMAT_VERSION][..], &data].concat());
