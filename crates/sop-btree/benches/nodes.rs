@@ -22,11 +22,13 @@ fn node() -> Node<Vec<u8>, Vec<u8>> {
         id: Uuid::new_v4(),
         items: keys
             .into_iter()
-            .map(|k| NodeItem {
-                id: Uuid::new_v4(),
-                key: k,
-                value: ItemValue::Inline(vec![42u8; 150]),
-                version: 1,
+            .map(|k| {
+                std::sync::Arc::new(NodeItem {
+                    id: Uuid::new_v4(),
+                    key: k,
+                    value: ItemValue::Inline(vec![42u8; 150]),
+                    version: 1,
+                })
             })
             .collect(),
         children: Vec::new(),

@@ -6,11 +6,11 @@
 //! new list from the base's: `Copy { from, count }` takes a run of the base's entries, `Insert`
 //! adds a new one. Items are matched by id *and* version, so a changed item is an insert.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sop_core::{Error, Result, Uuid};
+use sop_core::{Error, IdMap, Result, Uuid};
 
 use crate::node::{ItemValue, Node, NodeItem};
 use crate::raw::{DELTA_FORMAT_VERSION, MIN_ITEM, OP_COPY, OP_INSERT, RawItem, Reader, put_len};
@@ -95,21 +95,47 @@ pub(crate) fn apply_ops<T: Clone>(base: &[T], ops: &[Op<T>], what: &str) -> Resu
     Ok(out)
 }
 
+/// How far ahead in the base a cheap diff looks for the next entry (entries removed).
+const LOOKAHEAD: usize = 4;
+
 /// The ops that build `new` from `base`, matching entries by `key` (None: never matched).
+/// Walks both lists together first (a change touches few entries, and kept entries keep their
+/// order); only when that finds many entries to insert does it index the base to find entries
+/// that moved (the new half of a split).
 fn diff<'t, T, K: std::hash::Hash + Eq>(
     base: &'t [T],
     new: &'t [T],
     key: impl Fn(&T) -> Option<K>,
 ) -> Vec<Op<&'t T>> {
-    let index: HashMap<K, usize> = base
+    let (ops, inserts) = diff_with(base, new, &key, |k, next| {
+        (next..(next + LOOKAHEAD).min(base.len())).find(|&j| key(&base[j]).as_ref() == Some(k))
+    });
+    if inserts <= 8 || inserts * 8 <= new.len() {
+        return ops;
+    }
+    let index: IdMap<K, usize> = base
         .iter()
         .enumerate()
         .filter_map(|(i, x)| key(x).map(|k| (k, i)))
         .collect();
+    diff_with(base, new, &key, |k, _| index.get(k).copied()).0
+}
+
+/// One pass: `find(key, next)` says where in the base an entry is. Returns the ops and how many
+/// are inserts.
+fn diff_with<'t, T, K>(
+    _base: &'t [T],
+    new: &'t [T],
+    key: &impl Fn(&T) -> Option<K>,
+    find: impl Fn(&K, usize) -> Option<usize>,
+) -> (Vec<Op<&'t T>>, usize) {
     let mut ops: Vec<Op<&T>> = Vec::new();
+    let mut next = 0usize;
+    let mut inserts = 0;
     for x in new {
-        match key(x).and_then(|k| index.get(&k)) {
-            Some(&j) => {
+        match key(x).and_then(|k| find(&k, next)) {
+            Some(j) => {
+                next = j + 1;
                 let j = u32::try_from(j).unwrap_or(u32::MAX);
                 if let Some(Op::Copy { from, count }) = ops.last_mut()
                     && *from + *count == j
@@ -119,10 +145,13 @@ fn diff<'t, T, K: std::hash::Hash + Eq>(
                 }
                 ops.push(Op::Copy { from: j, count: 1 });
             }
-            None => ops.push(Op::Insert(x)),
+            None => {
+                inserts += 1;
+                ops.push(Op::Insert(x));
+            }
         }
     }
-    ops
+    (ops, inserts)
 }
 
 impl<K: Serialize, V: Serialize> Node<K, V> {
@@ -140,7 +169,7 @@ impl<K: Serialize, V: Serialize> Node<K, V> {
         ext: &dyn Fn(Uuid) -> Uuid,
     ) -> Result<Vec<u8>> {
         let child_ops = diff(&base.children, &self.children, |c| Some(*c));
-        let item_ops = diff(&base.items, &self.items, |i: &NodeItem<K, V>| {
+        let item_ops = diff(&base.items, &self.items, |i: &Arc<NodeItem<K, V>>| {
             // An item whose value moved to a new location is a new item for the delta.
             let moved = matches!(i.value, ItemValue::External(id) if ext(id) != id);
             (!moved).then_some((i.id, i.version))
@@ -201,7 +230,7 @@ impl<K: Clone + DeserializeOwned, V: Clone + DeserializeOwned> Node<K, V> {
                     })?;
                     items.extend_from_slice(run);
                 }
-                Op::Insert(raw) => items.push(crate::node::decode_item(raw)?),
+                Op::Insert(raw) => items.push(Arc::new(crate::node::decode_item(raw)?)),
             }
         }
         Ok(Node {

@@ -2,11 +2,15 @@
 //! overflow.
 
 use sop_core::{Result, Uuid};
+use std::sync::Arc;
 
 use crate::{BTree, KeyComparator, Node, NodeItem, NodeRepository, ValueStore};
 
 /// A path of `(node id, index)` steps from the root, holding no node alive.
 pub(crate) type IdPath = Vec<(Uuid, usize)>;
+
+/// A split: the item that goes up, and the new right half.
+type Split<K, V> = (Arc<NodeItem<K, V>>, Node<K, V>);
 
 impl<K, V, R, C> BTree<K, V, R, C>
 where
@@ -30,7 +34,7 @@ where
             self.repo.update(leaf)?;
             return Err(self.invariant(detail));
         }
-        leaf.items.insert(slot, item);
+        leaf.items.insert(slot, Arc::new(item));
         self.fix_overflow(leaf, path).await
     }
 
@@ -70,7 +74,7 @@ where
     /// Cuts an overflowing node after its first `slot_length / 2` items: returns the item to
     /// promote and the new right sibling. The left part keeps `slot_length / 2` items and the
     /// right part `slot_length - slot_length / 2`, so both are at least half full.
-    fn split_off_right(&self, node: &mut Node<K, V>) -> Result<(NodeItem<K, V>, Node<K, V>)> {
+    fn split_off_right(&self, node: &mut Node<K, V>) -> Result<Split<K, V>> {
         let half = self.info.slot_length / 2;
         let right_items = node.items.split_off(half + 1);
         let right_children = if node.is_leaf() {

@@ -1,5 +1,7 @@
 //! What a node holds, and how it is encoded.
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sop_core::{Error, Result, Uuid, codec};
@@ -36,12 +38,16 @@ pub struct NodeItem<K, V> {
 /// A leaf has no children. An internal node with `n` items has `n + 1` children: child `i` holds
 /// the keys between item `i - 1` and item `i`. Nodes do not know their parent: cursors carry the
 /// path from the root, so a split never has to rewrite the children it moves.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Items are shared (`Arc`): copying a node to change it, or building a node version from a
+/// delta over another, copies pointers, not keys and values (a commit into a 1,000-item node
+/// spent three quarters of its instructions cloning keys and values before).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node<K, V> {
     /// The node's logical id: stable for the node's life.
     pub id: Uuid,
     /// The items, in key order.
-    pub items: Vec<NodeItem<K, V>>,
+    pub items: Vec<Arc<NodeItem<K, V>>>,
     /// The children's logical ids: empty for a leaf, `items.len() + 1` otherwise.
     pub children: Vec<Uuid>,
 }
@@ -172,7 +178,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned> Node<K, V> {
         let items = raw
             .items
             .iter()
-            .map(decode_item)
+            .map(|r| decode_item(r).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(Node {
             id: raw.id,

@@ -3,6 +3,7 @@
 //! merging with it.
 
 use sop_core::{Result, Uuid};
+use std::sync::Arc;
 
 use crate::insert::IdPath;
 use crate::{BTree, KeyComparator, Node, NodeItem, NodeRepository, ValueStore};
@@ -32,7 +33,7 @@ where
         if node.is_leaf() {
             let removed = node.items.remove(index);
             self.fix_underflow(node, path).await?;
-            return Ok(removed);
+            return Ok(Arc::unwrap_or_clone(removed));
         }
         // A branch item: its predecessor, the last item of the rightmost leaf under child
         // `index`, takes its place, and that leaf may underflow.
@@ -56,7 +57,7 @@ where
         let removed = std::mem::replace(&mut node.items[index], predecessor);
         self.repo.update(node)?;
         self.fix_underflow(leaf, path).await?;
-        Ok(removed)
+        Ok(Arc::unwrap_or_clone(removed))
     }
 
     /// Brings `node` back to at least half full, going up while parents underflow in turn.

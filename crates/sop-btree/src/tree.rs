@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::ops::RangeBounds;
+use std::sync::Arc;
 
 use sop_core::{Error, Result, StoreInfo, StoreOptions, Uuid, now_millis};
 
@@ -611,7 +612,7 @@ where
             return Err(Error::NoCurrentItem { operation });
         };
         let mut node = self.repo.checkout(node_id).await?;
-        let Some(item) = node.items.get_mut(index) else {
+        let Some(item) = node.items.get_mut(index).map(Arc::make_mut) else {
             let len = node.items.len();
             self.repo.update(node)?;
             return Err(self.invariant(format!(

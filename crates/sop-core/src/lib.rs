@@ -10,6 +10,7 @@
 
 pub mod codec;
 mod error;
+pub mod fasthash;
 mod handle;
 mod loc;
 mod simfs;
@@ -18,6 +19,7 @@ mod uuid;
 pub mod vfs;
 
 pub use error::{Error, Result};
+pub use fasthash::{IdMap, IdSet};
 pub use handle::Handle;
 pub use loc::Loc;
 pub use store::{

@@ -49,6 +49,29 @@ fn commits(c: &mut Criterion) {
             })
         });
     }
+    // The peers' workload shape: 1,000-item nodes of 24-byte keys and 150-byte values.
+    rt.block_on(async {
+        let tx = db.begin(TxMode::ForWriting);
+        let mut t = db
+            .new_btree::<Vec<u8>, Vec<u8>>(&tx, &StoreOptions::new("big"))
+            .unwrap();
+        for k in 0..20_000u32 {
+            t.add(key(k), vec![7; 150]).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
+    g.bench_function("1_key_in_1000_item_nodes", |b| {
+        b.iter(|| {
+            round += 1;
+            rt.block_on(async {
+                let tx = db.begin(TxMode::ForWriting);
+                let mut t = db.open_btree::<Vec<u8>, Vec<u8>>(&tx, "big").unwrap();
+                let k = u32::try_from(round.wrapping_mul(7919) % 20_000).unwrap_or(0);
+                t.upsert(key(k), vec![round as u8; 150]).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+    });
     g.bench_function("read_only_1_key", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -61,6 +84,16 @@ fn commits(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// A 24-byte key spread over the key space.
+fn key(k: u32) -> Vec<u8> {
+    let mut v = u64::from(k)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .to_be_bytes()
+        .to_vec();
+    v.resize(24, 7);
+    v
 }
 
 // criterion_group! generates an undocumented function.

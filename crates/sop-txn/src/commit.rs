@@ -355,7 +355,7 @@ fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
 fn after_commit(engine: &Engine, plans: &[StorePlan], locs: &[Vec<Loc>]) {
     for (p, locs) in plans.iter().zip(locs) {
         for (n, loc) in p.nodes.iter().zip(locs) {
-            engine.l1.insert(loc.to_uuid(), Arc::clone(&n.l1), n.weight);
+            engine.l1.insert(loc.to_uuid(), n.l1.clone());
         }
     }
 }

@@ -6,10 +6,15 @@ use std::sync::Arc;
 use quick_cache::Weighter;
 use sop_core::Uuid;
 
+/// A decoded node version and what its piece chain costs.
 #[derive(Clone)]
-struct Entry {
-    node: Arc<dyn Any + Send + Sync>,
-    bytes: u64,
+pub(crate) struct Entry {
+    /// An `Arc<Node<K, V>>` of the store's types.
+    pub node: Arc<dyn Any + Send + Sync>,
+    /// Deltas in its chain (0: a full piece).
+    pub depth: u8,
+    /// About how big a full piece of it is.
+    pub full_len: u32,
 }
 
 #[derive(Clone)]
@@ -17,12 +22,12 @@ struct ByBytes;
 
 impl Weighter<Uuid, Entry> for ByBytes {
     fn weight(&self, _: &Uuid, v: &Entry) -> u64 {
-        v.bytes.max(1)
+        u64::from(v.full_len).max(1)
     }
 }
 
-/// Decoded nodes by *physical* id. A physical id names an immutable blob, so an entry can never
-/// be stale: a changed node has a new physical id. Weighed by the node's encoded size.
+/// Decoded nodes by piece location. A location names immutable bytes, so an entry can never
+/// be stale: a changed node is at a new location. Weighed by the node's encoded size.
 pub(crate) struct NodeCache {
     cache: quick_cache::sync::Cache<Uuid, Entry, ByBytes>,
 }
@@ -35,19 +40,29 @@ impl NodeCache {
         }
     }
 
-    pub fn get<T: Any + Send + Sync>(&self, pid: Uuid) -> Option<Arc<T>> {
-        self.cache
-            .get(&pid)
-            .and_then(|e| Arc::downcast::<T>(e.node).ok())
+    /// The node at `pid`, if cached with type `T`, with its chain depth and full size.
+    pub fn get<T: Any + Send + Sync>(&self, pid: Uuid) -> Option<(Arc<T>, u8, u32)> {
+        let e = self.cache.get(&pid)?;
+        let node = Arc::downcast::<T>(e.node).ok()?;
+        Some((node, e.depth, e.full_len))
     }
 
-    pub fn insert(&self, pid: Uuid, node: Arc<dyn Any + Send + Sync>, bytes: usize) {
-        self.cache.insert(
-            pid,
-            Entry {
-                node,
-                bytes: bytes as u64,
-            },
-        );
+    pub fn insert(&self, pid: Uuid, entry: Entry) {
+        self.cache.insert(pid, entry);
+    }
+
+    /// A background rewrite put the node cached at `old` at `new` as one full piece of
+    /// `full_len` bytes: same content, so the decoded node serves both.
+    pub fn alias(&self, old: Uuid, new: Uuid, full_len: u32) {
+        if let Some(e) = self.cache.get(&old) {
+            self.cache.insert(
+                new,
+                Entry {
+                    node: e.node,
+                    depth: 0,
+                    full_len,
+                },
+            );
+        }
     }
 }

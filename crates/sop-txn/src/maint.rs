@@ -210,6 +210,11 @@ impl Engine {
                 h.physical_b = Uuid::NIL;
                 h.active_is_b = false;
                 by_table.entry(table).or_default().push(h);
+                // Same content: the node decoded for the old piece serves the new one (not when
+                // values moved: the decoded items still say where they were).
+                if moved.is_empty() {
+                    self.l1.alias(old.active_id(), loc.to_uuid(), loc.len);
+                }
                 count += 1;
             }
             if by_table.is_empty() {

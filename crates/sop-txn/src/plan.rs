@@ -2,7 +2,6 @@
 //! and value types: its out-of-node values and node versions as pieces (a changed node as a
 //! delta over the version it was read at, when that is small), and its handle changes.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -23,9 +22,8 @@ pub(crate) struct NodeWrite {
     pub expected: Option<u64>,
     /// Its piece: a full node or a delta.
     pub bytes: Vec<u8>,
-    /// The decoded node for the L1 cache (a `Cached<K, V>`).
-    pub l1: Arc<dyn Any + Send + Sync>,
-    pub weight: usize,
+    /// The decoded node for the L1 cache.
+    pub l1: crate::l1::Entry,
     /// Deltas in its chain once written (0: a full piece).
     pub depth: u8,
     /// For a delta: the node whose piece it applies to and that piece. The commit point
@@ -320,25 +318,26 @@ fn encode_node<K: Data, V: Data>(
     {
         let mut n = (**node).clone();
         for i in &mut n.items {
-            if let ItemValue::External(id) = &mut i.value {
-                *id = subst(*id);
+            if let ItemValue::External(id) = i.value
+                && subst(id) != id
+            {
+                Arc::make_mut(i).value = ItemValue::External(subst(id));
             }
         }
         Arc::new(n)
     } else {
         Arc::clone(node)
     };
-    let weight = full_len as usize;
     Ok(NodeWrite {
         lid,
         expected,
         bytes,
-        l1: Arc::new(Cached {
+        l1: Cached {
             node: stored,
             depth,
             full_len,
-        }),
-        weight,
+        }
+        .entry(),
         depth,
         base: delta_base,
     })

@@ -35,11 +35,22 @@ async fn cache_set(engine: &Engine, key: &str, value: Vec<u8>, ttl: Duration) {
 pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
 impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
 
-/// A decoded node as the L1 cache holds it: the node and its chain's cost.
+/// A decoded node version and its chain's cost.
 pub(crate) struct Cached<K, V> {
     pub node: Arc<Node<K, V>>,
     pub depth: u8,
     pub full_len: u32,
+}
+
+impl<K: Data, V: Data> Cached<K, V> {
+    /// What L1 holds for it.
+    pub fn entry(&self) -> crate::l1::Entry {
+        crate::l1::Entry {
+            node: Arc::clone(&self.node) as Arc<dyn std::any::Any + Send + Sync>,
+            depth: self.depth,
+            full_len: self.full_len,
+        }
+    }
 }
 
 /// The [`NodeRepository`] and [`ValueStore`] of a tree inside a transaction.
@@ -123,23 +134,34 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         })
     }
 
-    /// The node stored at `loc`: from L1, else its piece (L2, then the log), following a delta
-    /// to its base.
-    async fn node_at(&self, loc: Loc, hops: u8) -> Result<Arc<Cached<K, V>>> {
+    /// The node stored at `loc`: from L1, else its piece (the log; L2 first in clustered
+    /// mode), following a delta to its base. Only the version asked for goes into L1 (the bases
+    /// under it are older versions, mostly superseded).
+    async fn node_at(&self, loc: Loc, hops: u8) -> Result<Cached<K, V>> {
         let engine = &self.shared.engine;
         let pid = loc.to_uuid();
-        if let Some(c) = engine.l1.get::<Cached<K, V>>(pid) {
-            return Ok(c);
+        if let Some((node, depth, full_len)) = engine.l1.get::<Node<K, V>>(pid) {
+            return Ok(Cached {
+                node,
+                depth,
+                full_len,
+            });
         }
-        let cache_cfg = self.shared.state.lock().info.cache;
-        let key = format!("N{pid}");
-        let slide = cache_cfg.node_sliding.then_some(cache_cfg.node);
-        let bytes = match cache_get(engine, &key, slide).await {
-            Some(b) if b.len() == loc.len as usize && crc32c_ok(&b, loc.crc) => b,
-            _ => {
-                let b = engine.read_piece(loc)?;
-                cache_set(engine, &key, b.clone(), cache_cfg.node).await;
-                b
+        let bytes = if engine.catalog.versioned() {
+            // Standalone: L1 holds decoded nodes; a second, in-process copy of their bytes
+            // would only take memory from it.
+            engine.read_piece(loc)?
+        } else {
+            let cache_cfg = self.shared.state.lock().info.cache;
+            let key = format!("N{pid}");
+            let slide = cache_cfg.node_sliding.then_some(cache_cfg.node);
+            match cache_get(engine, &key, slide).await {
+                Some(b) if b.len() == loc.len as usize && crc32c_ok(&b, loc.crc) => b,
+                _ => {
+                    let b = engine.read_piece(loc)?;
+                    cache_set(engine, &key, b.clone(), cache_cfg.node).await;
+                    b
+                }
             }
         };
         let cached = match PieceKind::of(&bytes)? {
@@ -165,10 +187,9 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
                 }
             }
         };
-        let cached = Arc::new(cached);
-        engine
-            .l1
-            .insert(pid, cached.clone(), cached.full_len as usize);
+        if hops == 0 {
+            engine.l1.insert(pid, cached.entry());
+        }
         Ok(cached)
     }
 

@@ -1,13 +1,12 @@
 //! What a transaction knows about one store it opened: the committed nodes it read, the nodes
 //! and values it changed, the key ranges it read and the items it changed.
 
-use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use sop_btree::Node;
-use sop_core::{Error, Handle, Loc, Result, StoreInfo, Uuid};
+use sop_core::{Error, Handle, IdMap, IdSet, Loc, Result, StoreInfo, Uuid};
 
 use crate::engine::Engine;
 use crate::transaction::TxInner;
@@ -48,24 +47,24 @@ pub(crate) struct StoreState<K, V> {
     /// The snapshot (LSN) this store's committed nodes are read at.
     pub snap: u64,
     /// Committed nodes read, with the handle they were read through.
-    pub snapshot: HashMap<Uuid, Read<K, V>>,
+    pub snapshot: IdMap<Uuid, Read<K, V>>,
     /// Nodes added or changed by this transaction, latest copy.
-    pub changed: HashMap<Uuid, Arc<Node<K, V>>>,
+    pub changed: IdMap<Uuid, Arc<Node<K, V>>>,
     /// Logical ids created by this transaction.
-    pub added: HashSet<Uuid>,
+    pub added: IdSet<Uuid>,
     /// Committed logical ids removed by this transaction.
-    pub removed: HashSet<Uuid>,
+    pub removed: IdSet<Uuid>,
     /// Out-of-node values to write at commit, by the id the tree gave them.
-    pub values_pending: HashMap<Uuid, V>,
+    pub values_pending: IdMap<Uuid, V>,
     /// Out-of-node values already written (actively persisted): the tree's id → where.
-    pub values_written: HashMap<Uuid, Loc>,
+    pub values_written: IdMap<Uuid, Loc>,
     /// The tree's item count as this transaction sees it.
     pub count: u64,
     /// Key ranges read (inclusive bounds as recorded by the store handle).
     pub reads: Vec<(Bound<K>, Bound<K>)>,
     /// Items changed, in the order first touched.
     pub touched: Vec<Uuid>,
-    pub touches: HashMap<Uuid, Touch<K, V>>,
+    pub touches: IdMap<Uuid, Touch<K, V>>,
     /// Clustered mode: the registry generation at which `snapshot` was last known current.
     pub epoch: u64,
     /// Set when a call failed part-way: the store must not be committed.
@@ -79,16 +78,16 @@ impl<K, V> StoreState<K, V> {
             info,
             created,
             snap,
-            snapshot: HashMap::new(),
-            changed: HashMap::new(),
-            added: HashSet::new(),
-            removed: HashSet::new(),
-            values_pending: HashMap::new(),
-            values_written: HashMap::new(),
+            snapshot: IdMap::default(),
+            changed: IdMap::default(),
+            added: IdSet::default(),
+            removed: IdSet::default(),
+            values_pending: IdMap::default(),
+            values_written: IdMap::default(),
             count,
             reads: Vec::new(),
             touched: Vec::new(),
-            touches: HashMap::new(),
+            touches: IdMap::default(),
             epoch,
             broken: None,
         }
@@ -149,6 +148,9 @@ pub(crate) struct StoreShared<K, V, C> {
     pub engine: Arc<Engine>,
     pub name: String,
     pub cmp: C,
+    /// Whether reads are recorded for validation: not for a read-only transaction on a
+    /// snapshot (standalone), which validates nothing.
+    pub record_reads: bool,
     pub state: Mutex<StoreState<K, V>>,
 }
 

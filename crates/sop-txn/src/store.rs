@@ -42,15 +42,23 @@ where
     }
 
     fn read(&self, lo: Bound<K>, hi: Bound<K>) {
-        self.shared.state.lock().reads.push((lo, hi));
+        if self.shared.record_reads {
+            self.shared.state.lock().reads.push((lo, hi));
+        }
     }
 
     fn read_key(&self, k: &K) {
-        self.read(Bound::Included(k.clone()), Bound::Included(k.clone()));
+        if self.shared.record_reads {
+            self.read(Bound::Included(k.clone()), Bound::Included(k.clone()));
+        }
     }
 
     /// Records what the cursor now shows after a move from `from` (None: from an end).
-    fn read_move(&self, from: Bound<K>, forward: bool) {
+    fn read_move(&self, from: Bound<&K>, forward: bool) {
+        if !self.shared.record_reads {
+            return;
+        }
+        let from = from.cloned();
         let here = self.tree.current_key().cloned();
         let to = here.map_or(Bound::Unbounded, Bound::Included);
         if forward {
@@ -196,7 +204,7 @@ where
     pub async fn find(&mut self, key: &K, first_item_with_key: bool) -> Result<bool> {
         let r = self.tree.find(key, first_item_with_key).await;
         let found = self.guard_read(r)?;
-        self.read_move(Bound::Included(key.clone()), true);
+        self.read_move(Bound::Included(key), true);
         Ok(found)
     }
 
@@ -207,7 +215,7 @@ where
     pub async fn find_with_id(&mut self, key: &K, id: Uuid) -> Result<bool> {
         let r = self.tree.find_with_id(key, id).await;
         let found = self.guard_read(r)?;
-        self.read_move(Bound::Included(key.clone()), true);
+        self.read_move(Bound::Included(key), true);
         Ok(found)
     }
 
@@ -238,10 +246,14 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn next(&mut self) -> Result<bool> {
-        let from = self.tree.current_key().cloned();
+        let from = if self.shared.record_reads {
+            self.tree.current_key().cloned()
+        } else {
+            None
+        };
         let r = self.tree.next().await;
         let moved = self.guard_read(r)?;
-        if let Some(k) = from {
+        if let Some(k) = &from {
             self.read_move(Bound::Included(k), true);
         }
         Ok(moved)
@@ -252,10 +264,14 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn previous(&mut self) -> Result<bool> {
-        let from = self.tree.current_key().cloned();
+        let from = if self.shared.record_reads {
+            self.tree.current_key().cloned()
+        } else {
+            None
+        };
         let r = self.tree.previous().await;
         let moved = self.guard_read(r)?;
-        if let Some(k) = from {
+        if let Some(k) = &from {
             self.read_move(Bound::Included(k), false);
         }
         Ok(moved)

@@ -254,6 +254,8 @@ impl Transaction {
             engine: Arc::clone(&self.inner.engine),
             name: info.name.clone(),
             cmp,
+            record_reads: self.inner.mode != TxMode::ForReading
+                || !self.inner.engine.catalog.versioned(),
             state: Mutex::new(StoreState::new(
                 info,
                 created,

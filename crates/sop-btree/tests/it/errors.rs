@@ -192,15 +192,17 @@ fn sample_node(n: u8, children: usize) -> Node<String, Vec<u8>> {
     Node {
         id: sop_core::Uuid::new_v4(),
         items: (0..n)
-            .map(|i| sop_btree::NodeItem {
-                id: sop_core::Uuid::new_v4(),
-                key: format!("k{i:03}"),
-                value: if i % 2 == 0 {
-                    sop_btree::ItemValue::Inline(vec![i; usize::from(i)])
-                } else {
-                    sop_btree::ItemValue::External(sop_core::Uuid::new_v4())
-                },
-                version: u32::from(i) * 7,
+            .map(|i| {
+                Arc::new(sop_btree::NodeItem {
+                    id: sop_core::Uuid::new_v4(),
+                    key: format!("k{i:03}"),
+                    value: if i % 2 == 0 {
+                        sop_btree::ItemValue::Inline(vec![i; usize::from(i)])
+                    } else {
+                        sop_btree::ItemValue::External(sop_core::Uuid::new_v4())
+                    },
+                    version: u32::from(i) * 7,
+                })
             })
             .collect(),
         children: (0..children).map(|_| sop_core::Uuid::new_v4()).collect(),
@@ -249,17 +251,18 @@ fn edited(base: &Node<String, Vec<u8>>, ops: &[(u8, u8)]) -> Node<String, Vec<u8
                 n.items.remove(i);
             }
             1 if i < len => {
-                n.items[i].version += 1;
-                n.items[i].value = sop_btree::ItemValue::Inline(vec![at; 3]);
+                let item = Arc::make_mut(&mut n.items[i]);
+                item.version += 1;
+                item.value = sop_btree::ItemValue::Inline(vec![at; 3]);
             }
             2 => n.items.insert(
                 i,
-                sop_btree::NodeItem {
+                Arc::new(sop_btree::NodeItem {
                     id: sop_core::Uuid::new_v4(),
                     key: format!("new{at}"),
                     value: sop_btree::ItemValue::Inline(vec![at]),
                     version: 0,
-                },
+                }),
             ),
             3 => {
                 let c = usize::from(at) % (n.children.len() + 1);
