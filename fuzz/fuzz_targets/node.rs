@@ -11,11 +11,13 @@ fn base() -> Node<String, Vec<u8>> {
     Node {
         id: sop_core::Uuid::from_bytes([1; 16]),
         items: (0..5u8)
-            .map(|i| sop_btree::NodeItem {
-                id: sop_core::Uuid::from_bytes([i + 2; 16]),
-                key: format!("k{i}"),
-                value: sop_btree::ItemValue::Inline(vec![i; 3]),
-                version: u32::from(i),
+            .map(|i| {
+                std::sync::Arc::new(sop_btree::NodeItem {
+                    id: sop_core::Uuid::from_bytes([i + 2; 16]),
+                    key: format!("k{i}"),
+                    value: sop_btree::ItemValue::Inline(vec![i; 3]),
+                    version: u32::from(i),
+                })
             })
             .collect(),
         children: (0..6u8)

@@ -99,15 +99,18 @@ pub(crate) fn apply_ops<T: Clone>(base: &[T], ops: &[Op<T>], what: &str) -> Resu
 const LOOKAHEAD: usize = 4;
 
 /// The ops that build `new` from `base`, matching entries by `key` (None: never matched).
+/// `same(b, n)` is a cheap test that `n` is the base's entry `b` itself (for shared items,
+/// the same allocation): runs of kept entries are copied by it without computing keys.
 /// Walks both lists together first (a change touches few entries, and kept entries keep their
 /// order); only when that finds many entries to insert does it index the base to find entries
 /// that moved (the new half of a split).
 fn diff<'t, T, K: std::hash::Hash + Eq>(
     base: &'t [T],
     new: &'t [T],
+    same: impl Fn(&T, &T) -> bool,
     key: impl Fn(&T) -> Option<K>,
 ) -> Vec<Op<&'t T>> {
-    let (ops, inserts) = diff_with(base, new, &key, |k, next| {
+    let (ops, inserts) = diff_with(base, new, &same, &key, |k, next| {
         (next..(next + LOOKAHEAD).min(base.len())).find(|&j| key(&base[j]).as_ref() == Some(k))
     });
     if inserts <= 8 || inserts * 8 <= new.len() {
@@ -118,32 +121,43 @@ fn diff<'t, T, K: std::hash::Hash + Eq>(
         .enumerate()
         .filter_map(|(i, x)| key(x).map(|k| (k, i)))
         .collect();
-    diff_with(base, new, &key, |k, _| index.get(k).copied()).0
+    diff_with(base, new, &same, &key, |k, _| index.get(k).copied()).0
 }
 
 /// One pass: `find(key, next)` says where in the base an entry is. Returns the ops and how many
 /// are inserts.
 fn diff_with<'t, T, K>(
-    _base: &'t [T],
+    base: &'t [T],
     new: &'t [T],
+    same: &impl Fn(&T, &T) -> bool,
     key: &impl Fn(&T) -> Option<K>,
     find: impl Fn(&K, usize) -> Option<usize>,
 ) -> (Vec<Op<&'t T>>, usize) {
     let mut ops: Vec<Op<&T>> = Vec::new();
     let mut next = 0usize;
     let mut inserts = 0;
-    for x in new {
+    let mut i = 0usize;
+    while i < new.len() {
+        // The common case: a run of entries kept in place since the last change.
+        let run = base
+            .get(next..)
+            .unwrap_or_default()
+            .iter()
+            .zip(&new[i..])
+            .take_while(|(b, n)| same(b, n))
+            .count();
+        if run > 0 {
+            push_copy(&mut ops, next, run);
+            next += run;
+            i += run;
+            continue;
+        }
+        let x = &new[i];
+        i += 1;
         match key(x).and_then(|k| find(&k, next)) {
             Some(j) => {
                 next = j + 1;
-                let j = u32::try_from(j).unwrap_or(u32::MAX);
-                if let Some(Op::Copy { from, count }) = ops.last_mut()
-                    && *from + *count == j
-                {
-                    *count += 1;
-                    continue;
-                }
-                ops.push(Op::Copy { from: j, count: 1 });
+                push_copy(&mut ops, j, 1);
             }
             None => {
                 inserts += 1;
@@ -152,6 +166,19 @@ fn diff_with<'t, T, K>(
         }
     }
     (ops, inserts)
+}
+
+/// Appends a copy of `count` base entries from `from`, extending the last copy when it ends there.
+fn push_copy<T>(ops: &mut Vec<Op<T>>, from: usize, count: usize) {
+    let from = u32::try_from(from).unwrap_or(u32::MAX);
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    if let Some(Op::Copy { from: f, count: c }) = ops.last_mut()
+        && f.checked_add(*c) == Some(from)
+    {
+        *c = c.saturating_add(count);
+        return;
+    }
+    ops.push(Op::Copy { from, count });
 }
 
 impl<K: Serialize, V: Serialize> Node<K, V> {
@@ -168,12 +195,16 @@ impl<K: Serialize, V: Serialize> Node<K, V> {
         depth: u8,
         ext: &dyn Fn(Uuid) -> Uuid,
     ) -> Result<Vec<u8>> {
-        let child_ops = diff(&base.children, &self.children, |c| Some(*c));
-        let item_ops = diff(&base.items, &self.items, |i: &Arc<NodeItem<K, V>>| {
-            // An item whose value moved to a new location is a new item for the delta.
-            let moved = matches!(i.value, ItemValue::External(id) if ext(id) != id);
-            (!moved).then_some((i.id, i.version))
-        });
+        let child_ops = diff(&base.children, &self.children, |a, b| a == b, |c| Some(*c));
+        // An item whose value moved to a new location is a new item for the delta.
+        let moved =
+            |i: &NodeItem<K, V>| matches!(i.value, ItemValue::External(id) if ext(id) != id);
+        let item_ops = diff(
+            &base.items,
+            &self.items,
+            |b: &Arc<NodeItem<K, V>>, n: &Arc<NodeItem<K, V>>| Arc::ptr_eq(b, n) && !moved(n),
+            |i: &Arc<NodeItem<K, V>>| (!moved(i)).then_some((i.id, i.version)),
+        );
         let mut out = Vec::with_capacity(DELTA_HEADER + 64);
         out.push(DELTA_FORMAT_VERSION);
         out.extend_from_slice(self.id.as_bytes());

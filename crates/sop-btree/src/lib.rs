@@ -43,4 +43,4 @@ pub use node::{Item, ItemShape, ItemValue, Node, NodeItem, NodeShape};
 pub use range::Range;
 pub use raw::{DELTA_FORMAT_VERSION, NODE_FORMAT_VERSION, PieceKind, RawItem, RawNode};
 pub use repo::{NodeRepository, ValueStore};
-pub use tree::{BTree, MemBTree};
+pub use tree::{BTree, MemBTree, Upserted};

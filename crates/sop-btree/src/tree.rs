@@ -23,6 +23,23 @@ pub(crate) enum Cursor<K, V> {
     Pending { key: K, id: Uuid },
 }
 
+/// What [`BTree::upsert_with_id`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upserted<K> {
+    /// It added a new item with the id it was given.
+    Added,
+    /// It replaced the value of the existing item `id`, whose key and version before the
+    /// change are given.
+    Updated {
+        /// The item's id.
+        id: Uuid,
+        /// The item's key as stored (equal to the key given, possibly not identical).
+        key: K,
+        /// The item's version before this change.
+        version: u32,
+    },
+}
+
 /// A B-tree of `K` keys and `V` values over the node repository and value store `R`, ordered by
 /// `C`.
 ///
@@ -181,8 +198,17 @@ where
     /// # Errors
     /// As [`BTree::add`].
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
+        self.add_if_not_exist_with_id(Uuid::new_v4(), key, value)
+            .await
+    }
+
+    /// As [`BTree::add_if_not_exist`], with the item id given (see [`BTree::add_with_id`]).
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn add_if_not_exist_with_id(&mut self, id: Uuid, key: K, value: V) -> Result<bool> {
         self.guard()?;
-        let r = self.add_inner(Uuid::new_v4(), key, value, true).await;
+        let r = self.add_inner(id, key, value, true).await;
         self.poison_on(r)
     }
 
@@ -192,14 +218,43 @@ where
     /// # Errors
     /// As [`BTree::add`].
     pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
+        let done = self.upsert_with_id(Uuid::new_v4(), key, value).await?;
+        Ok(matches!(done, Upserted::Added))
+    }
+
+    /// As [`BTree::upsert`], with the id a new item gets given (see [`BTree::add_with_id`]),
+    /// saying what it did: for a caller that tracks items by id (a transaction). In a unique
+    /// tree it walks from the root once, whichever way it goes.
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn upsert_with_id(&mut self, id: Uuid, key: K, value: V) -> Result<Upserted<K>> {
         self.guard()?;
         let r = async {
-            if self.find_inner(&key).await? {
-                self.set_current(None, Some(value), "upsert").await?;
-                Ok(false)
+            let (path, found) = if self.info.unique {
+                self.descend_exact(&key).await?
             } else {
-                self.add_inner(Uuid::new_v4(), key, value, false).await
+                self.cursor = Cursor::None;
+                let (path, found) = self.find_path(&key).await?;
+                if !found {
+                    drop(path);
+                    self.add_inner(id, key, value, false).await?;
+                    return Ok(Upserted::Added);
+                }
+                (path, found)
+            };
+            if !found {
+                self.insert_new(path, id, key, value).await?;
+                return Ok(Upserted::Added);
             }
+            let Some((id, key, version)) =
+                item_at(&path).map(|it| (it.id, it.key.clone(), it.version))
+            else {
+                return Err(self.invariant("a found key's path points at no item".into()));
+            };
+            self.cursor = Cursor::At(path);
+            self.set_current(None, Some(value), "upsert").await?;
+            Ok(Upserted::Updated { id, key, version })
         }
         .await;
         self.poison_on(r)
@@ -572,6 +627,12 @@ where
         } else {
             self.descend(Seek::Upper(&key)).await?
         };
+        self.insert_new(path, id, key, value).await?;
+        Ok(true)
+    }
+
+    /// Inserts a new item where `path` (from a descent for its key) says it goes.
+    async fn insert_new(&mut self, path: Path<K, V>, id: Uuid, key: K, value: V) -> Result<()> {
         let value = self.store_value(value).await?;
         let item = NodeItem {
             id,
@@ -586,7 +647,7 @@ where
             key: pending_key,
             id,
         };
-        Ok(true)
+        Ok(())
     }
 
     /// Replaces the key and/or value of the cursor's item in place.

@@ -4,7 +4,7 @@
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use sop_btree::{BTree, Item, KeyComparator, NaturalOrder, TreeStats};
+use sop_btree::{BTree, Item, KeyComparator, NaturalOrder, TreeStats, Upserted};
 use sop_core::{Result, StoreInfo, Uuid};
 
 use crate::repo::{Data, TxRepo};
@@ -125,22 +125,21 @@ where
     /// # Errors
     /// Conflicts, storage errors, a read-only transaction.
     pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
-        let r = self.tree.add(key.clone(), value.clone()).await;
+        let id = Uuid::new_v4();
+        let r = self.tree.add_with_id(id, key.clone(), value.clone()).await;
         let added = self.guard(r)?;
-        self.after_add(added, key, value).await
+        self.after_add(added, id, key, value);
+        Ok(added)
     }
 
-    async fn after_add(&mut self, added: bool, key: K, value: V) -> Result<bool> {
+    /// Records an add (the new item `id`), or the read that found the key taken.
+    fn after_add(&mut self, added: bool, id: Uuid, key: K, value: V) {
         if added {
-            let r = self.tree.current_version().await;
-            if let Some((id, _)) = self.guard(r)? {
-                self.shared.state.lock().touch_after(id, Some((key, value)));
-            }
+            self.shared.state.lock().touch_after(id, Some((key, value)));
             self.sync_count();
         } else {
             self.read_key(&key);
         }
-        Ok(added)
     }
 
     /// Adds an item only if no item has an equal key.
@@ -148,13 +147,18 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
-        let r = self.tree.add_if_not_exist(key.clone(), value.clone()).await;
+        let id = Uuid::new_v4();
+        let r = self
+            .tree
+            .add_if_not_exist_with_id(id, key.clone(), value.clone())
+            .await;
         let added = self.guard(r)?;
         if added {
             // It read that no equal key existed (a failed add records that itself).
             self.read_key(&key);
         }
-        self.after_add(added, key, value).await
+        self.after_add(added, id, key, value);
+        Ok(added)
     }
 
     /// Adds the item or replaces the value of the first item with an equal key; `true` when it
@@ -163,12 +167,28 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
-        // `find` records the key range it read.
-        if self.find(&key, true).await? {
-            self.update_current_value(value).await?;
-            Ok(false)
-        } else {
-            self.add(key, value).await
+        let id = Uuid::new_v4();
+        let r = self
+            .tree
+            .upsert_with_id(id, key.clone(), value.clone())
+            .await;
+        // Either way it read whether the key was there.
+        self.read_key(&key);
+        match self.guard(r)? {
+            Upserted::Added => {
+                self.after_add(true, id, key, value);
+                Ok(true)
+            }
+            Upserted::Updated {
+                id,
+                key: stored,
+                version,
+            } => {
+                let mut state = self.shared.state.lock();
+                state.touch_before(id, &stored, version);
+                state.touch_after(id, Some((stored, value)));
+                Ok(false)
+            }
         }
     }
 
