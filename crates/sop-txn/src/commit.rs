@@ -114,6 +114,9 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
                 if !deep.is_empty() && engine.catalog.versioned() {
                     jobs.push(crate::maint::Job::Consolidate(deep));
                 }
+                engine
+                    .commits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if engine.note_appended(bytes + value_bytes) {
                     jobs.push(crate::maint::Job::Checkpoint);
                 }
@@ -354,6 +357,9 @@ fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
 /// After the commit: the new nodes go into L1 under their locations.
 fn after_commit(engine: &Engine, plans: &[StorePlan], locs: &[Vec<Loc>]) {
     for (p, locs) in plans.iter().zip(locs) {
+        for pid in &p.superseded {
+            engine.l1.remove(*pid);
+        }
         for (n, loc) in p.nodes.iter().zip(locs) {
             engine.l1.insert(loc.to_uuid(), n.l1.clone());
         }

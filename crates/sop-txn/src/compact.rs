@@ -125,6 +125,19 @@ impl Engine {
         Ok(report)
     }
 
+    /// Removes the segments an earlier compaction found dead whose time has come (the
+    /// checkpoint and every open snapshot passed the point they were found dead at), without
+    /// walking any tree.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn remove_dead_segments(&self) -> Result<CompactionReport> {
+        let _one = self.compacting.lock();
+        let mut report = CompactionReport::default();
+        self.remove_dead(&mut report)?;
+        Ok(report)
+    }
+
     /// Walks every store at `snap`: the nodes, and referenced bytes per segment.
     fn mark(&self, snap: u64) -> Result<(Vec<Marked>, BTreeMap<u32, u64>)> {
         let names = self.catalog.store_names(snap)?;

@@ -90,6 +90,8 @@ pub struct Engine {
     checkpoint_bytes: u64,
     /// Log bytes appended since the last checkpoint.
     since_checkpoint: AtomicU64,
+    /// Commits that wrote something, ever: the maintenance thread's sign of activity.
+    pub(crate) commits: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,6 +115,11 @@ impl Drop for Engine {
             }
             if let Err(e) = self.catalog.checkpoint(&self.log) {
                 tracing::warn!(error = %e, "final checkpoint failed; the next open replays the log");
+                return;
+            }
+            // No reader is left: segments found dead go now, not at the next open's compaction.
+            if let Err(e) = self.remove_dead_segments() {
+                tracing::warn!(error = %e, "removing dead segments failed; the next compaction retries");
             }
         }
     }
@@ -159,6 +166,7 @@ impl Engine {
             maintenance: crate::maint::Maintenance::default(),
             checkpoint_bytes: parts.checkpoint_bytes.max(1),
             since_checkpoint: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
         });
         if report.damage.is_some() || report.replayed > 0 {
             // Start clean: what was replayed goes into the registry, and the damaged part of
@@ -271,6 +279,11 @@ impl Engine {
     }
 
     /// Counts log bytes toward the next checkpoint; whether one is due.
+    /// Whether anything was appended since the last checkpoint.
+    pub(crate) fn appended_since_checkpoint(&self) -> bool {
+        self.since_checkpoint.load(Ordering::Relaxed) > 0
+    }
+
     pub(crate) fn note_appended(&self, bytes: u64) -> bool {
         self.catalog.versioned()
             && self.since_checkpoint.fetch_add(bytes, Ordering::Relaxed) + bytes

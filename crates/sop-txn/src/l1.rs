@@ -51,10 +51,17 @@ impl NodeCache {
         self.cache.insert(pid, entry);
     }
 
+    /// Forgets the node at `pid` (a superseded version: readers of older snapshots that still
+    /// want it read it from its piece).
+    pub fn remove(&self, pid: Uuid) {
+        self.cache.remove(&pid);
+    }
+
     /// A background rewrite put the node cached at `old` at `new` as one full piece of
-    /// `full_len` bytes: same content, so the decoded node serves both.
+    /// `full_len` bytes: same content, so the decoded node moves to the new location.
     pub fn alias(&self, old: Uuid, new: Uuid, full_len: u32) {
-        if let Some(e) = self.cache.get(&old) {
+        // Moved, not copied: new transactions read the new piece.
+        if let Some((_, e)) = self.cache.remove(&old) {
             self.cache.insert(
                 new,
                 Entry {

@@ -22,7 +22,7 @@ use crate::engine::Engine;
 use crate::record::{CommitRecord, TableChanges};
 
 /// A node whose chain has this many deltas is consolidated in the background.
-pub const SOFT_CHAIN: u8 = 8;
+pub const SOFT_CHAIN: u8 = 24;
 /// Readers follow at most this many deltas; a commit on a node this deep writes it whole.
 pub const HARD_CHAIN: u8 = 48;
 
@@ -83,8 +83,46 @@ impl Maintenance {
     }
 }
 
+/// Quiet time after which the thread checkpoints and compacts on its own, so the space of a
+/// burst of commits comes back without waiting for the next burst.
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What an idle round leaves for the next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Left {
+    Nothing,
+    /// It emptied segments: the next mark finds them dead.
+    Emptied,
+    /// Dead segments wait for an old reader (or a checkpoint).
+    Waiting,
+}
+
 fn run(engine: &Weak<Engine>, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+    // The commit count at the last idle round: one round per quiet spell, not one per second.
+    let mut idle_seen = 0;
+    // What the last idle round left: segments it emptied (found dead by the next mark) or
+    // dead ones waiting for a reader.
+    let mut left = Left::Nothing;
+    loop {
+        let first = match rx.recv_timeout(IDLE_AFTER) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                let commits = engine.commits.load(std::sync::atomic::Ordering::Relaxed);
+                left = if commits != idle_seen || left == Left::Emptied {
+                    idle_seen = commits;
+                    engine.idle_round()
+                } else if left == Left::Waiting {
+                    engine.remove_waiting()
+                } else {
+                    Left::Nothing
+                };
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         // Everything queued meanwhile, merged: one checkpoint, one consolidation.
         let mut checkpoint = false;
         let mut nodes = Vec::new();
@@ -134,6 +172,38 @@ impl Engine {
                 }
             }
             Err(_) => work(),
+        }
+    }
+
+    /// A round of its own when commits have paused: checkpoint (when anything was appended)
+    /// and compact. Says what is left for the next quiet second.
+    fn idle_round(&self) -> Left {
+        if self.appended_since_checkpoint()
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::warn!(error = %e, "idle checkpoint failed; the next one catches up");
+            return Left::Nothing;
+        }
+        match self.compact() {
+            Ok(r) if r.moved_nodes > 0 => Left::Emptied,
+            Ok(r) if !r.waiting.is_empty() => Left::Waiting,
+            Ok(_) => Left::Nothing,
+            Err(e) => {
+                tracing::warn!(error = %e, "idle compaction failed; the next one catches up");
+                Left::Nothing
+            }
+        }
+    }
+
+    /// Removes the dead segments no reader or replay needs any more (cheap: no tree walk).
+    fn remove_waiting(&self) -> Left {
+        match self.remove_dead_segments() {
+            Ok(r) if r.waiting.is_empty() => Left::Nothing,
+            Ok(_) => Left::Waiting,
+            Err(e) => {
+                tracing::warn!(error = %e, "removing dead segments failed; the next compaction retries");
+                Left::Nothing
+            }
         }
     }
 

@@ -49,6 +49,10 @@ pub(crate) struct StorePlan {
     pub created: Option<StoreInfo>,
     /// Bytes of values written by this plan.
     pub value_bytes: u64,
+    /// Pieces this commit supersedes (of changed and removed nodes): once it is durable, no
+    /// new transaction reads them, so their decoded copies leave the L1 cache rather than
+    /// crowd out the nodes that are read.
+    pub superseded: Vec<Uuid>,
 }
 
 impl StorePlan {
@@ -163,12 +167,21 @@ where
                     },
                 })
             });
+            if expected.is_some()
+                && let Some(r) = st.snapshot.get(&lid)
+            {
+                plan.superseded.push(r.handle.active_id());
+                if let Some(h) = moved.get(&lid) {
+                    plan.superseded.push(h.active_id());
+                }
+            }
             plan.nodes
                 .push(encode_node(lid, node, base, expected, &subst)?);
         }
         for lid in &st.removed {
             if let Some(r) = st.snapshot.get(lid) {
                 plan.removes.push((*lid, r.handle.version));
+                plan.superseded.push(r.handle.active_id());
                 plan.lock_keys.push(lock_key(*lid));
             }
         }
@@ -231,13 +244,21 @@ fn write_pending_values<K, V: Data>(
 /// (a split's new half is written as a delta over the node it was split from).
 fn donors<K, V>(st: &StoreState<K, V>) -> HashMap<Uuid, Uuid> {
     let mut out = HashMap::new();
-    if st.added.is_empty() {
+    // Only the first item of each new node is looked up: index just those, then find them.
+    let wanted: sop_core::IdSet<Uuid> = st
+        .added
+        .iter()
+        .filter_map(|lid| st.changed.get(lid)?.items.first().map(|i| i.id))
+        .collect();
+    if wanted.is_empty() {
         return out;
     }
     for (lid, r) in &st.snapshot {
         if st.changed.contains_key(lid) || st.removed.contains(lid) {
             for it in &r.node.items {
-                out.insert(it.id, *lid);
+                if wanted.contains(&it.id) {
+                    out.insert(it.id, *lid);
+                }
             }
         }
     }

@@ -248,6 +248,8 @@ fn every_sync_point(checkpoint: u64) {
 fn consolidation_cut_at_every_sync_point_keeps_every_acknowledged_commit() {
     CHECKPOINT.with(|c| c.set(16 << 10));
     let rt = crate::support::rt();
+    // Enough one-key commits on one node for its delta chain to be consolidated.
+    const COMMITS: u32 = sop_txn::SOFT_CHAIN as u32 + 6;
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("db");
@@ -271,13 +273,13 @@ fn consolidation_cut_at_every_sync_point_keeps_every_acknowledged_commit() {
                 .map(|k| (k, format!("start {k}")))
                 .collect::<std::collections::BTreeMap<u32, String>>(),
         ];
-        for i in 0..20u32 {
+        for i in 0..COMMITS {
             let mut s = states.last().unwrap().clone();
             s.insert(i % 5, format!("small {i}"));
             states.push(s);
         }
         async fn work(db: &Database, oks: &mut usize) -> Result<()> {
-            for i in 0..20u32 {
+            for i in 0..COMMITS {
                 let tx = db.begin(TxMode::ForWriting);
                 let mut c = db.open_btree::<u32, String>(&tx, "c")?;
                 c.upsert(i % 5, format!("small {i}")).await?;
@@ -308,7 +310,10 @@ fn consolidation_cut_at_every_sync_point_keeps_every_acknowledged_commit() {
             work(&db, &mut 0).await.unwrap();
             fs.syncs() - s0
         };
-        assert!(points > 20, "{points} syncs: no consolidation happened");
+        assert!(
+            points > u64::from(COMMITS),
+            "{points} syncs: no consolidation happened"
+        );
         for k in 1..=points {
             let fs = start.crash_image();
             let db = open(&root, &fs).unwrap();

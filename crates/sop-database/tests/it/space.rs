@@ -121,6 +121,53 @@ fn removed_and_overwritten_data_gives_its_space_back() {
     });
 }
 
+/// Waits (up to a minute; no timing is asserted) until the log holds at most `bytes`.
+fn wait_for_log_at_most(dir: &Path, bytes: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = log_bytes(dir);
+        if now <= bytes || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn space_comes_back_by_itself_once_commits_pause_and_the_last_old_reader_closes() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let options = DatabaseOptions {
+            background_maintenance: true,
+            // Checkpoints only when idle: commits alone never ask for compaction here.
+            registry_checkpoint_bytes: u64::MAX,
+            ..small(None)
+        };
+        let db = Database::open(dir.path(), options).unwrap();
+        // A reader whose snapshot predates all of it: nothing it can see may go.
+        let old_reader = db.begin(TxMode::ForReading);
+        let model = churn(&db).await;
+        let before = log_bytes(dir.path());
+        // Commits have paused, but the reader still pins the superseded segments.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        assert_eq!(contents(&db).await, model);
+        let pinned = log_bytes(dir.path());
+        // Closing it is all it takes: no commit, no compaction call.
+        old_reader.commit().await.unwrap();
+        let after = wait_for_log_at_most(dir.path(), before / 3);
+        eprintln!("log {before} -> {pinned} (reader open) -> {after} bytes");
+        assert!(
+            after * 3 <= before,
+            "{before} -> {after}: space did not come back"
+        );
+        assert_eq!(contents(&db).await, model);
+        crate::support::assert_verified(&db, "after background compaction").await;
+        drop(db);
+        let db = Database::open(dir.path(), small(None)).unwrap();
+        assert_eq!(contents(&db).await, model);
+    });
+}
+
 #[test]
 fn a_compaction_cut_at_every_sync_point_loses_nothing() {
     rt().block_on(async {
