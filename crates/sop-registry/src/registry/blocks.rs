@@ -1,0 +1,272 @@
+//! Handles in segment files of 4 KiB blocks: the cache of open segment files, reading and
+//! checking blocks, finding a handle's slot, and placing new handles along a block's chain.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sop_core::vfs::FileHandle;
+use sop_core::{Error, Handle, Result, Uuid, validate_store_name};
+
+use super::shared::{SHARED_APPLY_WAIT, read_gen};
+use super::{MAX_SEGMENTS, Registry, TABLES_DIR};
+use crate::record::{BLOCK_SIZE, Block};
+
+/// At most this many registry segment files are kept open.
+const OPEN_FILES: usize = 64;
+
+pub(super) type BlockKey = (String, u32, u64);
+
+impl Registry {
+    pub(super) fn table_dir(&self, table: &str) -> PathBuf {
+        self.base.join(TABLES_DIR).join(table)
+    }
+
+    pub(super) fn segment_path(&self, table: &str, segment: u32) -> PathBuf {
+        self.table_dir(table).join(format!("{table}-{segment}.reg"))
+    }
+
+    pub(super) fn block_of(&self, id: Uuid) -> u64 {
+        id.high_low().0 % u64::from(self.hash_mod)
+    }
+
+    /// The segment's open file, or `None` when the segment does not exist.
+    pub(super) fn file(
+        &self,
+        table: &str,
+        segment: u32,
+        create: bool,
+    ) -> Result<Option<Arc<dyn FileHandle>>> {
+        let key = (table.to_string(), segment);
+        if let Some(f) = self.files.read().get(&key) {
+            return Ok(Some(Arc::clone(f)));
+        }
+        let path = self.segment_path(table, segment);
+        let file: Arc<dyn FileHandle> = match self.fs.open(&path, create) {
+            Ok(f) => Arc::from(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    op: "open",
+                    path,
+                    source: e,
+                });
+            }
+        };
+        let size = u64::from(self.hash_mod) * BLOCK_SIZE as u64;
+        if create && file.size().map_err(Error::io("stat", &path))? < size {
+            file.set_len(size).map_err(Error::io("extend", &path))?;
+        }
+        let mut files = self.files.write();
+        if files.len() >= OPEN_FILES {
+            // Bounded: thousands of stores never hold a descriptor each.
+            files.clear();
+        }
+        files.insert(key, Arc::clone(&file));
+        Ok(Some(file))
+    }
+
+    /// Reads and checks a block; `None` when its segment does not exist.
+    fn read_block(&self, table: &str, segment: u32, block: u64) -> Result<Option<Block>> {
+        let Some(file) = self.file(table, segment, false)? else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; BLOCK_SIZE];
+        let offset = block * BLOCK_SIZE as u64;
+        let path = || self.segment_path(table, segment);
+        // A short read is the unwritten (sparse) end of a segment: zeros.
+        {
+            let _shared = self.blocks.read();
+            file.read_at(&mut buf, offset).map_err(|e| Error::Io {
+                op: "read",
+                path: path(),
+                source: e,
+            })?;
+        }
+        let decoded = Block::decode(&buf);
+        if decoded.is_err()
+            && let Some(f) = &self.shared_gen
+        {
+            // Another process may be overwriting this block right now: read again once its
+            // batch is applied. Only a block that stays bad is corrupt.
+            let start = std::time::Instant::now();
+            while start.elapsed() < SHARED_APPLY_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                if !read_gen(f.as_ref()).is_multiple_of(2) {
+                    continue;
+                }
+                file.read_at(&mut buf, offset).map_err(|e| Error::Io {
+                    op: "read",
+                    path: path(),
+                    source: e,
+                })?;
+                if let Ok(b) = Block::decode(&buf) {
+                    return Ok(Some(b));
+                }
+            }
+        }
+        decoded.map(Some).map_err(|detail| Error::Corruption {
+            what: "registry block",
+            location: format!("{} offset {offset}", path().display()),
+            detail,
+        })
+    }
+
+    /// Finds the handle's block and slot, looking in `working` before the disk.
+    pub(super) fn locate(
+        &self,
+        working: &mut BTreeMap<BlockKey, Block>,
+        table: &str,
+        id: Uuid,
+    ) -> Result<Option<(u32, usize)>> {
+        let block = self.block_of(id);
+        for segment in 1..=MAX_SEGMENTS {
+            let Some(b) = self.load(working, table, segment, block)? else {
+                return Ok(None);
+            };
+            if let Some(slot) = b.find(id) {
+                return Ok(Some((segment, slot)));
+            }
+            if !b.overflow {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// A block from `working`, else from disk into `working`; `None` when its segment is absent.
+    pub(super) fn load<'w>(
+        &self,
+        working: &'w mut BTreeMap<BlockKey, Block>,
+        table: &str,
+        segment: u32,
+        block: u64,
+    ) -> Result<Option<&'w mut Block>> {
+        let key = (table.to_string(), segment, block);
+        if !working.contains_key(&key) {
+            let Some(b) = self.read_block(table, segment, block)? else {
+                return Ok(None);
+            };
+            working.insert(key.clone(), b);
+        }
+        Ok(working.get_mut(&key))
+    }
+
+    /// The handles of `ids` in `table` that exist, keyed by logical id.
+    ///
+    /// # Errors
+    /// Corruption and I/O errors.
+    pub fn get(&self, table: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Handle>> {
+        self.check_failed()?;
+        validate_store_name(table)?;
+        let mut seen = BTreeMap::new();
+        let mut out = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            if let Some((segment, slot)) = self.locate(&mut seen, table, id)? {
+                let key = (table.to_string(), segment, self.block_of(id));
+                if let Some(Some(h)) = seen.get(&key).and_then(|b| b.slots.get(slot)) {
+                    out.insert(id, *h);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The handle of `id` in `table`, if any.
+    ///
+    /// # Errors
+    /// Corruption and I/O errors.
+    pub fn get_one(&self, table: &str, id: Uuid) -> Result<Option<Handle>> {
+        Ok(self.get(table, &[id])?.remove(&id))
+    }
+
+    pub(super) fn set_slot(
+        &self,
+        working: &mut BTreeMap<BlockKey, Block>,
+        table: &str,
+        segment: u32,
+        block: u64,
+        slot: usize,
+        value: Option<Handle>,
+    ) -> Result<()> {
+        if let Some(Some(b)) = self
+            .load(working, table, segment, block)?
+            .map(|b| b.slots.get_mut(slot))
+        {
+            *b = value;
+        }
+        Ok(())
+    }
+
+    /// Puts a new handle in the first block of its chain with room, marking full blocks as
+    /// overflowing and starting a new segment when every existing one is full there.
+    pub(super) fn place(
+        &self,
+        working: &mut BTreeMap<BlockKey, Block>,
+        dirty: &mut BTreeSet<BlockKey>,
+        table: &str,
+        block: u64,
+        h: Handle,
+    ) -> Result<()> {
+        for segment in 1..=MAX_SEGMENTS {
+            let key = (table.to_string(), segment, block);
+            if self.load(working, table, segment, block)?.is_none() {
+                working.insert(key.clone(), Block::empty());
+            }
+            let Some(b) = working.get_mut(&key) else {
+                continue;
+            };
+            dirty.insert(key);
+            if let Some(slot) = b.free_slot(h.logical_id) {
+                b.slots[slot] = Some(h);
+                return Ok(());
+            }
+            b.overflow = true;
+        }
+        Err(Error::InvalidConfig {
+            what: "registry",
+            reason: format!(
+                "table {table:?} needs more than {MAX_SEGMENTS} segments at block {block}; create the database with a larger hash mod"
+            ),
+        })
+    }
+
+    /// The segment file a block image goes to, created (with its folder) when new.
+    pub(super) fn segment_for(
+        &self,
+        table: &str,
+        segment: u32,
+        image: &[u8],
+        new_dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<Arc<dyn FileHandle>> {
+        validate_store_name(table)?;
+        let path = self.segment_path(table, segment);
+        if image.len() != BLOCK_SIZE {
+            return Err(Error::Corruption {
+                what: "registry journal",
+                location: path.display().to_string(),
+                detail: format!("a block image of {} bytes", image.len()),
+            });
+        }
+        let file = match self.file(table, segment, false)? {
+            Some(f) => f,
+            None => {
+                let dir = self.table_dir(table);
+                if !self.fs.exists(&dir).map_err(Error::io("stat", &dir))? {
+                    self.fs
+                        .create_dir_all(&dir)
+                        .map_err(Error::io("create folder", &dir))?;
+                    new_dirs.insert(self.base.join(TABLES_DIR));
+                    new_dirs.insert(self.base.clone());
+                }
+                new_dirs.insert(dir);
+                self.file(table, segment, true)?.ok_or_else(|| Error::Io {
+                    op: "create",
+                    path: path.clone(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?
+            }
+        };
+        Ok(file)
+    }
+}
