@@ -15,6 +15,9 @@ use crate::{BTree, KeyComparator, Node, NodeItem, NodeRepository, ValueStore};
 /// Steps from the root to an item.
 pub(crate) type Path<K, V> = Vec<(Arc<Node<K, V>>, usize)>;
 
+/// Room for a path without regrowing: a tree of 1,000-slot nodes is 4 deep at a billion items.
+const PATH_CAPACITY: usize = 6;
+
 /// Which slot to take in each node on the way down.
 #[derive(Clone, Copy)]
 pub(crate) enum Seek<'a, K> {
@@ -97,7 +100,7 @@ where
     /// Goes down from the root to a leaf, taking the slot `seek` picks in each node. The last
     /// step's index is a slot in the leaf (it may be one past its last item).
     pub(crate) async fn descend(&mut self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
-        let mut path = Vec::new();
+        let mut path = Vec::with_capacity(PATH_CAPACITY);
         let mut id = self.info.root_id;
         loop {
             let node = self.repo.get(id).await?;
@@ -119,7 +122,7 @@ where
     /// Goes down looking for `key`, stopping at the first node that holds it. Returns whether it
     /// was found; when not, the last step is the leaf slot where it would be inserted.
     pub(crate) async fn descend_exact(&mut self, key: &K) -> Result<(Path<K, V>, bool)> {
-        let mut path = Vec::new();
+        let mut path = Vec::with_capacity(PATH_CAPACITY);
         let mut id = self.info.root_id;
         loop {
             let node = self.repo.get(id).await?;

@@ -386,7 +386,21 @@ where
     /// # Errors
     /// Repository and value-store errors.
     pub async fn current_value(&mut self) -> Result<Option<V>> {
-        Ok(self.current_item().await?.map(|it| it.value))
+        self.guard()?;
+        self.resolve().await?;
+        // Only the value is cloned: a point read pays for nothing else.
+        let Some(value) = self.current_stored_value() else {
+            return Ok(None);
+        };
+        self.load_value(value).await.map(Some)
+    }
+
+    /// The cursor's item's stored value (inline or a reference), if the cursor is on one.
+    fn current_stored_value(&self) -> Option<ItemValue<V>> {
+        let Cursor::At(path) = &self.cursor else {
+            return None;
+        };
+        item_at(path).map(|it| it.value.clone())
     }
 
     /// The cursor's item: id, key and value.
