@@ -181,7 +181,7 @@ fn push_copy<T>(ops: &mut Vec<Op<T>>, from: usize, count: usize) {
     ops.push(Op::Copy { from, count });
 }
 
-impl<K: Serialize, V: Serialize> Node<K, V> {
+impl<K: Serialize + 'static, V: Serialize + 'static> Node<K, V> {
     /// This node written as a delta over `base`, stored at `base_loc` with `depth` deltas below
     /// it already (0 for a full image). External value ids go through `ext` (see
     /// [`Node::encode_with`]). Items of `base` are matched by id and version.
@@ -240,7 +240,7 @@ fn put_copy(out: &mut Vec<u8>, from: u32, count: u32) {
     out.extend_from_slice(&count.to_le_bytes());
 }
 
-impl<K: Clone + DeserializeOwned, V: Clone + DeserializeOwned> Node<K, V> {
+impl<K: Clone + DeserializeOwned + 'static, V: Clone + DeserializeOwned + 'static> Node<K, V> {
     /// The node `delta` describes, built on `base` (the node stored at the delta's base).
     ///
     /// # Errors

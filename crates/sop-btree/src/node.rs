@@ -70,7 +70,7 @@ impl<K, V> Node<K, V> {
     }
 }
 
-impl<K: Serialize, V: Serialize> Node<K, V> {
+impl<K: Serialize + 'static, V: Serialize + 'static> Node<K, V> {
     /// The node's full piece (format 3, see ARCHITECTURE.md "Node pieces"): its id, children,
     /// then each item with its key and in-node value encoded on their own, so the piece can be
     /// read without the key and value types ([`RawNode`]).
@@ -104,7 +104,7 @@ impl<K: Serialize, V: Serialize> Node<K, V> {
 
 /// Appends one encoded item: id, version, value kind, key (length-prefixed), then the in-node
 /// value (length-prefixed) or the value's location.
-pub(crate) fn encode_item<K: Serialize, V: Serialize>(
+pub(crate) fn encode_item<K: Serialize + 'static, V: Serialize + 'static>(
     item: &NodeItem<K, V>,
     out: &mut Vec<u8>,
     ext: &dyn Fn(Uuid) -> Uuid,
@@ -124,10 +124,10 @@ pub(crate) fn encode_item<K: Serialize, V: Serialize>(
 }
 
 /// Appends `value`'s codec encoding behind its length (u32 LE).
-fn put_encoded<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+fn put_encoded<T: Serialize + std::any::Any>(out: &mut Vec<u8>, value: &T) -> Result<()> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
-    codec::encode_into(value, out)?;
+    codec::encode_into_any(value, out)?;
     let len = u32::try_from(out.len() - at - 4).map_err(|_| Error::Corruption {
         what: "b-tree node",
         location: "encode".into(),
@@ -138,11 +138,11 @@ fn put_encoded<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()
 }
 
 /// Decodes one item of a parsed piece.
-pub(crate) fn decode_item<K: DeserializeOwned, V: DeserializeOwned>(
+pub(crate) fn decode_item<K: DeserializeOwned + 'static, V: DeserializeOwned + 'static>(
     raw: &RawItem<'_>,
 ) -> Result<NodeItem<K, V>> {
     let value = match (raw.inline, raw.external) {
-        (Some(bytes), _) => ItemValue::Inline(codec::decode(bytes, "b-tree node value")?),
+        (Some(bytes), _) => ItemValue::Inline(codec::decode_any(bytes, "b-tree node value")?),
         (None, Some(id)) => ItemValue::External(id),
         (None, None) => {
             return Err(Error::Corruption {
@@ -154,13 +154,13 @@ pub(crate) fn decode_item<K: DeserializeOwned, V: DeserializeOwned>(
     };
     Ok(NodeItem {
         id: raw.id,
-        key: codec::decode(raw.key, "b-tree node key")?,
+        key: codec::decode_any(raw.key, "b-tree node key")?,
         value,
         version: raw.version,
     })
 }
 
-impl<K: DeserializeOwned, V: DeserializeOwned> Node<K, V> {
+impl<K: DeserializeOwned + 'static, V: DeserializeOwned + 'static> Node<K, V> {
     /// Reads a full node piece ([`Node::encode`]'s bytes).
     ///
     /// # Errors
