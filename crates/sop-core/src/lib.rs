@@ -13,6 +13,7 @@ mod error;
 pub mod fasthash;
 mod handle;
 mod loc;
+pub mod meta;
 mod simfs;
 mod store;
 mod uuid;

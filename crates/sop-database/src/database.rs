@@ -8,7 +8,9 @@ use sop_btree::KeyComparator;
 use sop_coord::{Cache, FolderLock, Locker, MemCache, MemLocker, Redis, RedisConfig};
 use sop_core::vfs::{FileSystem, StdFs};
 use sop_core::{Error, Result, StoreInfo, StoreOptions};
-use sop_registry::{Registry, RegistryOptions, ReplicatedFs, ReplicationStatus, StoreRepository};
+use sop_registry::{
+    Registry, RegistryMetadata, RegistryOptions, ReplicatedFs, ReplicationStatus, StoreRepository,
+};
 use sop_txn::{
     Data, Engine, EngineParts, Gate, RecoveryReport, Store, Transaction, TxMode, TxOptions,
 };
@@ -115,6 +117,8 @@ pub struct StoreStats {
 /// ```
 pub struct Database {
     engine: Arc<Engine>,
+    /// The engine's metadata is this registry (verification reads its files).
+    pub(crate) registry: Arc<Registry>,
     path: PathBuf,
     recovery: RecoveryReport,
     replicated: Option<Arc<ReplicatedFs>>,
@@ -150,7 +154,7 @@ impl Database {
     pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire(&path)?;
-        let (parts, replicated, erasure) = Self::parts(
+        let (parts, registry, replicated, erasure) = Self::parts(
             &path,
             &options,
             false,
@@ -161,6 +165,7 @@ impl Database {
         let (engine, recovery) = Engine::open(parts)?;
         Ok(Database {
             engine,
+            registry,
             path,
             recovery,
             replicated,
@@ -189,7 +194,7 @@ impl Database {
         let lock = FolderLock::acquire_shared(&path)?;
         let redis = Arc::new(Redis::connect(&options.redis).await?);
         let id = database_id(&path)?;
-        let (parts, replicated, erasure) = Self::parts(
+        let (parts, registry, replicated, erasure) = Self::parts(
             &path,
             &options.database,
             true,
@@ -204,6 +209,7 @@ impl Database {
         engine.recover_shared().await?;
         Ok(Database {
             engine,
+            registry,
             path,
             recovery,
             replicated,
@@ -221,7 +227,12 @@ impl Database {
         locker: Arc<dyn Locker>,
         cache: Arc<dyn Cache>,
         gate: Gate,
-    ) -> Result<(EngineParts, Option<Arc<ReplicatedFs>>, Option<Arc<EcFs>>)> {
+    ) -> Result<(
+        EngineParts,
+        Arc<Registry>,
+        Option<Arc<ReplicatedFs>>,
+        Option<Arc<EcFs>>,
+    )> {
         let fs: Arc<dyn FileSystem> = options.fs.clone().unwrap_or_else(|| Arc::new(StdFs::new()));
         let (meta_fs, meta_base, replicated): (Arc<dyn FileSystem>, PathBuf, _) =
             match &options.replication {
@@ -267,8 +278,7 @@ impl Database {
             (None, None) => (Arc::clone(&fs), path.join("log")),
         };
         let parts = EngineParts {
-            registry,
-            stores,
+            meta: Arc::new(RegistryMetadata::new(Arc::clone(&registry), stores)),
             log_fs,
             log_dir,
             log_options,
@@ -279,7 +289,7 @@ impl Database {
             checkpoint_bytes: options.registry_checkpoint_bytes,
             background_maintenance: options.background_maintenance,
         };
-        Ok((parts, replicated, erasure))
+        Ok((parts, registry, replicated, erasure))
     }
 
     /// Whether the database is open in clustered mode.

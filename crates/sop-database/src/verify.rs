@@ -99,7 +99,7 @@ impl Database {
         let engine = self.engine();
         engine.log().flush()?;
         engine.checkpoint()?;
-        let registry = engine.registry();
+        let registry = &self.registry;
         let mut report = VerifyReport::default();
         let mut live: BTreeMap<u32, u64> = BTreeMap::new();
 
@@ -116,7 +116,7 @@ impl Database {
             }
         }
         let markers: BTreeSet<String> = registry
-            .list_files(sop_txn::REMOVED_DIR)?
+            .list_files(sop_registry::REMOVED_DIR)?
             .into_iter()
             .collect();
         let stores = self.stores()?;
@@ -131,7 +131,7 @@ impl Database {
                     registry.remove_table(&table)?;
                     registry.write(
                         &sop_registry::RegistryBatch::new()
-                            .remove_file(&sop_txn::removal_marker(&table)),
+                            .remove_file(&sop_registry::removal_marker(&table)),
                     )?;
                     report.repaired.push(what);
                 } else {
@@ -249,7 +249,7 @@ impl Database {
             count: info.count,
             ..StoreCheck::default()
         };
-        let scan = engine.registry().scan_table(name)?;
+        let scan = self.registry.scan_table(name)?;
         for bad in scan.bad_blocks {
             problems.push(format!("store {name}: {bad}"));
         }

@@ -10,12 +10,14 @@
 
 pub mod formats;
 mod journal;
+mod meta;
 mod record;
 mod registry;
 mod replicated;
 mod stores;
 
 pub use journal::JOURNAL_FORMAT_VERSION;
+pub use meta::{REMOVED_DIR, REPLAY_POINT_FILE, RegistryMetadata, removal_marker};
 pub use record::{BLOCK_FORMAT_VERSION, BLOCK_SIZE, RECORD_SIZE, SLOTS_PER_BLOCK};
 pub use registry::{
     DEFAULT_CHECKPOINT_BYTES, MAX_HASH_MOD, MAX_SEGMENTS, MIN_HASH_MOD, Registry, RegistryBatch,

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use sop_blobstore_ec::{LogPos, SegmentLog};
+use sop_core::meta::{HandleChange, MetaBatch, Metadata};
 use sop_core::{Error, Handle, Result, StoreInfo, Uuid};
-use sop_registry::{Registry, RegistryBatch, StoreRepository};
 
-use crate::record::{CHECKPOINT_FILE, CheckpointRecord, CommitRecord};
+use crate::record::{CheckpointRecord, CommitRecord};
 
 /// Versions of one thing, oldest first: (LSN that published it, state; `None` = absent). An
 /// LSN of 0 is a pre-image: the state before every other entry.
@@ -43,8 +43,7 @@ struct Overlay {
 const BASE_HANDLES: usize = 1 << 20;
 
 pub(crate) struct Catalog {
-    pub registry: Arc<Registry>,
-    pub stores: Arc<StoreRepository>,
+    pub meta: Arc<dyn Metadata>,
     versioned: bool,
     overlay: RwLock<Overlay>,
     /// The LSN of the last commit published: a new snapshot sees everything up to it.
@@ -71,21 +70,20 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// Opens the catalog; returns where the log must replay from (standalone).
     pub fn open(
-        registry: Arc<Registry>,
-        stores: Arc<StoreRepository>,
+        meta: Arc<dyn Metadata>,
         versioned: bool,
     ) -> Result<(Catalog, Option<LogPos>, u64)> {
         let ck = if versioned {
-            match registry.read_file(CHECKPOINT_FILE)? {
+            match meta.replay_point()? {
                 Some(bytes) => Some(CheckpointRecord::decode(
                     &bytes,
-                    &registry.base().join(CHECKPOINT_FILE).display(),
+                    &meta.replay_point_location(),
                 )?),
                 None => {
-                    if !stores.list()?.is_empty() || !registry.tables()?.is_empty() {
+                    if !meta.store_names()?.is_empty() || !meta.tables()?.is_empty() {
                         return Err(Error::Corruption {
                             what: "checkpoint record",
-                            location: registry.base().join(CHECKPOINT_FILE).display().to_string(),
+                            location: meta.replay_point_location(),
                             detail: "stores exist but the record of where to replay the log from is missing; restore the file or the database".into(),
                         });
                     }
@@ -98,8 +96,7 @@ impl Catalog {
         let lsn = ck.map_or(0, |c| c.lsn);
         Ok((
             Catalog {
-                registry,
-                stores,
+                meta,
                 versioned,
                 overlay: RwLock::new(Overlay::default()),
                 published: AtomicU64::new(lsn),
@@ -193,15 +190,15 @@ impl Catalog {
     /// A handle as the registry holds it (through the cache when versioned).
     fn base_handle(&self, table: &str, lid: Uuid) -> Result<Option<Handle>> {
         if !self.versioned {
-            return self.registry.get_one(table, lid);
+            return self.meta.handle(table, lid);
         }
         if let Some(h) = self.base.get(&lid) {
             return Ok(h);
         }
-        let generation = self.registry.generation();
-        let h = self.registry.get_one(table, lid)?;
+        let generation = self.meta.generation();
+        let h = self.meta.handle(table, lid)?;
         let _f = self.fill.lock();
-        if self.registry.generation() == generation {
+        if self.meta.generation() == generation {
             self.base.insert(lid, h);
         }
         Ok(h)
@@ -227,7 +224,7 @@ impl Catalog {
             miss.extend_from_slice(lids);
         }
         if !self.versioned {
-            out.extend(self.registry.get(table, &miss)?);
+            out.extend(self.meta.handles(table, &miss)?);
             return Ok(out);
         }
         let mut cold = Vec::new();
@@ -241,10 +238,10 @@ impl Catalog {
             }
         }
         if !cold.is_empty() {
-            let generation = self.registry.generation();
-            let found = self.registry.get(table, &cold)?;
+            let generation = self.meta.generation();
+            let found = self.meta.handles(table, &cold)?;
             let _f = self.fill.lock();
-            let cache = self.registry.generation() == generation;
+            let cache = self.meta.generation() == generation;
             for lid in cold {
                 let h = found.get(&lid).copied();
                 if cache {
@@ -260,16 +257,16 @@ impl Catalog {
 
     fn base_store(&self, name: &str) -> Result<Option<StoreInfo>> {
         if !self.versioned {
-            self.registry.ensure_current()?;
-            return self.stores.get(name);
+            self.meta.refresh()?;
+            return self.meta.store_info(name);
         }
         if let Some(i) = self.base_stores.lock().get(name) {
             return Ok(i.clone());
         }
-        let generation = self.registry.generation();
-        let info = self.stores.get(name)?;
+        let generation = self.meta.generation();
+        let info = self.meta.store_info(name)?;
         let _f = self.fill.lock();
-        if self.registry.generation() == generation {
+        if self.meta.generation() == generation {
             self.base_stores
                 .lock()
                 .insert(name.to_string(), info.clone());
@@ -300,9 +297,9 @@ impl Catalog {
     /// The names of the stores as of `snap`, sorted.
     pub fn store_names(&self, snap: u64) -> Result<Vec<String>> {
         if !self.versioned {
-            self.registry.ensure_current()?;
+            self.meta.refresh()?;
         }
-        let mut names: BTreeSet<String> = self.stores.list()?.into_iter().collect();
+        let mut names: BTreeSet<String> = self.meta.store_names()?.into_iter().collect();
         if self.versioned {
             for (name, list) in &self.overlay.read().stores {
                 match at(list, snap) {
@@ -360,7 +357,7 @@ impl Catalog {
             return Ok(());
         }
         let oldest = self.oldest_reader();
-        let mut batch = RegistryBatch::new();
+        let mut batch = MetaBatch::new();
         let mut written: Vec<(Uuid, Option<Handle>)> = Vec::new();
         {
             let mut ov = self.overlay.write();
@@ -381,8 +378,8 @@ impl Catalog {
                     }
                     written.push((*lid, state));
                     batch = match state {
-                        Some(h) => batch.put(table, h),
-                        None => batch.delete(table, *lid),
+                        Some(h) => batch.handle(table, HandleChange::Put(h)),
+                        None => batch.handle(table, HandleChange::Delete(*lid)),
                     };
                 }
             }
@@ -395,13 +392,12 @@ impl Catalog {
                     continue;
                 }
                 if oldest < l && !list.iter().any(|(x, _)| *x <= oldest) {
-                    let before = self.stores.get(name)?;
+                    let before = self.meta.store_info(name)?;
                     list.insert(0, (0, before));
                 }
-                let path = StoreRepository::relative_path(name);
                 batch = match state {
-                    Some(info) => batch.put_file(&path, StoreRepository::encode_info(&info)?),
-                    None => batch.remove_file(&path),
+                    Some(info) => batch.put_store(info),
+                    None => batch.remove_store(name),
                 };
             }
         }
@@ -411,9 +407,9 @@ impl Catalog {
             offset: pos.offset,
             next_lsn: pos.lsn,
         };
-        batch = batch.put_file(CHECKPOINT_FILE, record.encode()?);
-        self.registry.write(&batch)?;
-        self.registry.ensure_current()?;
+        batch = batch.replay_point(record.encode()?);
+        self.meta.apply(&batch)?;
+        self.meta.refresh()?;
         {
             let _f = self.fill.lock();
             for (lid, state) in written {

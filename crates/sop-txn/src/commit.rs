@@ -8,7 +8,7 @@
 //! 4. Node pieces are appended to the log (no sync).
 //! 5. The commit point, at the gate: check every version read or replaced against the newest
 //!    (the fence), then standalone: append one commit record (handle states, store infos) and
-//!    publish it to the catalog; clustered: one registry batch (journal synced).
+//!    publish it to the catalog; clustered: one metadata batch (the registry's journal synced).
 //! 6. Standalone: wait for the group sync that covers the record: one `fdatasync` of the log,
 //!    shared with every commit that appended meanwhile.
 //!
@@ -18,8 +18,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sop_core::meta::{HandleChange, MetaBatch};
 use sop_core::{Error, Loc, Result, StoreInfo, Uuid, now_millis};
-use sop_registry::{RegistryBatch, StoreRepository};
 
 use crate::TxMode;
 use crate::engine::Engine;
@@ -155,16 +155,14 @@ async fn wait_snapshot_durable(engine: &Engine, snap: u64) -> Result<()> {
 
 /// Clustered readers: their reads re-checked at the gate.
 async fn validate_reads(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
-    let mut batch = RegistryBatch::new();
+    let mut batch = MetaBatch::new();
     for p in plans {
         for (lid, v) in &p.checks {
-            batch = batch.check(&p.name, *lid, Some(*v));
+            batch = batch.handle(&p.name, HandleChange::Check(*lid, Some(*v)));
         }
     }
     tx.engine
-        .at_gate(tx.id, tx.deadline, || {
-            tx.engine.catalog.registry.write(&batch)
-        })
+        .at_gate(tx.id, tx.deadline, || tx.engine.catalog.meta.apply(&batch))
         .await
 }
 
@@ -289,21 +287,22 @@ fn local_commit_point(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> R
 
 /// Clustered: the handle changes and checks of a commit as one registry batch (store infos are
 /// added at the gate).
-fn shared_batch(plans: &[StorePlan], locs: &[Vec<Loc>]) -> RegistryBatch {
-    let mut batch = RegistryBatch::new();
+fn shared_batch(plans: &[StorePlan], locs: &[Vec<Loc>]) -> MetaBatch {
+    let mut batch = MetaBatch::new();
     for (p, locs) in plans.iter().zip(locs) {
         for (lid, v) in &p.checks {
-            batch = batch.check(&p.name, *lid, Some(*v));
+            batch = batch.handle(&p.name, HandleChange::Check(*lid, Some(*v)));
         }
         let (puts, _) = p.handles(locs);
         for (h, expected) in puts {
-            batch = match expected {
-                Some(v) => batch.update_if(&p.name, h, v),
-                None => batch.add(&p.name, h),
+            let change = match expected {
+                Some(v) => HandleChange::UpdateIf(h, v),
+                None => HandleChange::Add(h),
             };
+            batch = batch.handle(&p.name, change);
         }
         for (lid, v) in &p.removes {
-            batch = batch.remove_if(&p.name, *lid, *v);
+            batch = batch.handle(&p.name, HandleChange::RemoveIf(*lid, *v));
         }
     }
     batch
@@ -311,16 +310,13 @@ fn shared_batch(plans: &[StorePlan], locs: &[Vec<Loc>]) -> RegistryBatch {
 
 /// Clustered commit point, at the cluster gate: store infos read and written under it, then one
 /// atomic registry batch.
-fn shared_commit_point(tx: &TxInner, plans: &[StorePlan], mut batch: RegistryBatch) -> Result<()> {
+fn shared_commit_point(tx: &TxInner, plans: &[StorePlan], mut batch: MetaBatch) -> Result<()> {
     for p in plans {
         if let Some(info) = store_info_after(tx, p)? {
-            batch = batch.put_file(
-                &StoreRepository::relative_path(&info.name),
-                StoreRepository::encode_info(&info)?,
-            );
+            batch = batch.put_store(info);
         }
     }
-    tx.engine.catalog.registry.write(&batch)
+    tx.engine.catalog.meta.apply(&batch)
 }
 
 /// The store's info to write with the commit: created, or its count moved by this commit's

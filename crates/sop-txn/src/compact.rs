@@ -141,7 +141,7 @@ impl Engine {
     /// Walks every store at `snap`: the nodes, and referenced bytes per segment.
     fn mark(&self, snap: u64) -> Result<(Vec<Marked>, BTreeMap<u32, u64>)> {
         let names = self.catalog.store_names(snap)?;
-        for table in self.catalog.registry.tables()? {
+        for table in self.catalog.meta.tables()? {
             if !names.contains(&table) && self.catalog.store_info(&table, snap)?.is_none() {
                 return Err(Error::Corruption {
                     what: "store metadata",

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use sop_blobstore_ec::{LogDamage, LogOptions, SegmentLog};
 use sop_coord::{Cache, Locker};
+use sop_core::meta::Metadata;
 use sop_core::vfs::FileSystem;
 use sop_core::{Error, Loc, Result, StoreInfo, Uuid};
-use sop_registry::{Registry, StoreRepository};
 
 use crate::catalog::Catalog;
 use crate::l1::NodeCache;
@@ -35,11 +35,9 @@ pub enum Gate {
 
 /// The parts an [`Engine`] is built from.
 pub struct EngineParts {
-    /// Handles as of the last checkpoint (standalone) or as committed (clustered), and the
-    /// small files written with them.
-    pub registry: Arc<Registry>,
-    /// Store info, over the same folder as the registry.
-    pub stores: Arc<StoreRepository>,
+    /// Handles and store infos as of the last checkpoint (standalone) or as committed
+    /// (clustered), and the replay point.
+    pub meta: Arc<dyn Metadata>,
     /// The file layer of the log.
     pub log_fs: Arc<dyn FileSystem>,
     /// The log's folder.
@@ -133,7 +131,7 @@ impl Engine {
     /// Storage errors; corruption of the checkpoint record or the log's start.
     pub fn open(parts: EngineParts) -> Result<(Arc<Engine>, RecoveryReport)> {
         let versioned = matches!(parts.gate, Gate::Local);
-        let (catalog, from, _) = Catalog::open(parts.registry, parts.stores, versioned)?;
+        let (catalog, from, _) = Catalog::open(parts.meta, versioned)?;
         let mut log_options = parts.log_options;
         log_options.shared = !versioned;
         let (log, replay) = SegmentLog::open(parts.log_fs, parts.log_dir, log_options, from)?;
@@ -185,16 +183,10 @@ impl Engine {
         Transaction::new(Arc::clone(self), options)
     }
 
-    /// The registry (handles as of the last checkpoint in standalone mode).
+    /// The metadata (handles and store infos as of the last checkpoint in standalone mode).
     #[must_use]
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.catalog.registry
-    }
-
-    /// The store repository (store files as of the last checkpoint in standalone mode).
-    #[must_use]
-    pub fn stores(&self) -> &Arc<StoreRepository> {
-        &self.catalog.stores
+    pub fn meta(&self) -> &Arc<dyn Metadata> {
+        &self.catalog.meta
     }
 
     /// The log.
@@ -235,7 +227,7 @@ impl Engine {
 
     /// The registry's generation (clustered mode: changes whenever committed handles change).
     pub(crate) fn epoch(&self) -> u64 {
-        self.catalog.registry.generation()
+        self.catalog.meta.generation()
     }
 
     /// Runs `f` at the commit gate: alone in the process, and in clustered mode alone in the
@@ -305,12 +297,10 @@ impl Engine {
         self.log.read(loc)
     }
 
-    /// Removes a store: its registry table and store file (outside any transaction; in
-    /// clustered mode no other process may be using it). Standalone, the log is checkpointed
-    /// first at the gate, so no later commit record mentions the store. A marker
-    /// (`removed/<name>`) is written with the store file's removal and taken away last, so an
-    /// interrupted removal is told apart from lost metadata (`verify --repair` finishes the
-    /// one and refuses to touch the other).
+    /// Removes a store: its handles and info (outside any transaction; in clustered mode no
+    /// other process may be using it). Standalone, the log is checkpointed first at the gate,
+    /// so no later commit record mentions the store; the metadata makes an interrupted removal
+    /// recognisable ([`Metadata::remove_store`]).
     ///
     /// # Errors
     /// [`Error::StoreNotFound`], storage errors.
@@ -323,17 +313,10 @@ impl Engine {
             self.log.flush()?;
             self.catalog.checkpoint(&self.log)?;
         }
-        let registry = &self.catalog.registry;
-        let marker = removal_marker(name);
-        registry.write(
-            &sop_registry::RegistryBatch::new()
-                .put_file(&marker, Vec::new())
-                .remove_file(&StoreRepository::relative_path(name)),
-        )?;
+        let r = self.catalog.meta.remove_store(name);
+        // Forgotten whatever the outcome: what the metadata holds now is read afresh.
         self.catalog.forget_store(name);
-        registry.remove_table(name)?;
-        registry.write(&sop_registry::RegistryBatch::new().remove_file(&marker))?;
-        Ok(())
+        r
     }
 
     /// Clustered mode: finishes a registry batch that a process which died left synced in the
@@ -346,7 +329,7 @@ impl Engine {
             return Ok(());
         }
         self.at_gate(Uuid::new_v4(), Instant::now() + GATE_TTL, || {
-            self.catalog.registry.recover_journal()
+            self.catalog.meta.recover()
         })
         .await
     }
@@ -427,12 +410,3 @@ fn resolve(chain: &[(Loc, Vec<u8>)]) -> Result<(sop_btree::RawNode<'_>, Vec<Loc>
     }
     Ok((raw, chain.iter().map(|(l, _)| *l).collect()))
 }
-
-/// The marker of a store removal in progress, relative to the registry folder.
-#[must_use]
-pub fn removal_marker(name: &str) -> String {
-    format!("{REMOVED_DIR}/{name}")
-}
-
-/// Folder of removal markers, relative to the registry folder.
-pub const REMOVED_DIR: &str = "removed";

@@ -6,6 +6,10 @@
 //! (B-trees inside the transaction); [`Transaction::commit`] validates and makes it all durable
 //! in one atomic step; [`run`] retries on conflicts. See ARCHITECTURE.md for the protocol.
 //!
+//! Metadata (handles, store infos, the replay point) is reached only through the narrow
+//! [`sop_core::meta::Metadata`] trait: this crate knows no registry file or folder, and its own
+//! tests run on [`sop_core::meta::MemMetadata`] and [`sop_core::meta::FaultyMetadata`].
+//!
 //! It is not: the `Database` entry point (`sop-database` builds the engine from a folder), or a
 //! lock server (`sop-coord`).
 
@@ -25,14 +29,11 @@ mod store;
 mod transaction;
 
 pub use compact::{COMPACT_BELOW, CompactionReport};
-pub use engine::{
-    Engine, EngineParts, GATE_TTL, Gate, REMOVED_DIR, RecoveryReport, removal_marker,
-};
+pub use engine::{Engine, EngineParts, GATE_TTL, Gate, RecoveryReport};
 pub use maint::{HARD_CHAIN, SOFT_CHAIN};
 pub use options::{DEFAULT_MAX_TIME, MAX_TIME_CAP, TxMode, TxOptions};
 pub use record::{
-    CHECKPOINT_FILE, CHECKPOINT_FORMAT_VERSION, CheckpointRecord, CommitRecord,
-    RECORD_FORMAT_VERSION, TableChanges,
+    CHECKPOINT_FORMAT_VERSION, CheckpointRecord, CommitRecord, RECORD_FORMAT_VERSION, TableChanges,
 };
 pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
 pub use retry::{is_retryable, run};

@@ -10,8 +10,6 @@ use sop_core::{Error, Handle, Result, StoreInfo, Uuid, validate_store_name};
 pub const RECORD_FORMAT_VERSION: u8 = 1;
 /// Format version of the checkpoint record.
 pub const CHECKPOINT_FORMAT_VERSION: u8 = 1;
-/// The checkpoint record's file, relative to the registry folder.
-pub const CHECKPOINT_FILE: &str = "checkpoint";
 
 /// One commit: the final state of every handle and store it changed. Replaying a record is
 /// idempotent: it sets states, it does not add deltas.

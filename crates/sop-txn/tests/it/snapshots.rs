@@ -1,0 +1,97 @@
+//! Snapshot reads through the catalog on the in-memory seam: a reader keeps its view across
+//! commits and checkpoints that rewrite the metadata under it, and is never a conflict.
+
+use sop_core::StoreOptions;
+use sop_txn::{TxMode, TxOptions};
+
+use crate::rig::Rig;
+
+#[tokio::test]
+async fn a_reader_keeps_its_snapshot_while_checkpoints_rewrite_the_metadata_under_it() {
+    let rig = Rig::new();
+    // Every commit checkpoints: each one rewrites handles the reader's snapshot still needs.
+    let (engine, _) = rig.open(1).unwrap();
+    let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
+    let mut t = tx
+        .new_btree::<u32, u64>(&StoreOptions::new("t").slot_length(8))
+        .unwrap();
+    for k in 0..200 {
+        t.add(k, 0).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut model: std::collections::BTreeMap<u32, u64> = (0..200).map(|k| (k, 0)).collect();
+    let reader = engine.begin(TxOptions::new(TxMode::ForReading));
+    let mut seen = reader.open_btree::<u32, u64>("t").unwrap();
+    for round in 1..=100u64 {
+        let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
+        let mut t = tx.open_btree::<u32, u64>("t").unwrap();
+        for k in (0..200).step_by(7) {
+            let key = (k + u32::try_from(round).unwrap()) % 200;
+            t.upsert(key, round).await.unwrap();
+            model.insert(key, round);
+        }
+        if round % 10 == 0 {
+            let key = u32::try_from(round).unwrap();
+            assert_eq!(t.remove(&key).await.unwrap(), model.remove(&key).is_some());
+        }
+        tx.commit().await.unwrap();
+        if round % 25 == 0 {
+            engine.compact_below(1.0).unwrap();
+        }
+    }
+    assert!(engine.checkpointed_lsn() > 0, "checkpoints ran");
+    let items = seen.range(..).await.unwrap();
+    assert_eq!(items.len(), 200);
+    assert!(
+        items.iter().all(|i| i.value == 0),
+        "the reader saw a later commit"
+    );
+    reader.commit().await.unwrap();
+
+    let now = engine.begin(TxOptions::new(TxMode::ForReading));
+    let mut t = now.open_btree::<u32, u64>("t").unwrap();
+    let items = t.range(..).await.unwrap();
+    let now_seen: std::collections::BTreeMap<u32, u64> =
+        items.into_iter().map(|i| (i.key, i.value)).collect();
+    assert_eq!(now_seen, model);
+    now.commit().await.unwrap();
+    // Once the reader is gone, the overlay keeps nothing the metadata already holds.
+    engine.checkpoint().unwrap();
+    let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
+    tx.open_btree::<u32, u64>("t")
+        .unwrap()
+        .upsert(1, 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    engine.checkpoint().unwrap();
+    assert!(
+        engine.overlay_versions() <= 8,
+        "{}",
+        engine.overlay_versions()
+    );
+}
+
+#[tokio::test]
+async fn a_store_created_and_removed_leaves_no_metadata_behind() {
+    let rig = Rig::new();
+    let (engine, _) = rig.open(1 << 20).unwrap();
+    let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
+    let mut t = tx
+        .new_btree::<u32, u32>(&StoreOptions::new("gone").slot_length(4))
+        .unwrap();
+    for k in 0..50 {
+        t.add(k, k).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    engine.remove_store("gone").unwrap();
+    assert!(engine.store_info("gone").unwrap().is_none());
+    use sop_core::meta::Metadata;
+    assert!(rig.meta.store_names().unwrap().is_empty());
+    assert!(rig.meta.tables().unwrap().is_empty());
+    assert_eq!(rig.meta.handle_count(), 0);
+    drop(engine);
+    let (engine, _) = rig.open(1 << 20).unwrap();
+    assert!(engine.store_names().unwrap().is_empty());
+}
