@@ -102,6 +102,13 @@ struct Writer {
     next_lsn: u64,
     next_seg: u32,
     poisoned: Option<String>,
+    /// A file of zeros made durable ahead by the sync thread (`next.spare`), renamed into the
+    /// next segment at a roll, so a roll costs no sync on the appending thread; its length.
+    spare: Option<(Arc<dyn FileHandle>, u64)>,
+    /// Rolls onto a spare so far, and how many of those renames a folder sync covers: the
+    /// sync thread syncs the folder before it acknowledges frames of a renamed segment.
+    renames: u64,
+    renames_synced: u64,
 }
 
 /// The durability state everyone waits on.
@@ -172,6 +179,9 @@ impl std::fmt::Debug for SegmentLog {
     }
 }
 
+/// The name of the spare segment file made ahead (never a segment's name).
+const SPARE_FILE: &str = "next.spare";
+
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 impl SegmentLog {
@@ -221,6 +231,10 @@ impl SegmentLog {
             }
         }
         let segs = Segments::new(Arc::clone(&fs), dir.clone());
+        // A spare left by the last run is zeros nothing refers to.
+        let spare = dir.join(SPARE_FILE);
+        sop_core::vfs::remove_file_if_present(fs.as_ref(), &spare)
+            .map_err(Error::io("remove", &spare))?;
         let list = segs.list()?;
         let (writer, replay) = if opts.shared || list.is_empty() {
             let next = list.last().map_or(1, |n| n + 1);
@@ -287,6 +301,9 @@ impl SegmentLog {
                         next_lsn: 2,
                         next_seg: n + 1,
                         poisoned: None,
+                        spare: None,
+                        renames: 0,
+                        renames_synced: 0,
                     });
                 }
                 // Another process took this number: the next one.
@@ -349,6 +366,9 @@ impl SegmentLog {
             next_lsn: end.lsn,
             next_seg: max + 1,
             poisoned: None,
+            spare: None,
+            renames: 0,
+            renames_synced: 0,
         };
         if replay.damage.is_some() {
             w.next_lsn = max_seen.max(end.lsn) + 1;
@@ -357,7 +377,7 @@ impl SegmentLog {
                 end: end.offset,
                 last_lsn: end.lsn - 1,
             };
-            roll(segs, opts, &mut w, Some(fence))?;
+            roll(segs, opts, &mut w, Some(fence), 0)?;
         }
         Ok(w)
     }
@@ -636,6 +656,11 @@ impl Drop for SegmentLog {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // Zeros nothing refers to: not left for `du` to count.
+        if self.inner.writer.lock().spare.take().is_some() {
+            let p = self.inner.segs.dir.join(SPARE_FILE);
+            let _ = sop_core::vfs::remove_file_if_present(self.inner.segs.fs.as_ref(), &p);
+        }
     }
 }
 
@@ -732,8 +757,10 @@ impl Inner {
         if w.end > header_frame_len(w.align)
             && w.end + frame_len(len, w.align) > self.opts.segment_bytes
         {
-            roll(&self.segs, &self.opts, &mut w, None)?;
-            self.publish_durable(w.next_lsn - 1, position(&w));
+            let durable = self.view.lock().durable_lsn;
+            if roll(&self.segs, &self.opts, &mut w, None, durable)? {
+                self.publish_durable(w.next_lsn - 1, position(&w));
+            }
         }
         let flen = frame_len(len, w.align);
         if w.end + flen > u64::from(u32::MAX) {
@@ -796,7 +823,7 @@ impl Inner {
     }
 
     fn sync_once(&self) {
-        let (target, pos, file, seg, poisoned) = {
+        let (target, pos, file, seg, poisoned, renames) = {
             let w = self.writer.lock();
             (
                 w.next_lsn - 1,
@@ -804,17 +831,29 @@ impl Inner {
                 Arc::clone(&w.file),
                 w.seg,
                 w.poisoned.clone(),
+                (w.renames > w.renames_synced).then_some(w.renames),
             )
         };
         if let Some(cause) = poisoned {
             self.publish(|v| v.poisoned = Some(cause.into()));
             return;
         }
-        match file.sync_data() {
+        let synced = file.sync_data().and_then(|()| match renames {
+            // A segment renamed from the spare is found after a crash only once its folder
+            // entry is durable.
+            Some(_) => self.segs.fs.sync_dir(&self.segs.dir),
+            None => Ok(()),
+        });
+        match synced {
             Ok(()) => {
                 self.group_syncs.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = renames {
+                    let mut w = self.writer.lock();
+                    w.renames_synced = w.renames_synced.max(r);
+                }
                 // Before the waiters go on, so a commit's file calls are always the same.
                 self.preallocate();
+                self.prepare_spare();
                 self.publish_durable(target, pos);
             }
             Err(e) => {
@@ -838,8 +877,8 @@ impl Inner {
             end: d_pos.offset,
             last_lsn: d_lsn,
         };
-        match roll(&self.segs, &self.opts, &mut w, Some(fence)) {
-            Ok(()) => {
+        match roll(&self.segs, &self.opts, &mut w, Some(fence), d_lsn) {
+            Ok(_) => {
                 self.fences.fetch_add(1, Ordering::AcqRel);
                 let header = w.next_lsn - 1;
                 let pos = position(&w);
@@ -884,6 +923,48 @@ impl Inner {
             at += n as u64;
         }
         w.alloc_end = want;
+    }
+
+    /// Once the segment being written is half full, makes the next one's file ahead: zeros,
+    /// synced, its folder entry synced, under a name that is no segment's (`next.spare`). A
+    /// roll then renames it and writes a header, and the sync thread's next sync covers both.
+    /// Only an optimisation: on any error the roll creates the segment itself. Not in shared
+    /// folders (segment numbers are claimed by exclusive creation there) nor without zeros
+    /// ahead (erasure coding: zeros would cost parity).
+    fn prepare_spare(&self) {
+        if self.opts.shared || self.opts.prealloc_bytes == 0 {
+            return;
+        }
+        {
+            let w = self.writer.lock();
+            if w.spare.is_some() || w.end < self.opts.segment_bytes / 2 {
+                return;
+            }
+        }
+        let path = self.segs.dir.join(SPARE_FILE);
+        let len = self.opts.prealloc_bytes.min(self.opts.segment_bytes);
+        let made = (|| -> std::io::Result<Arc<dyn FileHandle>> {
+            sop_core::vfs::remove_file_if_present(self.segs.fs.as_ref(), &path)?;
+            let file: Arc<dyn FileHandle> = Arc::from(self.segs.fs.create_new(&path)?);
+            let mut at = 0;
+            while at < len {
+                let k = usize::try_from(len - at)
+                    .unwrap_or(ZEROS.len())
+                    .min(ZEROS.len());
+                file.write_at(&ZEROS[..k], at)?;
+                at += k as u64;
+            }
+            file.sync()?;
+            self.segs.fs.sync_dir(&self.segs.dir)?;
+            Ok(file)
+        })();
+        match made {
+            Ok(file) => self.writer.lock().spare = Some((file, len)),
+            Err(e) => {
+                tracing::debug!(error = %e, "no spare log segment; the next roll creates one");
+                let _ = sop_core::vfs::remove_file_if_present(self.segs.fs.as_ref(), &path);
+            }
+        }
     }
 }
 
@@ -943,17 +1024,49 @@ fn new_segment(
     Ok((file, first))
 }
 
-/// Moves the writer to a new segment. Without a fence the old segment is synced first, so no
-/// acknowledged frame ever depends on a segment whose tail may be lost; with one, the frames
-/// after the fence are void anyway.
-fn roll(segs: &Segments, opts: &LogOptions, w: &mut Writer, fence: Option<Fence>) -> Result<()> {
-    if fence.is_none() {
+/// Moves the writer to a new segment; returns whether the new segment is durable already.
+/// Without a fence the old segment is made durable first (a sync, unless the sync thread
+/// already covered its last frame: `durable_lsn`), so no acknowledged frame ever depends on a
+/// segment whose tail may be lost; with one, the frames after the fence are void anyway.
+///
+/// With a spare ready (and no fence), the spare is renamed into the segment and its header
+/// written, with no sync: the new segment is not durable, and the sync thread syncs it and its
+/// folder before it acknowledges any frame in it. A crash before that leaves a segment whose
+/// header is missing or whose frames are unacknowledged, as a roll cut short does.
+fn roll(
+    segs: &Segments,
+    opts: &LogOptions,
+    w: &mut Writer,
+    fence: Option<Fence>,
+    durable_lsn: u64,
+) -> Result<bool> {
+    if fence.is_none() && durable_lsn < w.next_lsn - 1 {
         w.file
             .sync_data()
             .map_err(Error::io("sync", segs.path(w.seg)))?;
     }
     let n = w.next_seg;
     let lsn = w.next_lsn;
+    if fence.is_none()
+        && let Some((spare, len)) = w.spare.take()
+    {
+        match use_spare(segs, opts, &spare, n, lsn) {
+            Ok(end) => {
+                w.seg = n;
+                w.align = opts.align;
+                w.file = spare;
+                w.end = end;
+                w.alloc_end = len.max(end);
+                w.next_lsn = lsn + 1;
+                w.next_seg = n + 1;
+                w.renames += 1;
+                return Ok(false);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the spare log segment could not be used; creating one");
+            }
+        }
+    }
     let (file, end) = new_segment(segs, opts, n, lsn, fence)?;
     w.seg = n;
     w.align = opts.align;
@@ -962,7 +1075,40 @@ fn roll(segs: &Segments, opts: &LogOptions, w: &mut Writer, fence: Option<Fence>
     w.alloc_end = (end + opts.prealloc_bytes).min(opts.segment_bytes);
     w.next_lsn = lsn + 1;
     w.next_seg = n + 1;
-    Ok(())
+    Ok(true)
+}
+
+/// Renames the spare into segment `n` and writes its header (LSN `lsn`); no sync. On failure
+/// no segment `n` is left behind.
+fn use_spare(
+    segs: &Segments,
+    opts: &LogOptions,
+    spare: &Arc<dyn FileHandle>,
+    n: u32,
+    lsn: u64,
+) -> Result<u64> {
+    let from = segs.dir.join(SPARE_FILE);
+    let path = segs.path(n);
+    segs.fs
+        .rename(&from, &path)
+        .map_err(Error::io("rename", &from))?;
+    let r = frame::build(
+        FrameKind::SegmentHeader,
+        lsn,
+        &[&SegmentHeader::payload(n, opts.align, None)],
+        opts.align,
+    )
+    .and_then(|header| {
+        spare
+            .write_at(&header, 0)
+            .map_err(Error::io("write", &path))
+    });
+    if let Err(e) = r {
+        let _ = segs.fs.remove_file(&path);
+        return Err(e);
+    }
+    segs.remember(n, Arc::clone(spare));
+    Ok(header_frame_len(opts.align))
 }
 
 /// Reads the frame at `off` of segment `n`, if a whole, intact one is there.

@@ -127,14 +127,15 @@ fn power_loss_keeps_exactly_the_synced_prefix() {
     let dir = root.join("log");
     let synced = {
         let (log, _) = SegmentLog::open(Arc::clone(&fs), &dir, small(), None).unwrap();
-        for i in 0..40 {
+        // Across several rolls, none of them waited for.
+        for i in 0..400 {
             log.append_record(&record(i)).unwrap();
         }
         log.flush().unwrap();
-        for i in 40..45 {
+        for i in 400..405 {
             log.append_record(&record(i)).unwrap();
         }
-        40
+        400
     };
     let strict: Arc<dyn FileSystem> = Arc::new(sim.crash_image());
     let got = replayed(&strict, &dir, small());
@@ -271,4 +272,118 @@ fn a_piece_that_was_damaged_is_corruption_naming_file_and_offset() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing"), "{e}");
+}
+
+fn big_record(i: u32) -> Vec<u8> {
+    record(i).repeat(5)
+}
+
+/// One record per commit, each waited for, across many rolls onto spare segments.
+fn commit_records(log: &SegmentLog, n: u32) -> u32 {
+    let mut acknowledged = 0;
+    for i in 0..n {
+        let Ok(lsn) = log.append_record(&big_record(i)) else {
+            break;
+        };
+        if log.wait_durable_blocking(lsn).is_err() {
+            break;
+        }
+        acknowledged = i + 1;
+    }
+    acknowledged
+}
+
+#[test]
+fn a_roll_onto_the_spare_segment_syncs_nothing_on_the_appending_thread() {
+    let root = Path::new("/db");
+    let sim = SimFs::new(root);
+    let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+    let dir = root.join("log");
+    let (log, _) = SegmentLog::open(Arc::clone(&fs), &dir, small(), None).unwrap();
+    let mut rolls_without_sync = 0;
+    for i in 0..2000 {
+        let seg = log.current_segment();
+        let before = sim.syncs();
+        let lsn = log.append_record(&record(i)).unwrap();
+        if log.current_segment() != seg && sim.syncs() == before {
+            rolls_without_sync += 1;
+        }
+        log.wait_durable_blocking(lsn).unwrap();
+    }
+    let segments = log.segments().unwrap().len();
+    assert!(segments > 10, "{segments} segments");
+    // The first roll comes before any spare could be made.
+    assert!(
+        rolls_without_sync + 1 >= segments - 1,
+        "only {rolls_without_sync} of {} rolls were free of syncs",
+        segments - 1
+    );
+    assert!(fs.exists(&dir.join("next.spare")).unwrap());
+    drop(log);
+    assert!(
+        !fs.exists(&dir.join("next.spare")).unwrap(),
+        "the spare outlived its log"
+    );
+    assert_eq!(
+        replayed(&fs, &dir, small()),
+        (0..2000).map(record).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn power_loss_at_every_sync_point_across_spare_rolls_keeps_every_acknowledged_record() {
+    let root = Path::new("/db");
+    let dir = root.join("log");
+    const N: u32 = 150;
+    let mut point = 1;
+    let mut rolls = 0;
+    loop {
+        let sim = SimFs::new(root);
+        let fs: Arc<dyn FileSystem> = Arc::new(sim.clone());
+        sim.crash_at_sync(point);
+        let acknowledged = {
+            let Ok((log, _)) = SegmentLog::open(Arc::clone(&fs), &dir, small(), None) else {
+                point += 1;
+                continue;
+            };
+            let acknowledged = commit_records(&log, N);
+            rolls = rolls.max(log.current_segment() - 1);
+            acknowledged
+        };
+        let crashed = sim.crashed();
+        let images: Vec<Arc<dyn FileSystem>> = std::iter::once(sim.crash_image())
+            .chain((0..4).map(|s| sim.crash_image_mixed(s)))
+            .map(|i| Arc::new(i) as Arc<dyn FileSystem>)
+            .collect();
+        for (k, img) in images.into_iter().enumerate() {
+            let (log, replay) = SegmentLog::open(Arc::clone(&img), &dir, small(), None).unwrap();
+            assert!(
+                replay.damage.is_none(),
+                "point {point} image {k}: {:?}",
+                replay.damage
+            );
+            let got: Vec<Vec<u8>> = replay.records.into_iter().map(|(_, r)| r).collect();
+            assert!(
+                got.len() >= acknowledged as usize,
+                "point {point} image {k}: {} of {acknowledged} acknowledged records",
+                got.len()
+            );
+            assert_eq!(
+                got,
+                (0..got.len() as u32).map(big_record).collect::<Vec<_>>()
+            );
+            // And the log goes on from there.
+            let lsn = log.append_record(b"after").unwrap();
+            log.wait_durable_blocking(lsn).unwrap();
+        }
+        if !crashed {
+            eprintln!(
+                "spare rolls: {} sync points across {rolls} rolls, each cut with 5 images",
+                point - 1
+            );
+            assert!(rolls >= 4, "only {rolls} rolls");
+            break;
+        }
+        point += 1;
+    }
 }
