@@ -10,12 +10,14 @@
 //! It is not: aware of B-trees, handles or transactions (the records it stores are opaque), or
 //! a cache. All I/O goes through [`sop_core::vfs::FileSystem`].
 
+mod blocking;
 mod ec;
 mod ecfs;
 pub mod frame;
 mod log;
 mod segment;
 
+pub use blocking::blocking;
 pub use ec::{ErasureConfig, reconstruct, split_encode};
 pub use ecfs::{EC_RECORD, EC_UNIT, EcFs, EcScrub};
 pub use log::{LogDamage, LogOptions, LogPos, ParsedSegment, Replay, SegmentLog, parse_segment};

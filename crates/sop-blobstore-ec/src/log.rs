@@ -25,6 +25,7 @@ use parking_lot::{Condvar, Mutex};
 use sop_core::vfs::{FileHandle, FileSystem};
 use sop_core::{Error, Loc, Result};
 
+use crate::blocking::blocking;
 use crate::frame::{self, FRAME_ALIGN, FRAME_HEADER_LEN, FrameHeader, FrameKind, frame_len};
 use crate::segment::{Fence, SegmentHeader, Segments, header_frame_len};
 
@@ -758,7 +759,8 @@ impl Inner {
             && w.end + frame_len(len, w.align) > self.opts.segment_bytes
         {
             let durable = self.view.lock().durable_lsn;
-            if roll(&self.segs, &self.opts, &mut w, None, durable)? {
+            // Usually no sync (a spare is ready); when there is one, tokio is told.
+            if blocking(|| roll(&self.segs, &self.opts, &mut w, None, durable))? {
                 self.publish_durable(w.next_lsn - 1, position(&w));
             }
         }

@@ -193,7 +193,7 @@ impl Database {
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire_shared(&path)?;
         let redis = Arc::new(Redis::connect(&options.redis).await?);
-        let id = database_id(&path)?;
+        let id = database_id(&path).await?;
         let (parts, registry, replicated, erasure) = Self::parts(
             &path,
             &options.database,
@@ -503,7 +503,7 @@ impl Database {
 
 /// The database's id, created once (the first process to create `sop.id` wins), so processes
 /// agree on the Redis keys of this database whatever path they mount it at.
-fn database_id(path: &Path) -> Result<sop_core::Uuid> {
+async fn database_id(path: &Path) -> Result<sop_core::Uuid> {
     let file = path.join("sop.id");
     let fresh = sop_core::Uuid::new_v4().to_string();
     match std::fs::OpenOptions::new()
@@ -529,7 +529,7 @@ fn database_id(path: &Path) -> Result<sop_core::Uuid> {
         if let Ok(id) = text.trim().parse() {
             return Ok(id);
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     Err(Error::Corruption {
         what: "database id",

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sop_blobstore_ec::{LogDamage, LogOptions, SegmentLog};
+use sop_blobstore_ec::{LogDamage, LogOptions, SegmentLog, blocking};
 use sop_coord::{Cache, Locker};
 use sop_core::meta::Metadata;
 use sop_core::vfs::FileSystem;
@@ -260,10 +260,11 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             pause = (pause * 2).min(20);
         }
-        let r = {
+        // The clustered commit point syncs the registry's journal and takes its OS lock.
+        let r = blocking(|| {
             let _g = self.local_gate.lock();
             f()
-        };
+        });
         if let Err(e) = self.locker.unlock(&keys, owner).await {
             tracing::warn!(error = %e, "could not release the commit gate; it expires by itself");
         }
