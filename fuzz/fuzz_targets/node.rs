@@ -8,9 +8,9 @@ use sop_btree::{DELTA_FORMAT_VERSION, NODE_FORMAT_VERSION, Node, NodeShape, Piec
 
 /// A base for deltas: a small valid node.
 fn base() -> Node<String, Vec<u8>> {
-    Node {
-        id: sop_core::Uuid::from_bytes([1; 16]),
-        items: (0..5u8)
+    Node::from_parts(
+        sop_core::Uuid::from_bytes([1; 16]),
+        (0..5u8)
             .map(|i| {
                 std::sync::Arc::new(sop_btree::NodeItem {
                     id: sop_core::Uuid::from_bytes([i + 2; 16]),
@@ -20,10 +20,10 @@ fn base() -> Node<String, Vec<u8>> {
                 })
             })
             .collect(),
-        children: (0..6u8)
+        (0..6u8)
             .map(|i| sop_core::Uuid::from_bytes([i + 40; 16]))
             .collect(),
-    }
+    )
 }
 
 fuzz_target!(|data: &[u8]| {

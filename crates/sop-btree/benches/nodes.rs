@@ -18,10 +18,9 @@ fn key(i: u64) -> Vec<u8> {
 fn node() -> Node<Vec<u8>, Vec<u8>> {
     let mut keys: Vec<Vec<u8>> = (0..1000).map(key).collect();
     keys.sort();
-    Node {
-        id: Uuid::new_v4(),
-        items: keys
-            .into_iter()
+    Node::from_parts(
+        Uuid::new_v4(),
+        keys.into_iter()
             .map(|k| {
                 std::sync::Arc::new(NodeItem {
                     id: Uuid::new_v4(),
@@ -31,8 +30,8 @@ fn node() -> Node<Vec<u8>, Vec<u8>> {
                 })
             })
             .collect(),
-        children: Vec::new(),
-    }
+        Vec::new(),
+    )
 }
 
 fn codec(c: &mut Criterion) {

@@ -268,6 +268,7 @@ impl<K: Clone + DeserializeOwned + 'static, V: Clone + DeserializeOwned + 'stati
             id: d.id,
             items,
             children,
+            index: crate::index::SearchIndex::default(),
         })
     }
 }

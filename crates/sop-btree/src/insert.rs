@@ -24,7 +24,7 @@ where
         let Some((leaf_id, slot)) = path.pop() else {
             return Err(self.invariant("insertion without a path".into()));
         };
-        let mut leaf = self.repo.checkout(leaf_id).await?;
+        let mut leaf = self.checkout_node(leaf_id).await?;
         if slot > leaf.items.len() || !leaf.is_leaf() {
             let detail = format!(
                 "insertion at slot {slot} of node {leaf_id}, a {} of {} items",
@@ -53,7 +53,7 @@ where
                     Some(back) => node = back,
                 }
             }
-            let mut parent = self.repo.checkout(parent_id).await?;
+            let mut parent = self.checkout_node(parent_id).await?;
             let (median, right) = self.split_off_right(&mut node)?;
             if c > parent.items.len() {
                 let detail = format!(
@@ -90,6 +90,7 @@ where
             id: Uuid::new_v4(),
             items: right_items,
             children: right_children,
+            index: crate::index::SearchIndex::default(),
         };
         Ok((median, right))
     }
@@ -102,6 +103,7 @@ where
             id: Uuid::new_v4(),
             items: std::mem::take(&mut root.items),
             children: std::mem::take(&mut root.children),
+            index: crate::index::SearchIndex::default(),
         };
         root.items = vec![median];
         root.children = vec![left.id, right.id];
@@ -131,8 +133,8 @@ where
             let room = self.repo.get(left_id).await?.items.len();
             if room < max {
                 let k = ((node.items.len() - room) / 2).max(1);
-                let mut parent = self.repo.checkout(parent_id).await?;
-                let mut left = self.repo.checkout(left_id).await?;
+                let mut parent = self.checkout_node(parent_id).await?;
+                let mut left = self.checkout_node(left_id).await?;
                 if c > parent.items.len() {
                     return Err(self.bad_parent(parent_id, c, parent.items.len()));
                 }
@@ -153,8 +155,8 @@ where
             if room < max {
                 let len = node.items.len();
                 let k = ((len - room) / 2).max(1);
-                let mut parent = self.repo.checkout(parent_id).await?;
-                let mut right = self.repo.checkout(right_id).await?;
+                let mut parent = self.checkout_node(parent_id).await?;
+                let mut right = self.checkout_node(right_id).await?;
                 if c >= parent.items.len() {
                     return Err(self.bad_parent(parent_id, c, parent.items.len()));
                 }

@@ -26,6 +26,7 @@
 mod check;
 mod compare;
 mod delta;
+mod index;
 mod insert;
 mod mem;
 mod node;

@@ -50,16 +50,25 @@ pub struct Node<K, V> {
     pub items: Vec<Arc<NodeItem<K, V>>>,
     /// The children's logical ids: empty for a leaf, `items.len() + 1` otherwise.
     pub children: Vec<Uuid>,
+    /// The heads of the items' keys, once this version was searched often (see `index.rs`).
+    pub(crate) index: crate::index::SearchIndex,
 }
 
 impl<K, V> Node<K, V> {
     /// An empty leaf.
     #[must_use]
     pub fn new(id: Uuid) -> Self {
+        Node::from_parts(id, Vec::new(), Vec::new())
+    }
+
+    /// A node of these items and children.
+    #[must_use]
+    pub fn from_parts(id: Uuid, items: Vec<Arc<NodeItem<K, V>>>, children: Vec<Uuid>) -> Self {
         Node {
             id,
-            items: Vec::new(),
-            children: Vec::new(),
+            items,
+            children,
+            index: crate::index::SearchIndex::default(),
         }
     }
 
@@ -184,6 +193,7 @@ impl<K: DeserializeOwned + 'static, V: DeserializeOwned + 'static> Node<K, V> {
             id: raw.id,
             items,
             children: raw.children.clone(),
+            index: crate::index::SearchIndex::default(),
         })
     }
 }

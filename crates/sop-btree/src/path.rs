@@ -31,16 +31,70 @@ pub(crate) enum Seek<'a, K> {
     Last,
 }
 
+/// The items whose keys may compare equal to `key`, by the node's heads: every item before the
+/// range is less than `key` and every item after it greater (heads never decrease along a
+/// node's items). `None` when the node has no heads yet or the comparator has none.
+fn head_range<K, V, C: KeyComparator<K>>(
+    cmp: &C,
+    node: &Node<K, V>,
+    key: &K,
+) -> Option<(usize, usize)> {
+    let heads = node.index.heads(&node.items, cmp)?;
+    let h = cmp.head(key)?;
+    let lo = heads.partition_point(|x| *x < h);
+    let hi = lo + heads.get(lo..)?.partition_point(|x| *x == h);
+    Some((lo, hi))
+}
+
+/// The first index in `lo..hi` (as found by the heads, or the whole node) whose item does not
+/// satisfy `before`.
+fn bound<K, V>(
+    node: &Node<K, V>,
+    range: Option<(usize, usize)>,
+    before: &impl Fn(&NodeItem<K, V>) -> bool,
+) -> usize {
+    match range.and_then(|(lo, hi)| Some((lo, node.items.get(lo..hi)?))) {
+        Some((lo, items)) => lo + items.partition_point(|it| before(it)),
+        None => node.items.partition_point(|it| before(it)),
+    }
+}
+
+/// Debug builds: a search through the heads of a node whose keys are in order finds what a
+/// search without them finds (a stale index would not).
+fn debug_check<K, V, C: KeyComparator<K>>(
+    cmp: &C,
+    node: &Node<K, V>,
+    range: Option<(usize, usize)>,
+    at: usize,
+    plain: impl FnOnce() -> usize,
+) {
+    if cfg!(debug_assertions)
+        && range.is_some()
+        && node
+            .items
+            .windows(2)
+            .all(|w| cmp.compare(&w[0].key, &w[1].key) != Ordering::Greater)
+    {
+        assert_eq!(at, plain(), "a node's heads disagree with its keys");
+    }
+}
+
 /// The index of the first item whose key is not less than `key`.
 pub(crate) fn lower_bound<K, V, C: KeyComparator<K>>(cmp: &C, node: &Node<K, V>, key: &K) -> usize {
-    node.items
-        .partition_point(|it| cmp.compare(&it.key, key) == Ordering::Less)
+    let before = |it: &NodeItem<K, V>| cmp.compare(&it.key, key) == Ordering::Less;
+    let range = head_range(cmp, node, key);
+    let at = bound(node, range, &before);
+    debug_check(cmp, node, range, at, || bound(node, None, &before));
+    at
 }
 
 /// The index of the first item whose key is greater than `key`.
 pub(crate) fn upper_bound<K, V, C: KeyComparator<K>>(cmp: &C, node: &Node<K, V>, key: &K) -> usize {
-    node.items
-        .partition_point(|it| cmp.compare(&it.key, key) != Ordering::Greater)
+    let before = |it: &NodeItem<K, V>| cmp.compare(&it.key, key) != Ordering::Greater;
+    let range = head_range(cmp, node, key);
+    let at = bound(node, range, &before);
+    debug_check(cmp, node, range, at, || bound(node, None, &before));
+    at
 }
 
 /// Drops the path's step objects, keeping ids: what a change needs, holding no node alive.
@@ -83,6 +137,14 @@ where
     R: NodeRepository<K, V> + ValueStore<V>,
     C: KeyComparator<K>,
 {
+    /// Takes a node out of the repository to change it, with a fresh search index (the
+    /// repository may hand over the very version it stored, heads included).
+    pub(crate) async fn checkout_node(&mut self, id: Uuid) -> Result<Node<K, V>> {
+        let mut node = self.repo.checkout(id).await?;
+        node.index.reset();
+        Ok(node)
+    }
+
     pub(crate) fn child_id(&self, node: &Node<K, V>, index: usize) -> Result<Uuid> {
         node.children
             .get(index)

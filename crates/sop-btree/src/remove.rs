@@ -21,7 +21,7 @@ where
         let Some((node_id, index)) = path.pop() else {
             return Err(self.invariant("removal without a path".into()));
         };
-        let mut node = self.repo.checkout(node_id).await?;
+        let mut node = self.checkout_node(node_id).await?;
         if index >= node.items.len() {
             let detail = format!(
                 "removal of item {index} of node {node_id}, which has {}",
@@ -48,7 +48,7 @@ where
             path.push((id, last));
             id = self.child_id(&below, last)?;
         }
-        let mut leaf = self.repo.checkout(id).await?;
+        let mut leaf = self.checkout_node(id).await?;
         let Some(predecessor) = leaf.items.pop() else {
             self.repo.update(leaf)?;
             self.repo.update(node)?;
@@ -97,10 +97,10 @@ where
             {
                 return self.borrow_from_right(node, parent_id, c, right_id).await;
             }
-            let mut parent = self.repo.checkout(parent_id).await?;
+            let mut parent = self.checkout_node(parent_id).await?;
             if let Some(left_id) = left_id {
                 // left + separator + node; node goes away.
-                let mut left = self.repo.checkout(left_id).await?;
+                let mut left = self.checkout_node(left_id).await?;
                 left.items.push(parent.items.remove(c - 1));
                 parent.children.remove(c);
                 left.items.append(&mut node.items);
@@ -109,7 +109,7 @@ where
                 self.repo.remove(node.id)?;
             } else if let Some(right_id) = right_id {
                 // node + separator + right; right goes away.
-                let mut right = self.repo.checkout(right_id).await?;
+                let mut right = self.checkout_node(right_id).await?;
                 node.items.push(parent.items.remove(c));
                 parent.children.remove(c + 1);
                 node.items.append(&mut right.items);
@@ -134,8 +134,8 @@ where
         c: usize,
         left_id: Uuid,
     ) -> Result<()> {
-        let mut parent = self.repo.checkout(parent_id).await?;
-        let mut left = self.repo.checkout(left_id).await?;
+        let mut parent = self.checkout_node(parent_id).await?;
+        let mut left = self.checkout_node(left_id).await?;
         if let Some(up) = left.items.pop() {
             let down = std::mem::replace(&mut parent.items[c - 1], up);
             node.items.insert(0, down);
@@ -156,8 +156,8 @@ where
         c: usize,
         right_id: Uuid,
     ) -> Result<()> {
-        let mut parent = self.repo.checkout(parent_id).await?;
-        let mut right = self.repo.checkout(right_id).await?;
+        let mut parent = self.checkout_node(parent_id).await?;
+        let mut right = self.checkout_node(right_id).await?;
         if !right.items.is_empty() {
             let up = right.items.remove(0);
             let down = std::mem::replace(&mut parent.items[c], up);
@@ -176,7 +176,7 @@ where
     async fn shrink_root(&mut self, mut root: Node<K, V>) -> Result<()> {
         if root.items.is_empty() && root.children.len() == 1 {
             let child_id = root.children[0];
-            let child = self.repo.checkout(child_id).await?;
+            let child = self.checkout_node(child_id).await?;
             root.items = child.items;
             root.children = child.children;
             self.repo.remove(child_id)?;

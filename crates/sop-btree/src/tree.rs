@@ -70,7 +70,7 @@ pub type MemBTree<K, V, C = NaturalOrder> = BTree<K, V, MemRepository<K, V>, C>;
 
 impl<K, V> MemBTree<K, V>
 where
-    K: Ord + Clone + Send + Sync,
+    K: Ord + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync,
 {
     /// An empty in-memory tree.
@@ -686,7 +686,7 @@ where
         let Some((node_id, index)) = steps.pop() else {
             return Err(Error::NoCurrentItem { operation });
         };
-        let mut node = self.repo.checkout(node_id).await?;
+        let mut node = self.checkout_node(node_id).await?;
         let Some(item) = node.items.get_mut(index).map(Arc::make_mut) else {
             let len = node.items.len();
             self.repo.update(node)?;

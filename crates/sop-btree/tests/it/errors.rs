@@ -189,9 +189,9 @@ fn nodes_round_trip_through_the_codec() {
 }
 
 fn sample_node(n: u8, children: usize) -> Node<String, Vec<u8>> {
-    Node {
-        id: sop_core::Uuid::new_v4(),
-        items: (0..n)
+    Node::from_parts(
+        sop_core::Uuid::new_v4(),
+        (0..n)
             .map(|i| {
                 Arc::new(sop_btree::NodeItem {
                     id: sop_core::Uuid::new_v4(),
@@ -205,8 +205,8 @@ fn sample_node(n: u8, children: usize) -> Node<String, Vec<u8>> {
                 })
             })
             .collect(),
-        children: (0..children).map(|_| sop_core::Uuid::new_v4()).collect(),
-    }
+        (0..children).map(|_| sop_core::Uuid::new_v4()).collect(),
+    )
 }
 
 #[test]

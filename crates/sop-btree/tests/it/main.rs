@@ -5,5 +5,6 @@
 
 mod cursor;
 mod errors;
+mod heads;
 mod model;
 mod support;
