@@ -33,7 +33,7 @@ use crate::segment::{Fence, SegmentHeader, Segments, header_frame_len};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogOptions {
     /// A segment is closed once appending would take it past this size (a single bigger frame
-    /// gets a segment of its own). Default 64 MiB; at most 4 GiB.
+    /// gets a segment of its own). Default 16 MiB; at most 4 GiB.
     pub segment_bytes: u64,
     /// Zeros written ahead of the end, so a commit's `fdatasync` finds its blocks allocated
     /// and flushes no metadata. Default 1 MiB.
@@ -49,7 +49,7 @@ pub struct LogOptions {
 impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
-            segment_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
             prealloc_bytes: 1 << 20,
             shared: false,
             align: FRAME_ALIGN,

@@ -27,11 +27,11 @@ pub struct DatabaseOptions {
     pub l2_cache_bytes: usize,
     /// Standalone: log bytes after which a commit also checkpoints the registry (writes the
     /// handles and store infos of every commit since the last checkpoint into the registry, so
-    /// the log before it is no longer replayed). Default 32 MiB: an open replays at most about
+    /// the log before it is no longer replayed). Default 16 MiB: an open replays at most about
     /// that much. Each commit syncs only the log. Clustered mode writes the registry at every
     /// commit.
     pub registry_checkpoint_bytes: u64,
-    /// Size of the log's segment files (default 64 MiB): the unit of space reclamation.
+    /// Size of the log's segment files (default 16 MiB): the unit of space reclamation.
     pub segment_bytes: u64,
     /// Erasure coding of the log across drives, instead of plain segments under `<db>/log`.
     pub erasure: Option<ErasureConfig>,
@@ -55,7 +55,7 @@ impl Default for DatabaseOptions {
             l1_cache_bytes: 256 << 20,
             l2_cache_bytes: 64 << 20,
             registry_checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
-            segment_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
             erasure: None,
             replication: None,
             fs: None,
@@ -65,7 +65,7 @@ impl Default for DatabaseOptions {
 }
 
 /// Log bytes between two registry checkpoints by default (`DatabaseOptions::registry_checkpoint_bytes`).
-pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// How to open a database in clustered mode.
 #[derive(Clone, Debug)]

@@ -47,6 +47,7 @@ impl TxInner {
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
             self.engine.catalog.end_read(self.snap);
+            self.engine.reader_ended();
         }
     }
 }
