@@ -105,7 +105,10 @@ fn a_reader_keeps_its_snapshot_across_1000_commits_and_compactions() {
             .into_iter()
             .filter(|n| pinned.contains(n))
             .collect();
-        assert!(left.is_empty(), "segments {left:?} outlived the reader that pinned them");
+        assert!(
+            left.is_empty(),
+            "segments {left:?} outlived the reader that pinned them"
+        );
         let tx = db.begin(TxMode::ForReading);
         let mut t = db.open_btree::<u32, String>(&tx, "s").unwrap();
         let now: BTreeMap<u32, String> = t
