@@ -9,14 +9,16 @@
 //! drops the rest.
 //!
 //! Clustered (*direct*): other processes commit into the shared registry, so reads go to the
-//! registry and store files every time and there is no overlay.
+//! registry and store files every time and there is no overlay. Such a read may wait (at most
+//! 2 s) for another process to finish applying a batch, so it runs through `blocking`: on a
+//! multi-threaded runtime tokio first moves the worker's other tasks elsewhere.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use sop_blobstore_ec::{LogPos, SegmentLog};
+use sop_blobstore_ec::{LogPos, SegmentLog, blocking};
 use sop_core::meta::{HandleChange, MetaBatch, Metadata};
 use sop_core::{Error, Handle, Result, StoreInfo, Uuid};
 
@@ -190,7 +192,8 @@ impl Catalog {
     /// A handle as the registry holds it (through the cache when versioned).
     fn base_handle(&self, table: &str, lid: Uuid) -> Result<Option<Handle>> {
         if !self.versioned {
-            return self.meta.handle(table, lid);
+            // Clustered: the read may wait for another process's batch (see `blocking`).
+            return blocking(|| self.meta.handle(table, lid));
         }
         if let Some(h) = self.base.get(&lid) {
             return Ok(h);
@@ -224,7 +227,7 @@ impl Catalog {
             miss.extend_from_slice(lids);
         }
         if !self.versioned {
-            out.extend(self.meta.handles(table, &miss)?);
+            out.extend(blocking(|| self.meta.handles(table, &miss))?);
             return Ok(out);
         }
         let mut cold = Vec::new();
@@ -257,8 +260,10 @@ impl Catalog {
 
     fn base_store(&self, name: &str) -> Result<Option<StoreInfo>> {
         if !self.versioned {
-            self.meta.refresh()?;
-            return self.meta.store_info(name);
+            return blocking(|| {
+                self.meta.refresh()?;
+                self.meta.store_info(name)
+            });
         }
         if let Some(i) = self.base_stores.lock().get(name) {
             return Ok(i.clone());
@@ -297,7 +302,7 @@ impl Catalog {
     /// The names of the stores as of `snap`, sorted.
     pub fn store_names(&self, snap: u64) -> Result<Vec<String>> {
         if !self.versioned {
-            self.meta.refresh()?;
+            blocking(|| self.meta.refresh())?;
         }
         let mut names: BTreeSet<String> = self.meta.store_names()?.into_iter().collect();
         if self.versioned {

@@ -227,7 +227,11 @@ impl Engine {
 
     /// The registry's generation (clustered mode: changes whenever committed handles change).
     pub(crate) fn epoch(&self) -> u64 {
-        self.catalog.meta.generation()
+        if self.catalog.versioned() {
+            return self.catalog.meta.generation();
+        }
+        // Clustered: may wait for another process's batch (see `blocking`).
+        blocking(|| self.catalog.meta.generation())
     }
 
     /// Runs `f` at the commit gate: alone in the process, and in clustered mode alone in the

@@ -96,14 +96,18 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
             let snap = self.shared.state.lock().snap;
             engine.catalog.handle(name, id, snap)?
         } else {
-            loop {
-                self.revalidate()?;
-                let before = engine.epoch();
-                let h = engine.catalog.handle(name, id, u64::MAX)?;
-                if engine.epoch() == before {
-                    break h;
+            // One hand-over to tokio for the lot (the calls inside may wait for another
+            // process's batch; nested `blocking` calls then cost nothing).
+            sop_blobstore_ec::blocking(|| {
+                loop {
+                    self.revalidate()?;
+                    let before = engine.epoch();
+                    let h = engine.catalog.handle(name, id, u64::MAX)?;
+                    if engine.epoch() == before {
+                        break Ok::<_, Error>(h);
+                    }
                 }
-            }
+            })?
         };
         let handle = handle.ok_or_else(|| {
             if engine.catalog.versioned() {
