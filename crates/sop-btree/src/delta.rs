@@ -184,7 +184,9 @@ fn push_copy<T>(ops: &mut Vec<Op<T>>, from: usize, count: usize) {
 impl<K: Serialize + 'static, V: Serialize + 'static> Node<K, V> {
     /// This node written as a delta over `base`, stored at `base_loc` with `depth` deltas below
     /// it already (0 for a full image). External value ids go through `ext` (see
-    /// [`Node::encode_with`]). Items of `base` are matched by id and version.
+    /// [`Node::encode_with`]); `None` when no id changes, which spares reading every kept
+    /// item (cold in memory in a big tree: the most expensive part of a small commit's
+    /// delta). Items of `base` are matched by id and version.
     ///
     /// # Errors
     /// When a new key or value cannot be encoded.
@@ -193,12 +195,15 @@ impl<K: Serialize + 'static, V: Serialize + 'static> Node<K, V> {
         base: &Node<K, V>,
         base_loc: Uuid,
         depth: u8,
-        ext: &dyn Fn(Uuid) -> Uuid,
+        ext: Option<&dyn Fn(Uuid) -> Uuid>,
     ) -> Result<Vec<u8>> {
+        let same_id = |id: Uuid| id;
+        let map: &dyn Fn(Uuid) -> Uuid = ext.unwrap_or(&same_id);
         let child_ops = diff(&base.children, &self.children, |a, b| a == b, |c| Some(*c));
         // An item whose value moved to a new location is a new item for the delta.
-        let moved =
-            |i: &NodeItem<K, V>| matches!(i.value, ItemValue::External(id) if ext(id) != id);
+        let moved = |i: &NodeItem<K, V>| {
+            ext.is_some() && matches!(i.value, ItemValue::External(id) if map(id) != id)
+        };
         let item_ops = diff(
             &base.items,
             &self.items,
@@ -226,7 +231,7 @@ impl<K: Serialize + 'static, V: Serialize + 'static> Node<K, V> {
                 Op::Copy { from, count } => put_copy(&mut out, from, count),
                 Op::Insert(item) => {
                     out.push(OP_INSERT);
-                    crate::node::encode_item(item, &mut out, ext)?;
+                    crate::node::encode_item(item, &mut out, map)?;
                 }
             }
         }

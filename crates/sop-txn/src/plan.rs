@@ -124,7 +124,13 @@ where
         };
         plan.value_bytes = write_pending_values(&self.engine, &mut st)?;
         let written = &st.values_written;
-        let subst = |id: Uuid| written.get(&id).map_or(id, |l| l.to_uuid());
+        let substitute = |id: Uuid| written.get(&id).map_or(id, |l| l.to_uuid());
+        // No value written: nothing to substitute, and no item needs reading to find out.
+        let subst: Option<&dyn Fn(Uuid) -> Uuid> = if written.is_empty() {
+            None
+        } else {
+            Some(&substitute)
+        };
         let donors = donors(&st);
         let mut bases = Vec::with_capacity(st.changed.len());
         for (lid, node) in &st.changed {
@@ -176,7 +182,7 @@ where
                 }
             }
             plan.nodes
-                .push(encode_node(lid, node, base, expected, &subst)?);
+                .push(encode_node(lid, node, base, expected, subst)?);
         }
         for lid in &st.removed {
             if let Some(r) = st.snapshot.get(lid) {
@@ -309,8 +315,10 @@ fn encode_node<K: Data, V: Data>(
     node: &Arc<Node<K, V>>,
     base: Option<Base<'_, K, V>>,
     expected: Option<u64>,
-    subst: &dyn Fn(Uuid) -> Uuid,
+    subst: Option<&dyn Fn(Uuid) -> Uuid>,
 ) -> Result<NodeWrite> {
+    let same_id = |id: Uuid| id;
+    let map: &dyn Fn(Uuid) -> Uuid = subst.unwrap_or(&same_id);
     let mut chosen = None;
     if let Some(b) = &base
         && b.depth < HARD_CHAIN
@@ -326,23 +334,24 @@ fn encode_node<K: Data, V: Data>(
     let (bytes, depth, full_len, delta_base) = match chosen {
         Some(c) => c,
         None => {
-            let bytes = node.encode_with(subst)?;
+            let bytes = node.encode_with(map)?;
             let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
             (bytes, 0, len, None)
         }
     };
     // The cached copy must hold the stored value locations, not the tree's ids for them.
-    let stored = if node
-        .items
-        .iter()
-        .any(|i| matches!(i.value, ItemValue::External(id) if subst(id) != id))
+    let stored = if subst.is_some()
+        && node
+            .items
+            .iter()
+            .any(|i| matches!(i.value, ItemValue::External(id) if map(id) != id))
     {
         let mut n = (**node).clone();
         for i in &mut n.items {
             if let ItemValue::External(id) = i.value
-                && subst(id) != id
+                && map(id) != id
             {
-                Arc::make_mut(i).value = ItemValue::External(subst(id));
+                Arc::make_mut(i).value = ItemValue::External(map(id));
             }
         }
         Arc::new(n)

@@ -293,7 +293,7 @@ proptest! {
             new.id = sop_core::Uuid::new_v4();
         }
         let base_loc = sop_core::Uuid::new_v4();
-        let delta = new.encode_delta(&base, base_loc, 2, &|id| id).unwrap();
+        let delta = new.encode_delta(&base, base_loc, 2, None).unwrap();
         prop_assert_eq!(
             sop_btree::PieceKind::of(&delta).unwrap(),
             sop_btree::PieceKind::Delta { id: new.id, base: base_loc, depth: 3 }
