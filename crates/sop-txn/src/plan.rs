@@ -131,7 +131,7 @@ where
         } else {
             Some(&substitute)
         };
-        let donors = donors(&st);
+        let donors = donors(&st, &self.cmp);
         let mut bases = Vec::with_capacity(st.changed.len());
         for (lid, node) in &st.changed {
             let (base, expected) = match st.snapshot.get(lid) {
@@ -248,23 +248,47 @@ fn write_pending_values<K, V: Data>(
 
 /// For nodes this transaction created: the committed node each of their items came from
 /// (a split's new half is written as a delta over the node it was split from).
-fn donors<K, V>(st: &StoreState<K, V>) -> HashMap<Uuid, Uuid> {
+fn donors<K, V, C: KeyComparator<K>>(st: &StoreState<K, V>, cmp: &C) -> HashMap<Uuid, Uuid> {
+    use std::cmp::Ordering;
     let mut out = HashMap::new();
-    // Only the first item of each new node is looked up: index just those, then find them.
-    let wanted: sop_core::IdSet<Uuid> = st
+    // Only the first item of each new node is looked up, by key, in the snapshot nodes this
+    // transaction changed or removed (a split moved it out of one of them): a few items of each
+    // are read, not all (reading every item of hundreds of cold 1,000-item leaves was most of a
+    // 1,000-key batch's planning). An item whose key this transaction changed is not found; its
+    // node is then written whole, which is only bigger.
+    let wanted: Vec<&Arc<sop_btree::NodeItem<K, V>>> = st
         .added
         .iter()
-        .filter_map(|lid| st.changed.get(lid)?.items.first().map(|i| i.id))
+        .filter_map(|lid| st.changed.get(lid)?.items.first())
         .collect();
     if wanted.is_empty() {
         return out;
     }
     for (lid, r) in &st.snapshot {
-        if st.changed.contains_key(lid) || st.removed.contains(lid) {
-            for it in &r.node.items {
-                if wanted.contains(&it.id) {
-                    out.insert(it.id, *lid);
+        if !(st.changed.contains_key(lid) || st.removed.contains(lid)) {
+            continue;
+        }
+        let items = &r.node.items;
+        let (Some(first), Some(last)) = (items.first(), items.last()) else {
+            continue;
+        };
+        for w in &wanted {
+            if cmp.compare(&w.key, &first.key) == Ordering::Less
+                || cmp.compare(&w.key, &last.key) == Ordering::Greater
+            {
+                continue;
+            }
+            // Equal keys (a non-unique store) sit side by side: the run is checked by id.
+            let mut i = items.partition_point(|it| cmp.compare(&it.key, &w.key) == Ordering::Less);
+            while let Some(it) = items.get(i) {
+                if cmp.compare(&it.key, &w.key) != Ordering::Equal {
+                    break;
                 }
+                if it.id == w.id {
+                    out.insert(w.id, *lid);
+                    break;
+                }
+                i += 1;
             }
         }
     }

@@ -244,3 +244,39 @@ fn eight_tasks_committing_share_syncs() {
         assert!(syncs < commits, "{commits} commits took {syncs} syncs");
     });
 }
+
+#[test]
+fn a_commit_that_splits_a_full_leaf_appends_two_small_deltas_not_half_a_node() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::standalone(dir.path()).unwrap();
+        // One full leaf of 1,000 items, 150-byte values (~175 KB).
+        let tx = db.begin(TxMode::ForWriting);
+        let mut t = db
+            .new_btree::<u64, Vec<u8>>(&tx, &StoreOptions::new("full"))
+            .unwrap();
+        for k in 0..1_000u64 {
+            t.add(k * 2, vec![7; 150]).await.unwrap();
+        }
+        drop(t);
+        tx.commit().await.unwrap();
+        // The next key splits it: the new node takes half the items from the old one, and is
+        // written as a delta over it (a "donor"), not as 500 items.
+        for (i, k) in [1u64, 1_001, 1_999].into_iter().enumerate() {
+            let tx = db.begin(TxMode::ForWriting);
+            let mut t = db.open_btree::<u64, Vec<u8>>(&tx, "full").unwrap();
+            t.add(k, vec![9; 150]).await.unwrap();
+            let stats = t.check().await.unwrap();
+            drop(t);
+            tx.commit().await.unwrap();
+            if i == 0 {
+                assert!(stats.nodes >= 3, "the first add did not split: {stats:?}");
+            }
+            assert!(
+                tx.bytes_written() <= 16 << 10,
+                "commit {i} appended {} bytes",
+                tx.bytes_written()
+            );
+        }
+    });
+}
