@@ -63,7 +63,11 @@ impl SearchIndex {
         let heads = match self.heads.get() {
             Some(h) => h,
             None => {
-                if self.searches.fetch_add(1, Ordering::Relaxed) < BUILD_AFTER {
+                // A plain load and store, not a read-modify-write: a count lost to a race
+                // only delays the build by a search.
+                let n = self.searches.load(Ordering::Relaxed);
+                if n < BUILD_AFTER {
+                    self.searches.store(n + 1, Ordering::Relaxed);
                     return None;
                 }
                 self.heads.get_or_init(|| {
