@@ -19,6 +19,7 @@
 //! references of).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use sop_core::{Error, Handle, Loc, Result, Uuid};
@@ -50,6 +51,26 @@ pub struct CompactionReport {
 }
 
 /// A node of the marked state: where its pieces and values are.
+/// A node version as marking sees it (see `Engine::mark_of`).
+pub(crate) struct NodeMark {
+    chain: Vec<Loc>,
+    children: Vec<Uuid>,
+    values: Vec<Loc>,
+}
+
+/// Weighs a remembered mark by the ids it holds.
+#[derive(Clone)]
+pub(crate) struct MarkWeight;
+
+impl quick_cache::Weighter<Loc, Arc<NodeMark>> for MarkWeight {
+    fn weight(&self, _: &Loc, m: &Arc<NodeMark>) -> u64 {
+        (1 + m.chain.len() + m.children.len() + m.values.len()) as u64
+    }
+}
+
+/// Ids remembered for marking at most (about 16 bytes each).
+pub(crate) const MARK_CACHE_IDS: u64 = 2 << 20;
+
 struct Marked {
     table: String,
     handle: Handle,
@@ -138,6 +159,30 @@ impl Engine {
         Ok(report)
     }
 
+    /// What marking needs of the node version at `loc`: its pieces, children and values. A
+    /// location names immutable bytes, so it is read and resolved once and then remembered
+    /// (a mark used to read every piece of every tree each round: under a burst of commits it
+    /// fell behind and the space of superseded versions piled up).
+    fn mark_of(&self, loc: Loc) -> Result<Arc<NodeMark>> {
+        if let Some(m) = self.marks.get(&loc) {
+            return Ok(m);
+        }
+        let (shape, chain) = self.node_shape(loc)?;
+        let values = shape
+            .items
+            .iter()
+            .filter_map(|i| i.external)
+            .map(|v| Loc::parse(v, "value location"))
+            .collect::<Result<Vec<Loc>>>()?;
+        let m = Arc::new(NodeMark {
+            chain,
+            children: shape.children,
+            values,
+        });
+        self.marks.insert(loc, Arc::clone(&m));
+        Ok(m)
+    }
+
     /// Walks every store at `snap`: the nodes, and referenced bytes per segment.
     fn mark(&self, snap: u64) -> Result<(Vec<Marked>, BTreeMap<u32, u64>)> {
         let names = self.catalog.store_names(snap)?;
@@ -175,19 +220,15 @@ impl Engine {
                     });
                 };
                 let loc = Loc::parse(handle.active_id(), "node handle")?;
-                let (shape, chain) = self.node_shape(loc)?;
-                let mut values = Vec::new();
-                for p in &chain {
+                let mark = self.mark_of(loc)?;
+                for p in &mark.chain {
                     count(*p, &mut live);
                 }
-                for item in &shape.items {
-                    if let Some(v) = item.external {
-                        let v = Loc::parse(v, "value location")?;
-                        count(v, &mut live);
-                        values.push(v);
-                    }
+                for v in &mark.values {
+                    count(*v, &mut live);
                 }
-                stack.extend(shape.children.iter().copied());
+                stack.extend(mark.children.iter().copied());
+                let (chain, values) = (mark.chain.clone(), mark.values.clone());
                 nodes.push(Marked {
                     table: name.clone(),
                     handle,

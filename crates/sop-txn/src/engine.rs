@@ -84,6 +84,9 @@ pub struct Engine {
     pub(crate) compacting: Mutex<()>,
     /// Segments compaction found dead, with the snapshot it found them at.
     pub(crate) dead: Mutex<std::collections::BTreeMap<u32, u64>>,
+    /// What compaction's mark learned of each node version (by location: never stale).
+    pub(crate) marks:
+        quick_cache::sync::Cache<Loc, Arc<crate::compact::NodeMark>, crate::compact::MarkWeight>,
     pub(crate) maintenance: crate::maint::Maintenance,
     checkpoint_bytes: u64,
     /// Log bytes appended since the last checkpoint.
@@ -161,6 +164,11 @@ impl Engine {
             local_gate: Mutex::new(()),
             compacting: Mutex::new(()),
             dead: Mutex::new(std::collections::BTreeMap::new()),
+            marks: quick_cache::sync::Cache::with_weighter(
+                1 << 16,
+                crate::compact::MARK_CACHE_IDS,
+                crate::compact::MarkWeight,
+            ),
             maintenance: crate::maint::Maintenance::default(),
             checkpoint_bytes: parts.checkpoint_bytes.max(1),
             since_checkpoint: AtomicU64::new(0),

@@ -232,7 +232,19 @@ impl Engine {
             tracing::warn!(error = %e, "consolidating delta chains failed; the next commit asks again");
         }
         if checkpoint {
-            let r = self.checkpoint().and_then(|()| self.compact().map(|_| ()));
+            // Segments found dead wait for a checkpoint past the point they were found at (a
+            // replay from an older one could need them); one more checkpoint right away, not a
+            // round later, lets them go as soon as their last reader closes.
+            let r = self
+                .checkpoint()
+                .and_then(|()| self.compact())
+                .and_then(|rep| {
+                    if rep.waiting.is_empty() {
+                        return Ok(());
+                    }
+                    self.checkpoint()?;
+                    self.remove_dead_segments().map(|_| ())
+                });
             if let Err(e) = r {
                 tracing::warn!(error = %e, "checkpoint or compaction failed; the next one (or the next open) catches up");
             }
