@@ -55,6 +55,12 @@ pub struct Node<K, V> {
 }
 
 impl<K, V> Node<K, V> {
+    /// The index of the first item whose key is not less than `key` by `cmp` (the search the
+    /// tree itself uses, through the node's key heads once it has them).
+    pub fn lower_bound<C: crate::KeyComparator<K>>(&self, cmp: &C, key: &K) -> usize {
+        crate::path::lower_bound(cmp, self, key)
+    }
+
     /// An empty leaf.
     #[must_use]
     pub fn new(id: Uuid) -> Self {

@@ -74,8 +74,8 @@ pub(crate) const MARK_CACHE_IDS: u64 = 2 << 20;
 struct Marked {
     table: String,
     handle: Handle,
-    chain: Vec<Loc>,
-    values: Vec<Loc>,
+    /// What its version refers to (shared with the mark cache, not copied per round).
+    mark: Arc<NodeMark>,
 }
 
 impl Engine {
@@ -228,12 +228,10 @@ impl Engine {
                     count(*v, &mut live);
                 }
                 stack.extend(mark.children.iter().copied());
-                let (chain, values) = (mark.chain.clone(), mark.values.clone());
                 nodes.push(Marked {
                     table: name.clone(),
                     handle,
-                    chain,
-                    values,
+                    mark,
                 });
             }
         }
@@ -246,7 +244,7 @@ impl Engine {
         let hit = |l: &Loc| victims.contains(&l.segment);
         let movers: Vec<&Marked> = nodes
             .iter()
-            .filter(|n| n.chain.iter().any(hit) || n.values.iter().any(hit))
+            .filter(|n| n.mark.chain.iter().any(hit) || n.mark.values.iter().any(hit))
             .collect();
         if movers.is_empty() {
             return Ok((0, 0));
@@ -254,7 +252,7 @@ impl Engine {
         // Values first: the nodes that point at them are written with their new places.
         let old_values: Vec<Loc> = movers
             .iter()
-            .flat_map(|n| n.values.iter().copied().filter(|l| hit(l)))
+            .flat_map(|n| n.mark.values.iter().copied().filter(|l| hit(l)))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();

@@ -279,7 +279,7 @@ fn donors<K, V, C: KeyComparator<K>>(st: &StoreState<K, V>, cmp: &C) -> HashMap<
                 continue;
             }
             // Equal keys (a non-unique store) sit side by side: the run is checked by id.
-            let mut i = items.partition_point(|it| cmp.compare(&it.key, &w.key) == Ordering::Less);
+            let mut i = r.node.lower_bound(cmp, &w.key);
             while let Some(it) = items.get(i) {
                 if cmp.compare(&it.key, &w.key) != Ordering::Equal {
                     break;

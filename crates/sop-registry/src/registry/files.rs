@@ -63,41 +63,8 @@ impl Registry {
         }
     }
 
-    /// Appends `bytes` to a file under the registry folder and syncs it (and its folder when it
-    /// is new): for a transaction's log, which grows by one record per step.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn append_file_durable(&self, path: &str, bytes: &[u8]) -> Result<()> {
-        check_rel_path(path)?;
-        let full = self.base.join(path);
-        let dir = full.parent().unwrap_or(&self.base).to_path_buf();
-        if !self.fs.exists(&dir).map_err(Error::io("stat", &dir))? {
-            self.fs
-                .create_dir_all(&dir)
-                .map_err(Error::io("create folder", &dir))?;
-            self.fs
-                .sync_dir(&self.base)
-                .map_err(Error::io("sync folder", &self.base))?;
-        }
-        let f = self
-            .fs
-            .open(&full, true)
-            .map_err(Error::io("open", &full))?;
-        let end = f.size().map_err(Error::io("stat", &full))?;
-        f.write_at(bytes, end).map_err(Error::io("write", &full))?;
-        f.sync().map_err(Error::io("sync", &full))?;
-        // An empty file was just created (logs are never left empty): its name needs a sync.
-        if end == 0 {
-            self.fs
-                .sync_dir(&dir)
-                .map_err(Error::io("sync folder", &dir))?;
-        }
-        Ok(())
-    }
-
     /// Removes a small file under the registry folder without a sync: for files whose
-    /// reappearance after a crash is harmless (a finished transaction's log, redone idempotently).
+    /// reappearance after a crash is harmless (a temporary file an interrupted write left).
     ///
     /// # Errors
     /// I/O errors other than not-found.
