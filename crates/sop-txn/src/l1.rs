@@ -47,6 +47,11 @@ impl NodeCache {
         Some((node, e.depth, e.full_len))
     }
 
+    /// The chain depth of the node cached at `pid`, whatever its types.
+    pub fn depth(&self, pid: Uuid) -> Option<u8> {
+        self.cache.peek(&pid).map(|e| e.depth)
+    }
+
     pub fn insert(&self, pid: Uuid, entry: Entry) {
         self.cache.insert(pid, entry);
     }

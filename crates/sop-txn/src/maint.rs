@@ -270,12 +270,20 @@ impl Engine {
             // newest delta sits on a fresh full piece) is not rewritten again. Under a burst of
             // commits that was most of the bytes written (the same 175 KB leaves, round after
             // round).
-            let head = Loc::parse(h.active_id(), "node handle")?;
-            match sop_btree::PieceKind::of(&self.log.read(head)?)? {
-                sop_btree::PieceKind::Delta { depth, .. } if depth >= SOFT_CHAIN => {
-                    todo.push((table.clone(), h));
+            // The depth is in L1 (the commit that asked cached the version); else in the
+            // head piece's header.
+            let depth = match self.l1.depth(h.active_id()) {
+                Some(d) => d,
+                None => {
+                    let head = Loc::parse(h.active_id(), "node handle")?;
+                    match sop_btree::PieceKind::of(&self.log.read(head)?)? {
+                        sop_btree::PieceKind::Delta { depth, .. } => depth,
+                        sop_btree::PieceKind::Full => 0,
+                    }
                 }
-                _ => {}
+            };
+            if depth >= SOFT_CHAIN {
+                todo.push((table.clone(), h));
             }
         }
         let (n, _) = self.rewrite(&todo, &HashMap::new())?;
