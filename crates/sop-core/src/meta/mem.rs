@@ -154,14 +154,10 @@ impl Metadata for MemMetadata {
         let mut created: Vec<&str> = Vec::new();
         for (table, c) in &batch.handles {
             if !s.tables.contains_key(table) {
-                if let HandleChange::Check(_, expected) = c {
-                    if expected.is_some() {
-                        failed = Some(Error::VersionMismatch {
-                            table: table.clone(),
-                            id: c.id(),
-                            expected: expected.unwrap_or(0),
-                            found: 0,
-                        });
+                if let HandleChange::Check(..) = c {
+                    // A check writes nothing: no table is made for it.
+                    if let Err(e) = change(table, &mut HashMap::new(), c) {
+                        failed = Some(e);
                         break;
                     }
                     continue;
@@ -232,5 +228,40 @@ impl Metadata for MemMetadata {
 
     fn recover(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{HandleChange, MemMetadata, MetaBatch, Metadata};
+    use crate::{Handle, Uuid};
+
+    #[test]
+    fn a_failed_expectation_leaves_everything_as_it_was() {
+        let m = MemMetadata::new();
+        let a = Handle::new(Uuid::new_v4());
+        let b = Handle::new(Uuid::new_v4());
+        m.apply(&MetaBatch::new().handle("t", HandleChange::Add(a)))
+            .unwrap();
+        let g = m.generation();
+        // An add, then a check that fails: the add is undone, no table "u" appears.
+        let bad = MetaBatch::new()
+            .handle("u", HandleChange::Add(b))
+            .handle("t", HandleChange::Check(b.logical_id, Some(1)));
+        assert!(m.apply(&bad).is_err());
+        assert_eq!(m.tables().unwrap(), ["t"]);
+        assert_eq!(m.handle_count(), 1);
+        assert_eq!(m.generation(), g);
+        // Checks on a table that does not exist: absent passes, a version fails; neither
+        // makes the table.
+        m.apply(&MetaBatch::new().handle("v", HandleChange::Check(b.logical_id, None)))
+            .unwrap();
+        assert!(
+            m.apply(&MetaBatch::new().handle("v", HandleChange::Check(b.logical_id, Some(0))))
+                .is_err()
+        );
+        assert_eq!(m.tables().unwrap(), ["t"]);
     }
 }
