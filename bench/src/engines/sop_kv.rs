@@ -106,7 +106,7 @@ impl Kv for SopKv {
 
     fn get(&self, keys: &[Vec<u8>]) -> Result<usize> {
         self.block_on(self.db.run(TxMode::ForReading, ATTEMPTS, |tx| async move {
-            let mut t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
+            let t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
             let mut bytes = 0;
             for k in keys {
                 if let Some(v) = t.get(k).await? {
@@ -119,19 +119,16 @@ impl Kv for SopKv {
 
     fn scan(&self, starts: &[Vec<u8>], len: usize) -> Result<usize> {
         self.block_on(self.db.run(TxMode::ForReading, ATTEMPTS, |tx| async move {
-            let mut t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
+            let t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
             let mut n = 0;
             for s in starts {
-                n += t
-                    .range_limit(
-                        (
-                            std::ops::Bound::Included(s.clone()),
-                            std::ops::Bound::Unbounded,
-                        ),
-                        len,
-                    )
-                    .await?
-                    .len();
+                let mut range = t.range(s.clone()..);
+                for _ in 0..len {
+                    if range.next().await?.is_none() {
+                        break;
+                    }
+                    n += 1;
+                }
             }
             Ok(n)
         }))

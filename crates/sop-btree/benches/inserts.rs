@@ -67,7 +67,7 @@ fn reads(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(N));
     for slot in [1000, 64] {
-        let mut tree = rt.block_on(load(slot, &random));
+        let tree = rt.block_on(load(slot, &random));
         g.bench_with_input(BenchmarkId::new("get_random", slot), &slot, |b, _| {
             b.iter(|| {
                 rt.block_on(async {

@@ -36,7 +36,7 @@ where
     ///
     /// # Errors
     /// [`sop_core::Error::Invariant`] naming the first broken rule and node, or repository errors.
-    pub async fn check(&mut self) -> Result<TreeStats> {
+    pub async fn check(&self) -> Result<TreeStats> {
         self.guard()?;
         let (min, max) = (self.info.min_items(), self.info.slot_length);
         let strict = self.info.unique;

@@ -25,6 +25,14 @@ pub trait KeyComparator<K>: Send + Sync {
         let _ = key;
         None
     }
+
+    /// The order's name, recorded with a store when it is created and checked when it is
+    /// opened: a store built in one order and read in another would find nothing. The default
+    /// is the comparator's type name; give a comparator whose order can change (a closure) a
+    /// name of its own.
+    fn name(&self) -> String {
+        std::any::type_name::<Self>().to_string()
+    }
 }
 
 /// The first 8 bytes, big-endian, zero-padded: lexicographic byte order preserved.
@@ -82,6 +90,10 @@ impl<K: Ord + 'static> KeyComparator<K> for NaturalOrder {
     fn head(&self, key: &K) -> Option<u64> {
         natural_head(key)
     }
+
+    fn name(&self) -> String {
+        "natural".into()
+    }
 }
 
 /// A comparator made of a function, for keys that are not [`Ord`] or that order differently.
@@ -100,6 +112,13 @@ where
 {
     fn compare(&self, a: &K, b: &K) -> Ordering {
         (self.0)(a, b)
+    }
+
+    /// Closures have no stable name: every `FnComparator` is "fn" (not checked against
+    /// another closure). Implement [`KeyComparator`] on a type of your own to have the order
+    /// checked.
+    fn name(&self) -> String {
+        "fn".into()
     }
 }
 

@@ -21,10 +21,12 @@
 //! # }).unwrap();
 //! ```
 //!
-//! It is not: thread-safe (calls take `&mut self`), transactional, or persistent by itself.
+//! Reads that do not move the tree's own cursor (`get`, `contains_key`, `range`, `cursor`)
+//! take `&self`; changes take `&mut self`. It is not transactional or persistent by itself.
 
 mod check;
 mod compare;
+mod cursor;
 mod delta;
 mod index;
 mod insert;
@@ -39,6 +41,7 @@ mod tree;
 
 pub use check::TreeStats;
 pub use compare::{FnComparator, KeyComparator, NaturalOrder};
+pub use cursor::Cursor;
 pub use mem::MemRepository;
 pub use node::{Item, ItemShape, ItemValue, Node, NodeItem, NodeShape};
 pub use range::Range;

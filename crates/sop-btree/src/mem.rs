@@ -51,7 +51,7 @@ where
     K: Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
-    async fn get(&mut self, id: Uuid) -> Result<Arc<Node<K, V>>> {
+    async fn get(&self, id: Uuid) -> Result<Arc<Node<K, V>>> {
         self.nodes
             .get(&id)
             .cloned()
@@ -84,7 +84,7 @@ where
     K: Send + Sync,
     V: Clone + Send + Sync,
 {
-    async fn get_value(&mut self, id: Uuid) -> Result<V> {
+    async fn get_value(&self, id: Uuid) -> Result<V> {
         self.values
             .get(&id)
             .cloned()

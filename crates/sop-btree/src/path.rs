@@ -161,7 +161,7 @@ where
 
     /// Goes down from the root to a leaf, taking the slot `seek` picks in each node. The last
     /// step's index is a slot in the leaf (it may be one past its last item).
-    pub(crate) async fn descend(&mut self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
+    pub(crate) async fn descend(&self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
         let mut path = Vec::with_capacity(PATH_CAPACITY);
         let mut id = self.info.root_id;
         loop {
@@ -183,7 +183,7 @@ where
 
     /// Goes down looking for `key`, stopping at the first node that holds it. Returns whether it
     /// was found; when not, the last step is the leaf slot where it would be inserted.
-    pub(crate) async fn descend_exact(&mut self, key: &K) -> Result<(Path<K, V>, bool)> {
+    pub(crate) async fn descend_exact(&self, key: &K) -> Result<(Path<K, V>, bool)> {
         let mut path = Vec::with_capacity(PATH_CAPACITY);
         let mut id = self.info.root_id;
         loop {
@@ -204,21 +204,21 @@ where
 
     /// The path to the first item `>=` key (`upper == false`) or `>` key (`upper == true`);
     /// empty when there is none.
-    pub(crate) async fn seek_forward(&mut self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
+    pub(crate) async fn seek_forward(&self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
         let mut path = self.descend(seek).await?;
         settle_forward(&mut path);
         Ok(path)
     }
 
     /// The path to the last item before the slot `seek` picks; empty when there is none.
-    pub(crate) async fn seek_backward(&mut self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
+    pub(crate) async fn seek_backward(&self, seek: Seek<'_, K>) -> Result<Path<K, V>> {
         let mut path = self.descend(seek).await?;
         settle_backward(&mut path);
         Ok(path)
     }
 
     /// Moves a path to the next item in order; it becomes empty past the last item.
-    pub(crate) async fn advance(&mut self, path: &mut Path<K, V>) -> Result<()> {
+    pub(crate) async fn advance(&self, path: &mut Path<K, V>) -> Result<()> {
         let Some((node, i)) = path.last_mut() else {
             return Ok(());
         };
@@ -233,7 +233,7 @@ where
     }
 
     /// Moves a path to the previous item in order; it becomes empty before the first item.
-    pub(crate) async fn retreat(&mut self, path: &mut Path<K, V>) -> Result<()> {
+    pub(crate) async fn retreat(&self, path: &mut Path<K, V>) -> Result<()> {
         let Some((node, i)) = path.last() else {
             return Ok(());
         };
@@ -247,7 +247,7 @@ where
 
     /// Appends the steps from `id` down its leftmost (`First`) or rightmost (`Last`) edge.
     async fn descend_edge(
-        &mut self,
+        &self,
         path: &mut Path<K, V>,
         mut id: Uuid,
         seek: Seek<'_, K>,
@@ -269,7 +269,7 @@ where
     }
 
     /// Finds the path to the item with this key and id, or an empty path.
-    pub(crate) async fn locate(&mut self, key: &K, id: Uuid) -> Result<Path<K, V>> {
+    pub(crate) async fn locate(&self, key: &K, id: Uuid) -> Result<Path<K, V>> {
         if self.info.unique {
             let (path, found) = self.descend_exact(key).await?;
             let hit = found && item_at(&path).is_some_and(|it| it.id == id);
@@ -291,5 +291,79 @@ where
             self.advance(&mut path).await?;
         }
         Ok(Vec::new())
+    }
+}
+
+/// A path held by a reader (a range or a cursor) and the repository generation it was taken
+/// at: when another handle changed the tree since, the reader finds its item again by key and
+/// id instead of trusting node copies that may be stale.
+pub(crate) struct Held<K, V> {
+    pub path: Path<K, V>,
+    pub generation: u64,
+}
+
+impl<K, V, R, C> BTree<K, V, R, C>
+where
+    K: Clone + Send + Sync,
+    V: Clone + Send + Sync,
+    R: NodeRepository<K, V> + ValueStore<V>,
+    C: KeyComparator<K>,
+{
+    /// Holds `path` at the repository's current generation.
+    pub(crate) fn hold(&self, path: Path<K, V>) -> Held<K, V> {
+        Held {
+            path,
+            generation: self.repo.generation(),
+        }
+    }
+
+    /// The held path, found again by its item's key and id when the tree changed since it was
+    /// taken; empty when that item is gone.
+    pub(crate) async fn refresh(&self, held: Held<K, V>) -> Result<Path<K, V>> {
+        if held.generation == self.repo.generation() {
+            return Ok(held.path);
+        }
+        let Some((key, id)) = item_at(&held.path).map(|it| (it.key.clone(), it.id)) else {
+            return Ok(Vec::new());
+        };
+        self.locate(&key, id).await
+    }
+
+    /// The path to the item after the held one (empty past the last). When the held item is
+    /// gone (removed through another handle), the first item with a greater key.
+    pub(crate) async fn after(&self, held: Held<K, V>) -> Result<Path<K, V>> {
+        if held.generation == self.repo.generation() {
+            let mut path = held.path;
+            self.advance(&mut path).await?;
+            return Ok(path);
+        }
+        let Some(key) = item_at(&held.path).map(|it| it.key.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut path = self.refresh(held).await?;
+        if path.is_empty() {
+            return self.seek_forward(Seek::Upper(&key)).await;
+        }
+        self.advance(&mut path).await?;
+        Ok(path)
+    }
+
+    /// The path to the item before the held one (empty before the first). When the held item
+    /// is gone, the last item with a smaller key.
+    pub(crate) async fn before(&self, held: Held<K, V>) -> Result<Path<K, V>> {
+        if held.generation == self.repo.generation() {
+            let mut path = held.path;
+            self.retreat(&mut path).await?;
+            return Ok(path);
+        }
+        let Some(key) = item_at(&held.path).map(|it| it.key.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut path = self.refresh(held).await?;
+        if path.is_empty() {
+            return self.seek_backward(Seek::Lower(&key)).await;
+        }
+        self.retreat(&mut path).await?;
+        Ok(path)
     }
 }

@@ -1,43 +1,49 @@
-//! A double-ended cursor over a key range.
+//! A double-ended, lazy cursor over a key range.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
 
 use sop_core::{Result, Uuid};
 
-use crate::path::{Path, Seek, item_at};
-use crate::{BTree, Item, ItemValue, KeyComparator, NodeRepository, ValueStore};
+use crate::path::{Held, Path, Seek, item_at};
+use crate::{BTree, Item, ItemValue, KeyComparator, NodeItem, NodeRepository, ValueStore};
+
+/// What one step of an end yields: the item's id, key, stored value and version.
+type Step<K, V> = (Uuid, K, ItemValue<V>, u32);
 
 /// One end of a range cursor.
 enum End<K, V> {
     /// Not moved yet: the first call seeks the bound.
     Unstarted,
-    /// On the item it last returned.
-    At(Path<K, V>),
+    /// On the item it last returned (its key and id kept to tell where the ends meet).
+    At(Held<K, V>, K, Uuid),
     /// Past the bound, or met the other end.
     Done,
 }
 
+impl<K, V> End<K, V> {
+    fn last(&self) -> Option<(&K, Uuid)> {
+        match self {
+            End::At(_, k, id) => Some((k, *id)),
+            _ => None,
+        }
+    }
+}
+
 /// Items whose keys fall in a range, from either end: [`Range::next`] walks up from the start
 /// bound, [`Range::next_back`] down from the end bound, and the two stop where they meet, so
-/// every item is returned exactly once; once either end has run out, both have. Items with equal keys come in insertion order (reversed
-/// from the back).
+/// every item is returned exactly once; once either end has run out, both have. Items with
+/// equal keys come in insertion order (reversed from the back).
 ///
-/// It borrows the tree, so the tree cannot change while it is alive; that is what keeps it
-/// stable.
+/// It is lazy: it holds one path of nodes per end (a few nodes), whatever the range's size.
+/// It borrows the tree shared, so any number of ranges and cursors can walk one tree at once;
+/// a change through another handle on the same nodes makes it find its place again by key.
 pub struct Range<'a, K, V, R, C> {
-    tree: &'a mut BTree<K, V, R, C>,
+    tree: &'a BTree<K, V, R, C>,
     start: Bound<K>,
     end: Bound<K>,
     front: End<K, V>,
     back: End<K, V>,
-}
-
-fn same_item<K, V>(a: &Path<K, V>, b: &Path<K, V>) -> bool {
-    match (a.last(), b.last()) {
-        (Some((x, i)), Some((y, j))) => x.id == y.id && i == j,
-        _ => false,
-    }
 }
 
 impl<'a, K, V, R, C> Range<'a, K, V, R, C>
@@ -47,7 +53,7 @@ where
     R: NodeRepository<K, V> + ValueStore<V>,
     C: KeyComparator<K>,
 {
-    pub(crate) fn new(tree: &'a mut BTree<K, V, R, C>, start: Bound<K>, end: Bound<K>) -> Self {
+    pub(crate) fn new(tree: &'a BTree<K, V, R, C>, start: Bound<K>, end: Bound<K>) -> Self {
         Range {
             tree,
             start,
@@ -62,14 +68,19 @@ where
     /// # Errors
     /// Repository and value-store errors, or [`sop_core::Error::Poisoned`].
     pub async fn next(&mut self) -> Result<Option<Item<K, V>>> {
-        let Some((id, key, value)) = self.step_front().await? else {
+        let Some((id, key, value, _)) = self.step_front().await? else {
             return Ok(None);
         };
-        let value = match value {
-            ItemValue::Inline(v) => v,
-            other => self.tree.load_value(other).await?,
-        };
+        let value = self.tree.load_value(value).await?;
         Ok(Some(Item { id, key, value }))
+    }
+
+    /// The next item's key from the front, without loading its value.
+    ///
+    /// # Errors
+    /// Repository errors, or [`sop_core::Error::Poisoned`].
+    pub async fn next_key(&mut self) -> Result<Option<K>> {
+        Ok(self.step_front().await?.map(|(_, k, _, _)| k))
     }
 
     /// The next item's id, key and version from the front, without loading a value kept
@@ -78,17 +89,40 @@ where
     /// # Errors
     /// Repository errors, or [`sop_core::Error::Poisoned`].
     pub async fn next_version(&mut self) -> Result<Option<(Uuid, K, u32)>> {
-        let Some((id, key, _)) = self.step_front().await? else {
-            return Ok(None);
-        };
-        let version = match &self.front {
-            End::At(path) => item_at(path).map_or(0, |it| it.version),
-            _ => 0,
-        };
-        Ok(Some((id, key, version)))
+        Ok(self
+            .step_front()
+            .await?
+            .map(|(id, key, _, version)| (id, key, version)))
     }
 
-    async fn step_front(&mut self) -> Result<Option<(Uuid, K, ItemValue<V>)>> {
+    fn past_end(&self, item: &NodeItem<K, V>) -> bool {
+        let cmp = &self.tree.cmp;
+        let past_bound = match &self.end {
+            Bound::Included(k) => cmp.compare(&item.key, k) == Ordering::Greater,
+            Bound::Excluded(k) => cmp.compare(&item.key, k) != Ordering::Less,
+            Bound::Unbounded => false,
+        };
+        past_bound
+            || self.back.last().is_some_and(|(k, id)| {
+                id == item.id || cmp.compare(&item.key, k) == Ordering::Greater
+            })
+    }
+
+    fn before_start(&self, item: &NodeItem<K, V>) -> bool {
+        let cmp = &self.tree.cmp;
+        let before_bound = match &self.start {
+            Bound::Included(k) => cmp.compare(&item.key, k) == Ordering::Less,
+            Bound::Excluded(k) => cmp.compare(&item.key, k) != Ordering::Greater,
+            Bound::Unbounded => false,
+        };
+        before_bound
+            || self
+                .front
+                .last()
+                .is_some_and(|(k, id)| id == item.id || cmp.compare(&item.key, k) == Ordering::Less)
+    }
+
+    async fn step_front(&mut self) -> Result<Option<Step<K, V>>> {
         self.tree.guard()?;
         let path = match std::mem::replace(&mut self.front, End::Done) {
             End::Done => return Ok(None),
@@ -100,27 +134,40 @@ where
                 };
                 self.tree.seek_forward(seek).await?
             }
-            End::At(mut path) => {
-                self.tree.advance(&mut path).await?;
-                path
-            }
+            End::At(held, _, _) => self.tree.after(held).await?,
         };
+        self.settle(path, true)
+    }
+
+    /// Takes `path` as the new position of one end, or ends the range when it left it.
+    fn settle(
+        &mut self,
+        path: Path<K, V>,
+        front: bool,
+    ) -> Result<Option<Step<K, V>>> {
         let Some(item) = item_at(&path) else {
+            self.front = End::Done;
             self.back = End::Done;
             return Ok(None);
         };
-        let past_end = match &self.end {
-            Bound::Included(k) => self.tree.cmp.compare(&item.key, k) == Ordering::Greater,
-            Bound::Excluded(k) => self.tree.cmp.compare(&item.key, k) != Ordering::Less,
-            Bound::Unbounded => false,
+        let out = if front {
+            self.past_end(item)
+        } else {
+            self.before_start(item)
         };
-        if past_end || matches!(&self.back, End::At(b) if same_item(b, &path)) {
+        if out {
+            self.front = End::Done;
             self.back = End::Done;
             return Ok(None);
         }
-        let (id, key, value) = (item.id, item.key.clone(), item.value.clone());
-        self.front = End::At(path);
-        Ok(Some((id, key, value)))
+        let got = (item.id, item.key.clone(), item.value.clone(), item.version);
+        let end = End::At(self.tree.hold(path), got.1.clone(), got.0);
+        if front {
+            self.front = end;
+        } else {
+            self.back = end;
+        }
+        Ok(Some(got))
     }
 
     /// The next item from the back, or `None` when the range is exhausted.
@@ -139,26 +186,11 @@ where
                 };
                 self.tree.seek_backward(seek).await?
             }
-            End::At(mut path) => {
-                self.tree.retreat(&mut path).await?;
-                path
-            }
+            End::At(held, _, _) => self.tree.before(held).await?,
         };
-        let Some(item) = item_at(&path) else {
-            self.front = End::Done;
+        let Some((id, key, value, _)) = self.settle(path, false)? else {
             return Ok(None);
         };
-        let before_start = match &self.start {
-            Bound::Included(k) => self.tree.cmp.compare(&item.key, k) == Ordering::Less,
-            Bound::Excluded(k) => self.tree.cmp.compare(&item.key, k) != Ordering::Greater,
-            Bound::Unbounded => false,
-        };
-        if before_start || matches!(&self.front, End::At(f) if same_item(f, &path)) {
-            self.front = End::Done;
-            return Ok(None);
-        }
-        let (id, key, value) = (item.id, item.key.clone(), item.value.clone());
-        self.back = End::At(path);
         let value = self.tree.load_value(value).await?;
         Ok(Some(Item { id, key, value }))
     }

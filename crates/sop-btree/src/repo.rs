@@ -16,8 +16,9 @@ use crate::Node;
 /// [`remove`](NodeRepository::remove). `add`, `update` and `remove` only record the change; a
 /// transactional repository writes at commit, so they do no I/O.
 pub trait NodeRepository<K, V>: Send {
-    /// The node with this logical id, to read.
-    fn get(&mut self, id: Uuid) -> impl Future<Output = Result<Arc<Node<K, V>>>> + Send;
+    /// The node with this logical id, to read. Takes `&self` so that any number of readers
+    /// (cursors, ranges) can share one tree.
+    fn get(&self, id: Uuid) -> impl Future<Output = Result<Arc<Node<K, V>>>> + Send;
 
     /// The node with this logical id, to change. The tree hands it back with `update` (or
     /// `remove`s it) before its current call returns, unless that call fails.
@@ -40,6 +41,14 @@ pub trait NodeRepository<K, V>: Send {
     /// # Errors
     /// As [`NodeRepository::add`].
     fn remove(&mut self, id: Uuid) -> Result<()>;
+
+    /// A number that changes whenever a node of the tree changes through *another* handle on
+    /// the same nodes (a second handle on one store in one transaction). Readers that hold
+    /// paths into the tree (cursors, ranges) find their place again by key when it moves. A
+    /// repository with one handle per tree keeps the default.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Where values kept outside their nodes live, by blob id.
@@ -48,7 +57,7 @@ pub trait NodeRepository<K, V>: Send {
 /// is removed, so a transactional store can keep committed values intact until its commit.
 pub trait ValueStore<V>: Send {
     /// The value stored under `id`.
-    fn get_value(&mut self, id: Uuid) -> impl Future<Output = Result<V>> + Send;
+    fn get_value(&self, id: Uuid) -> impl Future<Output = Result<V>> + Send;
 
     /// Stores `value` under the new id `id`.
     fn put_value(&mut self, id: Uuid, value: V) -> impl Future<Output = Result<()>> + Send;

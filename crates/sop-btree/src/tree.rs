@@ -13,11 +13,12 @@ use crate::{
 };
 
 /// Where the cursor is.
-pub(crate) enum Cursor<K, V> {
+pub(crate) enum CursorState<K, V> {
     /// On no item.
     None,
-    /// On the item the path leads to.
-    At(Path<K, V>),
+    /// On the item the path leads to, taken at this repository generation (another handle's
+    /// change since makes it pending: found again by key and id).
+    At(Path<K, V>, u64),
     /// On the item with this key and id; the path is found again when next needed (after a
     /// change, which invalidates paths).
     Pending { key: K, id: Uuid },
@@ -61,7 +62,7 @@ pub struct BTree<K, V, R, C = NaturalOrder> {
     pub(crate) repo: R,
     pub(crate) info: StoreInfo,
     pub(crate) cmp: C,
-    pub(crate) cursor: Cursor<K, V>,
+    pub(crate) cursor: CursorState<K, V>,
     poisoned: Option<String>,
 }
 
@@ -130,7 +131,7 @@ where
             repo,
             info,
             cmp,
-            cursor: Cursor::None,
+            cursor: CursorState::None,
             poisoned: None,
         }
     }
@@ -143,6 +144,12 @@ where
     /// How many items the tree holds.
     pub fn count(&self) -> u64 {
         self.info.count
+    }
+
+    /// Sets the item count this tree works with: for several handles on one store's nodes
+    /// (one transaction opening a store twice), which keep one shared count.
+    pub fn set_count(&mut self, count: u64) {
+        self.info.count = count;
     }
 
     /// Whether keys are unique.
@@ -234,7 +241,7 @@ where
             let (path, found) = if self.info.unique {
                 self.descend_exact(&key).await?
             } else {
-                self.cursor = Cursor::None;
+                self.cursor = CursorState::None;
                 let (path, found) = self.find_path(&key).await?;
                 if !found {
                     drop(path);
@@ -252,7 +259,7 @@ where
             else {
                 return Err(self.invariant("a found key's path points at no item".into()));
             };
-            self.cursor = Cursor::At(path);
+            self.cursor = self.at(path);
             self.set_current(None, Some(value), "upsert").await?;
             Ok(Upserted::Updated { id, key, version })
         }
@@ -318,15 +325,31 @@ where
     /// Repository errors.
     pub async fn find_with_id(&mut self, key: &K, id: Uuid) -> Result<bool> {
         self.guard()?;
-        self.cursor = Cursor::None;
+        self.cursor = CursorState::None;
         let path = self.locate(key, id).await?;
         if !path.is_empty() {
-            self.cursor = Cursor::At(path);
+            self.cursor = self.at(path);
             return Ok(true);
         }
         let path = self.seek_forward(Seek::Upper(key)).await?;
         self.set_path(path);
         Ok(false)
+    }
+
+    /// Moves the cursor to the last item whose key is `<=` `key` (the last of equal keys): where
+    /// a walk in descending order starts (SOP's `FindInDescendingOrder`). Returns whether that
+    /// item's key equals `key`; the cursor is on none when every key is greater.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn find_descending(&mut self, key: &K) -> Result<bool> {
+        self.guard()?;
+        self.cursor = CursorState::None;
+        let path = self.seek_backward(Seek::Upper(key)).await?;
+        let found =
+            item_at(&path).is_some_and(|it| self.cmp.compare(&it.key, key) == Ordering::Equal);
+        self.set_path(path);
+        Ok(found)
     }
 
     /// Moves the cursor to the first item; `false` when the tree is empty.
@@ -335,7 +358,7 @@ where
     /// Repository errors.
     pub async fn first(&mut self) -> Result<bool> {
         self.guard()?;
-        self.cursor = Cursor::None;
+        self.cursor = CursorState::None;
         let path = self.seek_forward(Seek::First).await?;
         Ok(self.set_path(path))
     }
@@ -346,7 +369,7 @@ where
     /// Repository errors.
     pub async fn last(&mut self) -> Result<bool> {
         self.guard()?;
-        self.cursor = Cursor::None;
+        self.cursor = CursorState::None;
         let path = self.seek_backward(Seek::Last).await?;
         Ok(self.set_path(path))
     }
@@ -375,9 +398,9 @@ where
             return None;
         }
         match &self.cursor {
-            Cursor::None => None,
-            Cursor::At(path) => item_at(path).map(|it| &it.key),
-            Cursor::Pending { key, .. } => Some(key),
+            CursorState::None => None,
+            CursorState::At(path, _) => item_at(path).map(|it| &it.key),
+            CursorState::Pending { key, .. } => Some(key),
         }
     }
 
@@ -397,7 +420,7 @@ where
 
     /// The cursor's item's stored value (inline or a reference), if the cursor is on one.
     fn current_stored_value(&self) -> Option<ItemValue<V>> {
-        let Cursor::At(path) = &self.cursor else {
+        let CursorState::At(path, _) = &self.cursor else {
             return None;
         };
         item_at(path).map(|it| it.value.clone())
@@ -410,7 +433,7 @@ where
     pub async fn current_item(&mut self) -> Result<Option<Item<K, V>>> {
         self.guard()?;
         self.resolve().await?;
-        let Cursor::At(path) = &self.cursor else {
+        let CursorState::At(path, _) = &self.cursor else {
             return Ok(None);
         };
         let Some(it) = item_at(path) else {
@@ -428,7 +451,7 @@ where
     pub async fn current_version(&mut self) -> Result<Option<(Uuid, u32)>> {
         self.guard()?;
         self.resolve().await?;
-        let Cursor::At(path) = &self.cursor else {
+        let CursorState::At(path, _) = &self.cursor else {
             return Ok(None);
         };
         Ok(item_at(path).map(|it| (it.id, it.version)))
@@ -481,35 +504,43 @@ where
         self.poison_on(r)
     }
 
-    /// The value of the first item whose key equals `key`. Moves the cursor as
-    /// [`BTree::find`] does.
+    /// The value of the first item whose key equals `key`. Leaves the cursor alone.
     ///
     /// # Errors
     /// Repository and value-store errors.
-    pub async fn get(&mut self, key: &K) -> Result<Option<V>> {
-        if self.find(key, true).await? {
-            self.current_value().await
-        } else {
-            Ok(None)
-        }
+    pub async fn get(&self, key: &K) -> Result<Option<V>> {
+        self.guard()?;
+        let (path, found) = self.find_path(key).await?;
+        let Some(value) = item_at(&path).filter(|_| found).map(|it| it.value.clone()) else {
+            return Ok(None);
+        };
+        self.load_value(value).await.map(Some)
     }
 
-    /// Whether an item's key equals `key`. Moves the cursor as [`BTree::find`] does.
+    /// Whether an item's key equals `key`. Leaves the cursor alone.
     ///
     /// # Errors
     /// Repository errors.
-    pub async fn contains_key(&mut self, key: &K) -> Result<bool> {
-        self.find(key, true).await
+    pub async fn contains_key(&self, key: &K) -> Result<bool> {
+        self.guard()?;
+        Ok(self.find_path(key).await?.1)
     }
 
-    /// A double-ended cursor over the items whose keys are in `bounds`, in key order (equal keys
-    /// in insertion order). It leaves the tree's own cursor alone.
-    pub fn range(&mut self, bounds: impl RangeBounds<K>) -> Range<'_, K, V, R, C> {
+    /// A lazy, double-ended range over the items whose keys are in `bounds`, in key order
+    /// (equal keys in insertion order). It leaves the tree's own cursor alone, and any number
+    /// of ranges and [`cursors`](BTree::cursor) can walk the tree at once.
+    pub fn range(&self, bounds: impl RangeBounds<K>) -> Range<'_, K, V, R, C> {
         Range::new(
             self,
             bounds.start_bound().cloned(),
             bounds.end_bound().cloned(),
         )
+    }
+
+    /// A cursor of its own over the tree (SOP's independent cursors): it moves without
+    /// touching the tree's cursor or any other.
+    pub fn cursor(&self) -> crate::Cursor<'_, K, V, R, C> {
+        crate::Cursor::new(self)
     }
 
     // ---- internals shared by the API ----
@@ -529,7 +560,7 @@ where
             && !matches!(e, Error::NoCurrentItem { .. } | Error::KeyChanged { .. })
         {
             self.poisoned = Some(e.to_string());
-            self.cursor = Cursor::None;
+            self.cursor = CursorState::None;
         }
         r
     }
@@ -543,23 +574,23 @@ where
 
     fn set_path(&mut self, path: Path<K, V>) -> bool {
         if path.is_empty() {
-            self.cursor = Cursor::None;
+            self.cursor = CursorState::None;
             false
         } else {
-            self.cursor = Cursor::At(path);
+            self.cursor = self.at(path);
             true
         }
     }
 
     async fn find_inner(&mut self, key: &K) -> Result<bool> {
-        self.cursor = Cursor::None;
+        self.cursor = CursorState::None;
         let (path, found) = self.find_path(key).await?;
         self.set_path(path);
         Ok(found)
     }
 
     /// The path to the first item equal to `key`, or to the next greater one when none is.
-    async fn find_path(&mut self, key: &K) -> Result<(Path<K, V>, bool)> {
+    async fn find_path(&self, key: &K) -> Result<(Path<K, V>, bool)> {
         if self.info.unique {
             let (path, found) = self.descend_exact(key).await?;
             if found {
@@ -572,10 +603,26 @@ where
         Ok((path, found))
     }
 
-    /// Turns a pending cursor into a path.
+    fn at(&self, path: Path<K, V>) -> CursorState<K, V> {
+        CursorState::At(path, self.repo.generation())
+    }
+
+    /// Turns a pending cursor (or one another handle's change made stale) into a path.
     async fn resolve(&mut self) -> Result<()> {
-        if let Cursor::Pending { .. } = self.cursor {
-            let Cursor::Pending { key, id } = std::mem::replace(&mut self.cursor, Cursor::None)
+        if let CursorState::At(path, generation) = &self.cursor
+            && *generation != self.repo.generation()
+        {
+            self.cursor = match item_at(path) {
+                Some(it) => CursorState::Pending {
+                    key: it.key.clone(),
+                    id: it.id,
+                },
+                None => CursorState::None,
+            };
+        }
+        if let CursorState::Pending { .. } = self.cursor {
+            let CursorState::Pending { key, id } =
+                std::mem::replace(&mut self.cursor, CursorState::None)
             else {
                 return Ok(());
             };
@@ -588,8 +635,8 @@ where
     /// Takes the cursor's path for a change: the cursor is left on none and holds no node.
     async fn take_path(&mut self, operation: &'static str) -> Result<Path<K, V>> {
         self.resolve().await?;
-        match std::mem::replace(&mut self.cursor, Cursor::None) {
-            Cursor::At(path) if item_at(&path).is_some() => Ok(path),
+        match std::mem::replace(&mut self.cursor, CursorState::None) {
+            CursorState::At(path, _) if item_at(&path).is_some() => Ok(path),
             _ => Err(Error::NoCurrentItem { operation }),
         }
     }
@@ -597,7 +644,8 @@ where
     async fn step(&mut self, forward: bool) -> Result<bool> {
         self.guard()?;
         self.resolve().await?;
-        let Cursor::At(mut path) = std::mem::replace(&mut self.cursor, Cursor::None) else {
+        let CursorState::At(mut path, _) = std::mem::replace(&mut self.cursor, CursorState::None)
+        else {
             return Ok(false);
         };
         if forward {
@@ -608,7 +656,7 @@ where
         Ok(self.set_path(path))
     }
 
-    pub(crate) async fn load_value(&mut self, value: ItemValue<V>) -> Result<V> {
+    pub(crate) async fn load_value(&self, value: ItemValue<V>) -> Result<V> {
         match value {
             ItemValue::Inline(v) => Ok(v),
             ItemValue::External(id) => self.repo.get_value(id).await,
@@ -625,12 +673,12 @@ where
     }
 
     async fn add_inner(&mut self, id: Uuid, key: K, value: V, unique: bool) -> Result<bool> {
-        self.cursor = Cursor::None;
+        self.cursor = CursorState::None;
         let path = if unique {
             let (path, found) = self.descend_exact(&key).await?;
             if found {
                 if self.info.unique {
-                    self.cursor = Cursor::At(path);
+                    self.cursor = self.at(path);
                 } else {
                     drop(path);
                     self.find_inner(&key).await?;
@@ -657,7 +705,7 @@ where
         let (id, pending_key) = (item.id, item.key.clone());
         self.insert_at(ids(path), item).await?;
         self.info.count += 1;
-        self.cursor = Cursor::Pending {
+        self.cursor = CursorState::Pending {
             key: pending_key,
             id,
         };
@@ -675,7 +723,7 @@ where
         if let (Some(new), Some(old)) = (&key, item_at(&path))
             && self.cmp.compare(new, &old.key) != Ordering::Equal
         {
-            self.cursor = Cursor::At(path);
+            self.cursor = self.at(path);
             return Err(Error::KeyChanged { operation });
         }
         let value = match value {
@@ -699,7 +747,7 @@ where
         }
         let old = value.map(|v| std::mem::replace(&mut item.value, v));
         item.version = item.version.wrapping_add(1);
-        let pending = Cursor::Pending {
+        let pending = CursorState::Pending {
             key: item.key.clone(),
             id: item.id,
         };

@@ -4,6 +4,7 @@
 //! of other key and value types can be listed and measured (`stores`, `stats`) but not read:
 //! the encoding is binary and only the application knows its types.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -66,7 +67,7 @@ async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
         ("get", [dir, store, key]) => {
             let db = open(dir)?;
             let tx = db.begin(TxMode::ForReading);
-            let mut t = db.open_btree::<String, String>(&tx, store)?;
+            let t = db.open_btree::<String, String>(&tx, store)?;
             let v = t.get(key).await?;
             tx.commit().await?;
             match v {
@@ -120,12 +121,20 @@ async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
                 .map_or(Bound::Unbounded, |s| Bound::Included(s.clone()));
             let db = open(dir)?;
             let tx = db.begin(TxMode::ForReading);
-            let mut t = db.open_btree::<String, String>(&tx, store)?;
-            let items = t.range_limit((lo, hi), limit.unwrap_or(usize::MAX)).await?;
-            tx.commit().await?;
-            for it in items {
-                println!("{}\t{}", it.key, it.value);
+            let t = db.open_btree::<String, String>(&tx, store)?;
+            // Printed as the range streams: a scan of any size holds a few nodes.
+            let mut range = t.range((lo, hi));
+            let mut left = limit.unwrap_or(usize::MAX);
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            while left > 0
+                && let Some(it) = range.next().await?
+            {
+                writeln!(out, "{}\t{}", it.key, it.value)?;
+                left -= 1;
             }
+            out.flush()?;
+            drop(range);
+            tx.commit().await?;
         }
         _ => bail!("{USAGE}"),
     }
@@ -159,7 +168,7 @@ async fn stats(dir: &str) -> anyhow::Result<()> {
         // The tree shape needs the key type; CLI stores (string keys) can be walked.
         let tx = db.begin(TxMode::ForReading);
         let shape = match db.open_btree::<String, String>(&tx, &name) {
-            Ok(mut t) => t.check().await.ok(),
+            Ok(t) => t.check().await.ok(),
             Err(_) => None,
         };
         drop(tx);

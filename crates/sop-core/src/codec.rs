@@ -16,6 +16,11 @@ use crate::{Error, Result};
 /// rather than an allocation.
 pub const DECODE_LIMIT: usize = 1 << 30;
 
+/// The largest encoded key or value a store accepts (a little under [`DECODE_LIMIT`], so the
+/// piece holding it, header included, can always be read back). Bigger data belongs in a
+/// streaming store, in chunks.
+pub const MAX_VALUE_BYTES: u64 = DECODE_LIMIT as u64 - 4096;
+
 type Config = Configuration<LittleEndian, Varint, Limit<DECODE_LIMIT>>;
 
 const fn config() -> Config {
@@ -43,6 +48,32 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
             what: std::any::type_name::<T>(),
             source,
         })
+}
+
+/// How many bytes [`encode`] would write for `value`, without writing them (byte vectors and
+/// strings in O(1)).
+///
+/// # Errors
+/// As [`encode`].
+pub fn encoded_len<T: Serialize + std::any::Any>(value: &T) -> Result<u64> {
+    let any = value as &dyn std::any::Any;
+    let direct = any
+        .downcast_ref::<Vec<u8>>()
+        .map(Vec::len)
+        .or_else(|| any.downcast_ref::<String>().map(String::len));
+    if let Some(n) = direct {
+        let mut head = Vec::new();
+        put_varint(&mut head, n as u64);
+        return Ok((n + head.len()) as u64);
+    }
+    let mut w = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut w, config()).map_err(|source| {
+        Error::Encode {
+            what: std::any::type_name::<T>(),
+            source,
+        }
+    })?;
+    Ok(w.bytes_written as u64)
 }
 
 /// As [`encode_into`], faster for byte vectors: serde hands a `Vec<u8>` over one byte at a

@@ -308,6 +308,38 @@ pub enum Error {
         reason: String,
     },
 
+    /// A store opened with key/value types (or a comparator) other than those it was created
+    /// with.
+    #[error(
+        "store {store:?} holds {holds}, it was opened as {asked}; open it with the types it was \
+         created with (its store info records them)"
+    )]
+    TypeMismatch {
+        /// The store.
+        store: String,
+        /// What the caller asked for.
+        asked: String,
+        /// What the store holds.
+        holds: String,
+    },
+
+    /// A value (or a node of inline values) is bigger than what can be read back.
+    #[error(
+        "store {store:?}: {what} of {size} bytes is over the limit of {max} bytes; store big \
+         values in a streaming store (chunked) or out of their nodes (value_in_node(false)), \
+         and keep each value under the limit"
+    )]
+    ValueTooLarge {
+        /// The store.
+        store: String,
+        /// What was too big ("a value", "a node").
+        what: &'static str,
+        /// Its encoded size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+
     /// A standalone database folder is already open in another process (or another `Database`
     /// in this one).
     #[error(

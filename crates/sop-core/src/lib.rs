@@ -25,7 +25,7 @@ pub use handle::Handle;
 pub use loc::Loc;
 pub use store::{
     DEFAULT_SLOT_LENGTH, MAX_SLOT_LENGTH, MIN_SLOT_LENGTH, StoreCacheConfig, StoreInfo,
-    StoreOptions, ValueDataSize, validate_store_name,
+    StoreInfoV1, StoreOptions, StoreTypes, ValueDataSize, validate_store_name,
 };
 pub use uuid::Uuid;
 

@@ -285,6 +285,71 @@ pub struct StoreInfo {
     pub updated_ms: i64,
     /// L2 cache lifetimes, normalized.
     pub cache: StoreCacheConfig,
+    /// The key and value types and the key order it was created with, checked at every open
+    /// (`None`: created before stores recorded them, or through the bare tree API).
+    pub types: Option<StoreTypes>,
+}
+
+/// The types a store was created with: what its bytes mean. Opening it with other types would
+/// misread every item (and break key order), so it is refused with [`Error::TypeMismatch`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StoreTypes {
+    /// The key type's name (`std::any::type_name`).
+    pub key: String,
+    /// The value type's name.
+    pub value: String,
+    /// The key order's name (the comparator's `KeyComparator::name`).
+    pub order: String,
+}
+
+impl std::fmt::Display for StoreTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {} ordered by {}",
+            self.key, self.value, self.order
+        )
+    }
+}
+
+/// The layout of [`StoreInfo`] in store format 1 and commit record format 1 (before stores
+/// recorded their types), for reading files and logs written by earlier versions.
+#[derive(Clone, Debug, Deserialize)]
+pub struct StoreInfoV1 {
+    name: String,
+    slot_length: usize,
+    unique: bool,
+    value_in_node: bool,
+    value_actively_persisted: bool,
+    value_globally_cached: bool,
+    leaf_load_balancing: bool,
+    description: String,
+    count: u64,
+    root_id: Uuid,
+    created_ms: i64,
+    updated_ms: i64,
+    cache: StoreCacheConfig,
+}
+
+impl From<StoreInfoV1> for StoreInfo {
+    fn from(v: StoreInfoV1) -> StoreInfo {
+        StoreInfo {
+            name: v.name,
+            slot_length: v.slot_length,
+            unique: v.unique,
+            value_in_node: v.value_in_node,
+            value_actively_persisted: v.value_actively_persisted,
+            value_globally_cached: v.value_globally_cached,
+            leaf_load_balancing: v.leaf_load_balancing,
+            description: v.description,
+            count: v.count,
+            root_id: v.root_id,
+            created_ms: v.created_ms,
+            updated_ms: v.updated_ms,
+            cache: v.cache,
+            types: None,
+        }
+    }
 }
 
 impl StoreInfo {
@@ -308,7 +373,23 @@ impl StoreInfo {
             created_ms: now_ms,
             updated_ms: now_ms,
             cache: options.cache.normalized(),
+            types: None,
         })
+    }
+
+    /// Checks that a store of this info may be opened as `asked`.
+    ///
+    /// # Errors
+    /// [`Error::TypeMismatch`] when the store recorded other types.
+    pub fn check_types(&self, asked: &StoreTypes) -> Result<()> {
+        match &self.types {
+            Some(holds) if holds != asked => Err(Error::TypeMismatch {
+                store: self.name.clone(),
+                asked: asked.to_string(),
+                holds: holds.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Checks that `options` describe this store: reopening a store with a different shape
@@ -468,5 +549,16 @@ mod tests {
         let bytes = crate::codec::encode(&info).unwrap();
         let back: StoreInfo = crate::codec::decode(&bytes, "store info").unwrap();
         assert_eq!(back, info);
+    }
+
+    #[test]
+    fn a_format_1_store_info_reads_as_one_without_types() {
+        let mut info = StoreInfo::new(&StoreOptions::new("s").description("d"), 42).unwrap();
+        let mut bytes = crate::codec::encode(&info).unwrap();
+        // Format 1 is format 2 without the trailing `types` (an absent Option is one 0 byte).
+        assert_eq!(bytes.pop(), Some(0));
+        let v1: StoreInfoV1 = crate::codec::decode(&bytes, "store info").unwrap();
+        info.types = None;
+        assert_eq!(StoreInfo::from(v1), info);
     }
 }

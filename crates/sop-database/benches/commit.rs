@@ -76,7 +76,7 @@ fn commits(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let tx = db.begin(TxMode::ForReading);
-                let mut t = db.open_btree::<u32, u64>(&tx, "t").unwrap();
+                let t = db.open_btree::<u32, u64>(&tx, "t").unwrap();
                 let v = t.get(&500).await.unwrap();
                 tx.commit().await.unwrap();
                 v

@@ -124,8 +124,6 @@ pub struct Database {
     replicated: Option<Arc<ReplicatedFs>>,
     erasure: Option<Arc<EcFs>>,
     redis: Option<Arc<Redis>>,
-    // Declared last: released after everything else is dropped.
-    _lock: FolderLock,
 }
 
 impl std::fmt::Debug for Database {
@@ -154,7 +152,7 @@ impl Database {
     pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire(&path)?;
-        let (parts, registry, replicated, erasure) = Self::parts(
+        let (mut parts, registry, replicated, erasure) = Self::parts(
             &path,
             &options,
             false,
@@ -162,6 +160,9 @@ impl Database {
             Arc::new(MemCache::new(options.l2_cache_bytes)),
             Gate::Local,
         )?;
+        // The engine holds the folder lock: it outlives this `Database` while any transaction
+        // or engine clone can still write.
+        parts.hold.push(Box::new(lock));
         let (engine, recovery) = Engine::open(parts)?;
         Ok(Database {
             engine,
@@ -171,7 +172,6 @@ impl Database {
             replicated,
             erasure,
             redis: None,
-            _lock: lock,
         })
     }
 
@@ -194,7 +194,7 @@ impl Database {
         let lock = FolderLock::acquire_shared(&path)?;
         let redis = Arc::new(Redis::connect(&options.redis).await?);
         let id = database_id(&path).await?;
-        let (parts, registry, replicated, erasure) = Self::parts(
+        let (mut parts, registry, replicated, erasure) = Self::parts(
             &path,
             &options.database,
             true,
@@ -204,6 +204,9 @@ impl Database {
                 key: format!("G{id}"),
             },
         )?;
+        // The engine holds the folder lock: it outlives this `Database` while any transaction
+        // or engine clone can still write.
+        parts.hold.push(Box::new(lock));
         let (engine, recovery) = Engine::open(parts)?;
         // A registry batch a dead process synced but did not apply is finished first.
         engine.recover_shared().await?;
@@ -215,7 +218,6 @@ impl Database {
             replicated,
             erasure,
             redis: Some(redis),
-            _lock: lock,
         })
     }
 
@@ -288,6 +290,7 @@ impl Database {
             gate,
             checkpoint_bytes: options.registry_checkpoint_bytes,
             background_maintenance: options.background_maintenance,
+            hold: Vec::new(),
         };
         Ok((parts, registry, replicated, erasure))
     }
@@ -408,6 +411,25 @@ impl Database {
             })?;
         info.check_compatible(options)?;
         self.open_btree(tx, &options.name)
+    }
+
+    /// Opens a table (see [`sop_txn::TableDefinition`]): its types are checked, and a
+    /// `ForWriting` transaction creates it when it does not exist.
+    ///
+    /// # Errors
+    /// As [`Transaction::open_table`].
+    pub fn open_table<K, V, C>(
+        &self,
+        tx: &Transaction,
+        table: &sop_txn::TableDefinition<'_, K, V, C>,
+    ) -> Result<Store<K, V, C>>
+    where
+        K: Data,
+        V: Data,
+        C: sop_btree::KeyComparator<K> + Clone + Send + Sync + 'static,
+    {
+        self.check_tx(tx)?;
+        tx.open_table(table)
     }
 
     /// Opens the B-tree, or creates it when it does not exist.

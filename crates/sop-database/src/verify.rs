@@ -363,7 +363,7 @@ impl Database {
         let full = self.engine().consolidated(loc).ok()?;
         sop_btree::Node::<String, String>::decode(&full).ok()?;
         let tx = self.begin(TxMode::ForReading);
-        let mut t = self.open_btree::<String, String>(&tx, name).ok()?;
+        let t = self.open_btree::<String, String>(&tx, name).ok()?;
         let ok = match t.check().await {
             Ok(_) => Some(true),
             Err(Error::Invariant { .. }) => Some(false),

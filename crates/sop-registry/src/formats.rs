@@ -88,6 +88,12 @@ pub fn journal(bytes: &[u8], location: &dyn Display) -> Result<usize> {
 /// # Errors
 /// [`Error::Corruption`] or a decode error.
 pub fn store_info(bytes: &[u8], location: &dyn Display) -> Result<StoreInfo> {
+    if bytes.first() == Some(&1) {
+        // Format 1: written before stores recorded their types.
+        let payload = unseal(bytes, 1, "store info", location)?;
+        let v1: sop_core::StoreInfoV1 = codec::decode(payload, "store info")?;
+        return Ok(v1.into());
+    }
     let payload = unseal(bytes, STORE_FORMAT_VERSION, "store info", location)?;
     codec::decode(payload, "store info")
 }

@@ -14,7 +14,7 @@ use sop_core::vfs::{FileSystem, read_file, write_file_atomic};
 use sop_core::{Error, Result, StoreInfo, validate_store_name};
 
 /// Format version of a store file.
-pub const STORE_FORMAT_VERSION: u8 = 1;
+pub const STORE_FORMAT_VERSION: u8 = 2;
 const SUFFIX: &str = ".store";
 
 /// Stores and their info, under `<base>/stores/`.

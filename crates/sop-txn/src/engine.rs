@@ -58,6 +58,10 @@ pub struct EngineParts {
     /// or right after the commit that asks, which then waits for them (`false`: the same work
     /// at the same points every run, for crash-point tests).
     pub background_maintenance: bool,
+    /// Held until the engine is dropped, after its last checkpoint: the folder lock. Whatever
+    /// can still write (a transaction, an engine clone) keeps the folder locked, so the folder
+    /// cannot be opened a second time while it does.
+    pub hold: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// What opening the engine found and did.
@@ -93,6 +97,8 @@ pub struct Engine {
     since_checkpoint: AtomicU64,
     /// Commits that wrote something, ever: the maintenance thread's sign of activity.
     pub(crate) commits: AtomicU64,
+    /// Declared last: released after everything above is dropped (see [`EngineParts::hold`]).
+    _hold: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -173,6 +179,7 @@ impl Engine {
             checkpoint_bytes: parts.checkpoint_bytes.max(1),
             since_checkpoint: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            _hold: parts.hold,
         });
         if report.damage.is_some() || report.replayed > 0 {
             // Start clean: what was replayed goes into the registry, and the damaged part of
@@ -183,6 +190,32 @@ impl Engine {
             crate::maint::Maintenance::start(&engine)?;
         }
         Ok((engine, report))
+    }
+
+    /// An engine in memory: metadata in a map, its log on a simulated file system. Nothing
+    /// persists; for tests, examples and scratch work (the same code paths as on disk).
+    ///
+    /// # Errors
+    /// None in practice (kept fallible as [`Engine::open`] is).
+    pub fn in_memory() -> Result<Arc<Engine>> {
+        let dir = std::path::Path::new("/in-memory");
+        let parts = EngineParts {
+            meta: Arc::new(sop_core::meta::MemMetadata::new()),
+            log_fs: Arc::new(sop_core::vfs::SimFs::new(dir)),
+            log_dir: dir.join("log"),
+            log_options: sop_blobstore_ec::LogOptions {
+                prealloc_bytes: 0,
+                ..sop_blobstore_ec::LogOptions::default()
+            },
+            locker: Arc::new(sop_coord::MemLocker::new()),
+            cache: Arc::new(sop_coord::MemCache::new(1 << 20)),
+            l1_bytes: 64 << 20,
+            gate: Gate::Local,
+            checkpoint_bytes: 16 << 20,
+            background_maintenance: false,
+            hold: Vec::new(),
+        };
+        Ok(Engine::open(parts)?.0)
     }
 
     /// Begins a transaction.

@@ -26,6 +26,8 @@ mod repo;
 mod retry;
 mod state;
 mod store;
+mod store_read;
+mod table;
 mod transaction;
 
 pub use compact::{COMPACT_BELOW, CompactionReport};
@@ -38,4 +40,6 @@ pub use record::{
 pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
 pub use retry::{is_retryable, run};
 pub use store::Store;
+pub use store_read::{StoreCursor, StoreRange};
+pub use table::TableDefinition;
 pub use transaction::Transaction;

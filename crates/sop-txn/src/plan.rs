@@ -90,6 +90,8 @@ impl StorePlan {
 /// A store inside a transaction, as the commit sees it.
 pub(crate) trait StoreTx: Send + Sync {
     fn name(&self) -> &str;
+    /// Itself, to open a second handle on it with its concrete types.
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
     /// What to write: out-of-node values are written to the log here (their locations go into
     /// the nodes), node versions are encoded.
     fn plan(&self, mode: TxMode) -> Result<StorePlan>;
@@ -108,6 +110,10 @@ where
 {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
     }
 
     fn plan(&self, mode: TxMode) -> Result<StorePlan> {
@@ -181,8 +187,18 @@ where
                     plan.superseded.push(h.active_id());
                 }
             }
-            plan.nodes
-                .push(encode_node(lid, node, base, expected, subst)?);
+            let write = encode_node(lid, node, base, expected, subst)?;
+            let full = u64::from(write.l1.full_len).max(write.bytes.len() as u64);
+            if full > codec::MAX_VALUE_BYTES {
+                // Readable now, but no full image of it could ever be read back.
+                return Err(Error::ValueTooLarge {
+                    store: self.name.clone(),
+                    what: "a node (its inline keys and values together)",
+                    size: full,
+                    max: codec::MAX_VALUE_BYTES,
+                });
+            }
+            plan.nodes.push(write);
         }
         for lid in &st.removed {
             if let Some(r) = st.snapshot.get(lid) {
@@ -416,7 +432,7 @@ struct Snapshot<K, V> {
 }
 
 impl<K: Data, V: Data> NodeRepository<K, V> for Snapshot<K, V> {
-    async fn get(&mut self, id: Uuid) -> Result<Arc<Node<K, V>>> {
+    async fn get(&self, id: Uuid) -> Result<Arc<Node<K, V>>> {
         // A node the transaction never read: its reads cannot be re-checked, so they count as
         // changed.
         self.nodes.get(&id).cloned().ok_or_else(|| {
@@ -441,7 +457,7 @@ impl<K: Data, V: Data> NodeRepository<K, V> for Snapshot<K, V> {
 }
 
 impl<K: Data, V: Data> ValueStore<V> for Snapshot<K, V> {
-    async fn get_value(&mut self, id: Uuid) -> Result<V> {
+    async fn get_value(&self, id: Uuid) -> Result<V> {
         Err(conflict(&self.name, format!("snapshot has no value {id}")))
     }
     async fn put_value(&mut self, _: Uuid, _: V) -> Result<()> {

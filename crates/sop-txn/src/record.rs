@@ -7,7 +7,7 @@ use sop_core::codec::{self, seal, unseal};
 use sop_core::{Error, Handle, Result, StoreInfo, Uuid, validate_store_name};
 
 /// Format version of a commit record's payload (its first byte).
-pub const RECORD_FORMAT_VERSION: u8 = 1;
+pub const RECORD_FORMAT_VERSION: u8 = 2;
 /// Format version of the checkpoint record.
 pub const CHECKPOINT_FORMAT_VERSION: u8 = 1;
 
@@ -23,6 +23,15 @@ pub struct CommitRecord {
     pub tables: Vec<TableChanges>,
     /// Store infos written (created, or count changed).
     pub stores: Vec<StoreInfo>,
+}
+
+/// A commit record of format 1.
+#[derive(Deserialize)]
+struct CommitRecordV1 {
+    tid: Uuid,
+    at_ms: i64,
+    tables: Vec<TableChanges>,
+    stores: Vec<sop_core::StoreInfoV1>,
 }
 
 /// The handle changes of one table in a [`CommitRecord`].
@@ -50,8 +59,18 @@ impl CommitRecord {
     /// # Errors
     /// [`Error::Corruption`] / decode errors for anything but a well-formed record.
     pub fn decode(bytes: &[u8]) -> Result<CommitRecord> {
-        let r: CommitRecord =
-            codec::decode_versioned(bytes, RECORD_FORMAT_VERSION, "commit record")?;
+        let r: CommitRecord = if bytes.first() == Some(&1) {
+            // Format 1: store infos without their types (logs of earlier versions).
+            let v1: CommitRecordV1 = codec::decode_versioned(bytes, 1, "commit record")?;
+            CommitRecord {
+                tid: v1.tid,
+                at_ms: v1.at_ms,
+                tables: v1.tables,
+                stores: v1.stores.into_iter().map(StoreInfo::from).collect(),
+            }
+        } else {
+            codec::decode_versioned(bytes, RECORD_FORMAT_VERSION, "commit record")?
+        };
         for t in &r.tables {
             validate_store_name(&t.table)?;
         }

@@ -217,6 +217,12 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         Ok(st.snapshot.get(&id).map(|r| Arc::clone(&r.node)))
     }
 
+    fn bump(&self) {
+        self.shared
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     fn writable(&self) -> Result<()> {
         self.shared.tx()?.check_writable()
     }
@@ -251,12 +257,17 @@ fn crc32c_ok(bytes: &[u8], crc: u32) -> bool {
 }
 
 impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo<K, V, C> {
-    async fn get(&mut self, id: Uuid) -> Result<Arc<Node<K, V>>> {
+    async fn get(&self, id: Uuid) -> Result<Arc<Node<K, V>>> {
         self.shared.tx()?.check_open()?;
         if let Some(n) = self.lookup(id)? {
             return Ok(n);
         }
         let read = self.fetch(id).await?;
+        if !self.shared.record_reads {
+            // A read-only snapshot transaction validates nothing: it keeps no node (L1 caches
+            // them), so a scan holds a few nodes, not the whole tree.
+            return Ok(read.node);
+        }
         let mut st = self.shared.state.lock();
         let entry = st.snapshot.entry(id).or_insert(read);
         Ok(Arc::clone(&entry.node))
@@ -272,8 +283,15 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
         Ok((*n).clone())
     }
 
+    fn generation(&self) -> u64 {
+        self.shared
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn add(&mut self, node: Node<K, V>) -> Result<()> {
         self.writable()?;
+        self.bump();
         let mut st = self.shared.state.lock();
         st.added.insert(node.id);
         st.changed.insert(node.id, Arc::new(node));
@@ -282,6 +300,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
 
     fn update(&mut self, node: Node<K, V>) -> Result<()> {
         self.writable()?;
+        self.bump();
         self.shared
             .state
             .lock()
@@ -292,6 +311,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
 
     fn remove(&mut self, id: Uuid) -> Result<()> {
         self.writable()?;
+        self.bump();
         let mut st = self.shared.state.lock();
         st.changed.remove(&id);
         if !st.added.remove(&id) {
@@ -302,7 +322,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
 }
 
 impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, C> {
-    async fn get_value(&mut self, id: Uuid) -> Result<V> {
+    async fn get_value(&self, id: Uuid) -> Result<V> {
         self.shared.tx()?.check_open()?;
         let (pending, written, cached) = {
             let st = self.shared.state.lock();

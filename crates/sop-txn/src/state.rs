@@ -152,6 +152,9 @@ pub(crate) struct StoreShared<K, V, C> {
     /// snapshot (standalone), which validates nothing.
     pub record_reads: bool,
     pub state: Mutex<StoreState<K, V>>,
+    /// Bumped by every node change through any handle on this store: readers holding paths
+    /// (cursors, ranges, other handles) then find their place again by key.
+    pub generation: std::sync::atomic::AtomicU64,
 }
 
 impl<K, V, C> StoreShared<K, V, C> {

@@ -1,7 +1,7 @@
 //! A B-tree inside a transaction: the SOP B-tree API, recording what the transaction reads and
 //! changes so its commit can validate and, on a conflict at node level only, merge.
 
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use sop_btree::{BTree, Item, KeyComparator, NaturalOrder, TreeStats, Upserted};
@@ -20,7 +20,7 @@ type Tree<K, V, C> = BTree<K, V, TxRepo<K, V, C>, C>;
 /// onto nodes another transaction changed meanwhile.
 pub struct Store<K, V, C = NaturalOrder> {
     tree: Tree<K, V, C>,
-    shared: Arc<StoreShared<K, V, C>>,
+    pub(crate) shared: Arc<StoreShared<K, V, C>>,
 }
 
 impl<K, V, C> std::fmt::Debug for Store<K, V, C> {
@@ -41,13 +41,17 @@ where
         Store { tree, shared }
     }
 
-    fn read(&self, lo: Bound<K>, hi: Bound<K>) {
+    pub(crate) fn tree(&self) -> &Tree<K, V, C> {
+        &self.tree
+    }
+
+    pub(crate) fn read(&self, lo: Bound<K>, hi: Bound<K>) {
         if self.shared.record_reads {
             self.shared.state.lock().reads.push((lo, hi));
         }
     }
 
-    fn read_key(&self, k: &K) {
+    pub(crate) fn read_key(&self, k: &K) {
         if self.shared.record_reads {
             self.read(Bound::Included(k.clone()), Bound::Included(k.clone()));
         }
@@ -72,9 +76,47 @@ where
         self.shared.state.lock().count = self.tree.count();
     }
 
+    /// Before a read: the transaction must be open (a handle outliving it errors, never
+    /// answers from a stale view).
+    pub(crate) fn enter_read(&self) -> Result<()> {
+        self.shared.tx()?.check_open()
+    }
+
+    /// Refuses a key or value too big to be read back, before anything changes.
+    fn check_size<T: Data>(&self, what: &'static str, data: &T) -> Result<()> {
+        let size = sop_core::codec::encoded_len(data)?;
+        if size > sop_core::codec::MAX_VALUE_BYTES {
+            return Err(sop_core::Error::ValueTooLarge {
+                store: self.shared.name.clone(),
+                what,
+                size,
+                max: sop_core::codec::MAX_VALUE_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    async fn enter_put(&mut self, key: Option<&K>, value: &V) -> Result<()> {
+        self.enter_write().await?;
+        if let Some(k) = key {
+            self.check_size("a key", k)?;
+        }
+        self.check_size("a value", value)
+    }
+
+    /// Before a change: the transaction must be open and writable, checked before anything
+    /// changes so a refused write leaves the store usable; and the tree works with the count
+    /// shared by every handle on this store.
+    async fn enter_write(&mut self) -> Result<()> {
+        self.shared.tx()?.check_writable()?;
+        let count = self.shared.state.lock().count;
+        self.tree.set_count(count);
+        Ok(())
+    }
+
     /// A read's outcome: an error of a call that changes nothing (a damaged piece, a missing
     /// segment) leaves the store usable, and the error is the caller's to see.
-    fn guard_read<T>(&self, r: Result<T>) -> Result<T> {
+    pub(crate) fn guard_read<T>(&self, r: Result<T>) -> Result<T> {
         r
     }
 
@@ -115,9 +157,13 @@ where
 
     /// How many items the store holds, as this transaction sees it. Reading it is reading the
     /// whole key range: any commit that adds or removes items conflicts with it.
-    pub fn count(&self) -> u64 {
+    ///
+    /// # Errors
+    /// [`sop_core::Error::TransactionState`] once the transaction has ended.
+    pub fn count(&self) -> Result<u64> {
+        self.enter_read()?;
         self.read(Bound::Unbounded, Bound::Unbounded);
-        self.tree.count()
+        Ok(self.shared.state.lock().count)
     }
 
     /// Adds an item; in a unique store an existing key is left alone and `false` returned.
@@ -125,6 +171,7 @@ where
     /// # Errors
     /// Conflicts, storage errors, a read-only transaction.
     pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
+        self.enter_put(Some(&key), &value).await?;
         let id = Uuid::new_v4();
         let r = self.tree.add_with_id(id, key.clone(), value.clone()).await;
         let added = self.guard(r)?;
@@ -147,6 +194,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
+        self.enter_put(Some(&key), &value).await?;
         let id = Uuid::new_v4();
         let r = self
             .tree
@@ -167,6 +215,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
+        self.enter_put(Some(&key), &value).await?;
         let id = Uuid::new_v4();
         let r = self
             .tree
@@ -197,6 +246,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn update(&mut self, key: &K, value: V) -> Result<bool> {
+        self.enter_put(None, &value).await?;
         if !self.find(key, true).await? {
             return Ok(false);
         }
@@ -209,6 +259,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn remove(&mut self, key: &K) -> Result<bool> {
+        self.enter_write().await?;
         if !self.find(key, true).await? {
             return Ok(false);
         }
@@ -222,6 +273,7 @@ where
     /// # Errors
     /// Conflicts and storage errors.
     pub async fn find(&mut self, key: &K, first_item_with_key: bool) -> Result<bool> {
+        self.enter_read()?;
         let r = self.tree.find(key, first_item_with_key).await;
         let found = self.guard_read(r)?;
         self.read_move(Bound::Included(key), true);
@@ -233,9 +285,24 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn find_with_id(&mut self, key: &K, id: Uuid) -> Result<bool> {
+        self.enter_read()?;
         let r = self.tree.find_with_id(key, id).await;
         let found = self.guard_read(r)?;
         self.read_move(Bound::Included(key), true);
+        Ok(found)
+    }
+
+    /// Moves the cursor to the last item whose key is `<=` `key` (the last of equal keys),
+    /// where a walk with [`Store::previous`] starts (SOP's `FindInDescendingOrder`); `true` when
+    /// its key equals `key`.
+    ///
+    /// # Errors
+    /// As [`Store::find`].
+    pub async fn find_descending(&mut self, key: &K) -> Result<bool> {
+        self.enter_read()?;
+        let r = self.tree.find_descending(key).await;
+        let found = self.guard_read(r)?;
+        self.read_move(Bound::Included(key), false);
         Ok(found)
     }
 
@@ -244,6 +311,7 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn first(&mut self) -> Result<bool> {
+        self.enter_read()?;
         let r = self.tree.first().await;
         let found = self.guard_read(r)?;
         self.read_move(Bound::Unbounded, true);
@@ -255,6 +323,7 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn last(&mut self) -> Result<bool> {
+        self.enter_read()?;
         let r = self.tree.last().await;
         let found = self.guard_read(r)?;
         self.read_move(Bound::Unbounded, false);
@@ -266,6 +335,7 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn next(&mut self) -> Result<bool> {
+        self.enter_read()?;
         let from = if self.shared.record_reads {
             self.tree.current_key().cloned()
         } else {
@@ -284,6 +354,7 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn previous(&mut self) -> Result<bool> {
+        self.enter_read()?;
         let from = if self.shared.record_reads {
             self.tree.current_key().cloned()
         } else {
@@ -307,6 +378,7 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn current_value(&mut self) -> Result<Option<V>> {
+        self.enter_read()?;
         let r = self.tree.current_value().await;
         self.guard_read(r)
     }
@@ -316,6 +388,7 @@ where
     /// # Errors
     /// As [`Store::find`].
     pub async fn current_item(&mut self) -> Result<Option<Item<K, V>>> {
+        self.enter_read()?;
         let r = self.tree.current_item().await;
         self.guard_read(r)
     }
@@ -325,6 +398,7 @@ where
     /// # Errors
     /// As [`Store::add`], and [`sop_core::Error::KeyChanged`].
     pub async fn update_current_key(&mut self, key: K) -> Result<()> {
+        self.enter_write().await?;
         let value = self.current_value().await?;
         match value {
             Some(v) => self.update_current_item(key, v).await,
@@ -340,6 +414,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn update_current_value(&mut self, value: V) -> Result<()> {
+        self.enter_put(None, &value).await?;
         let Some((id, key)) = self.before_change().await? else {
             let r = self.tree.update_current_value(value).await;
             return self.guard(r);
@@ -355,6 +430,7 @@ where
     /// # Errors
     /// As [`Store::update_current_key`].
     pub async fn update_current_item(&mut self, key: K, value: V) -> Result<()> {
+        self.enter_put(Some(&key), &value).await?;
         let Some((id, _)) = self.before_change().await? else {
             let r = self.tree.update_current_item(key, value).await;
             return self.guard(r);
@@ -373,6 +449,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn remove_current_item(&mut self) -> Result<()> {
+        self.enter_write().await?;
         let Some((id, _)) = self.before_change().await? else {
             let r = self.tree.remove_current_item().await;
             return self.guard(r);
@@ -384,74 +461,12 @@ where
         Ok(())
     }
 
-    /// The value of the first item with this key.
-    ///
-    /// # Errors
-    /// As [`Store::find`].
-    pub async fn get(&mut self, key: &K) -> Result<Option<V>> {
-        if self.find(key, true).await? {
-            self.current_value().await
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// Whether an item has this key.
-    ///
-    /// # Errors
-    /// As [`Store::find`].
-    pub async fn contains_key(&mut self, key: &K) -> Result<bool> {
-        self.find(key, true).await
-    }
-
-    /// The items with keys in `bounds`, in order (collected; the whole range is recorded as
-    /// read).
-    ///
-    /// # Errors
-    /// As [`Store::find`].
-    pub async fn range(&mut self, bounds: impl RangeBounds<K>) -> Result<Vec<Item<K, V>>> {
-        let lo = bounds.start_bound().cloned();
-        let hi = bounds.end_bound().cloned();
-        self.range_limit((lo, hi), usize::MAX).await
-    }
-
-    /// At most `limit` items with keys in `bounds`, in order; only the part of the range up to
-    /// the last item returned is recorded as read (all of it when fewer come back).
-    ///
-    /// # Errors
-    /// As [`Store::find`].
-    pub async fn range_limit(
-        &mut self,
-        bounds: (Bound<K>, Bound<K>),
-        limit: usize,
-    ) -> Result<Vec<Item<K, V>>> {
-        let (lo, hi) = bounds;
-        let mut out = Vec::new();
-        let r = async {
-            let mut range = self.tree.range((lo.clone(), hi.clone()));
-            while out.len() < limit {
-                match range.next().await? {
-                    Some(it) => out.push(it),
-                    None => break,
-                }
-            }
-            Ok(())
-        }
-        .await;
-        self.guard_read(r)?;
-        let end = match out.last() {
-            Some(it) if out.len() == limit => Bound::Included(it.key.clone()),
-            _ => hi,
-        };
-        self.read(lo, end);
-        Ok(out)
-    }
-
     /// Checks the tree's invariants (see `sop_btree::BTree::check`).
     ///
     /// # Errors
     /// A broken invariant, storage errors.
-    pub async fn check(&mut self) -> Result<TreeStats> {
+    pub async fn check(&self) -> Result<TreeStats> {
+        self.enter_read()?;
         self.read(Bound::Unbounded, Bound::Unbounded);
         let r = self.tree.check().await;
         self.guard_read(r)

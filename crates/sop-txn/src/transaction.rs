@@ -14,6 +14,15 @@ use crate::state::{StoreShared, StoreState};
 use crate::store::Store;
 use crate::{TxMode, TxOptions};
 
+/// What a store of `K` keys and `V` values ordered by `cmp` records as its types.
+pub(crate) fn store_types<K, V, C: KeyComparator<K>>(cmp: &C) -> sop_core::StoreTypes {
+    sop_core::StoreTypes {
+        key: std::any::type_name::<K>().to_string(),
+        value: std::any::type_name::<V>().to_string(),
+        order: cmp.name(),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
     Open,
@@ -193,7 +202,8 @@ impl Transaction {
                 name: options.name.clone(),
             });
         }
-        let info = StoreInfo::new(options, now_millis())?;
+        let mut info = StoreInfo::new(options, now_millis())?;
+        info.types = Some(store_types::<K, V, C>(&cmp));
         let shared = self.register(info.clone(), true, cmp.clone());
         let tree = BTree::create(
             TxRepo {
@@ -222,13 +232,17 @@ impl Transaction {
     where
         C: KeyComparator<K> + Clone + Send + Sync + 'static,
     {
-        self.check_not_open_yet(name)?;
+        self.inner.check_open()?;
+        if let Some(store) = self.open_again(name, cmp.clone())? {
+            return Ok(store);
+        }
         let info = self
             .inner
             .engine
             .catalog
             .store_info(name, self.inner.snap)?
             .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
+        info.check_types(&store_types::<K, V, C>(&cmp))?;
         let shared = self.register(info.clone(), false, cmp.clone());
         let tree = BTree::open(
             TxRepo {
@@ -238,6 +252,52 @@ impl Transaction {
             cmp,
         );
         Ok(Store::new(tree, shared))
+    }
+
+    /// A second handle on a store this transaction already opened: it shares the first one's
+    /// changes, reads and count (SOP allows opening a store twice in one transaction).
+    fn open_again<K: Data, V: Data, C>(&self, name: &str, cmp: C) -> Result<Option<Store<K, V, C>>>
+    where
+        C: KeyComparator<K> + Clone + Send + Sync + 'static,
+    {
+        let existing = self
+            .inner
+            .stores
+            .lock()
+            .iter()
+            .find(|s| s.name() == name)
+            .cloned();
+        let Some(existing) = existing else {
+            return Ok(None);
+        };
+        let shared = existing
+            .as_any()
+            .downcast::<StoreShared<K, V, C>>()
+            .map_err(|_| Error::TypeMismatch {
+                store: name.into(),
+                asked: format!(
+                    "{} -> {} ordered by {}",
+                    std::any::type_name::<K>(),
+                    std::any::type_name::<V>(),
+                    std::any::type_name::<C>()
+                ),
+                holds: "other types (as opened earlier in this transaction)".into(),
+            })?;
+        let info = {
+            let st = shared.state.lock();
+            let mut info = st.info.clone();
+            info.count = st.count;
+            info
+        };
+        info.check_types(&store_types::<K, V, C>(&cmp))?;
+        let tree = BTree::open(
+            TxRepo {
+                shared: shared.clone(),
+            },
+            info,
+            cmp,
+        );
+        Ok(Some(Store::new(tree, shared)))
     }
 
     fn register<K: Data, V: Data, C>(
@@ -263,6 +323,7 @@ impl Transaction {
                 self.inner.snap,
                 self.inner.engine.epoch(),
             )),
+            generation: std::sync::atomic::AtomicU64::new(0),
         });
         self.inner
             .stores

@@ -106,10 +106,10 @@ async fn main() -> anyhow::Result<()> {
         .run(TxMode::ForReading, 100, |tx| {
             let db = &db;
             async move {
-                let mut acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
+                let acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
                 let audit = db.open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")?;
-                let total: i64 = acc.range(..).await?.iter().map(|i| i.value).sum();
-                Ok((total, audit.count()))
+                let total: i64 = acc.range(..).collect().await?.iter().map(|i| i.value).sum();
+                Ok((total, audit.count()?))
             }
         })
         .await?;

@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
 
     let t = Instant::now();
     let tx = db.begin(TxMode::ForReading);
-    let mut items = db.open_btree::<u64, String>(&tx, "items")?;
+    let items = db.open_btree::<u64, String>(&tx, "items")?;
     let mut found = 0;
     for i in 0..N {
         if items.get(&key(i)).await?.is_some() {
@@ -50,8 +50,8 @@ async fn main() -> anyhow::Result<()> {
 
     let t = Instant::now();
     let tx = db.begin(TxMode::ForReading);
-    let mut items = db.open_btree::<u64, String>(&tx, "items")?;
-    let scanned = items.range(..).await?.len() as u64;
+    let items = db.open_btree::<u64, String>(&tx, "items")?;
+    let scanned = items.range(..).collect().await?.len() as u64;
     tx.commit().await?;
     report("full scan", scanned, t);
 
@@ -77,8 +77,8 @@ async fn main() -> anyhow::Result<()> {
     drop(db);
     let db = Database::standalone(dir.path())?;
     let tx = db.begin(TxMode::ForReading);
-    let mut items = db.open_btree::<u64, String>(&tx, "items")?;
-    let count = items.count();
+    let items = db.open_btree::<u64, String>(&tx, "items")?;
+    let count = items.count()?;
     let check = items.check().await?;
     let sample = items.get(&key(10)).await?;
     tx.commit().await?;

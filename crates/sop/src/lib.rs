@@ -25,14 +25,16 @@
 //! ```
 
 pub use sop_btree::{
-    BTree, FnComparator, Item, KeyComparator, MemBTree, MemRepository, NaturalOrder, Range,
+    BTree, Cursor, FnComparator, Item, KeyComparator, MemBTree, MemRepository, NaturalOrder, Range,
     TreeStats,
 };
-pub use sop_core::{Error, Result, StoreCacheConfig, StoreInfo, StoreOptions, Uuid, ValueDataSize};
+pub use sop_core::{
+    Error, Result, StoreCacheConfig, StoreInfo, StoreOptions, StoreTypes, Uuid, ValueDataSize,
+};
 pub use sop_database::{ClusterOptions, Database, DatabaseOptions, RedisConfig, StoreStats};
 pub use sop_txn::{
-    CompactionReport, DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, Transaction, TxMode,
-    TxOptions, is_retryable,
+    CompactionReport, DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, StoreCursor,
+    StoreRange, TableDefinition, Transaction, TxMode, TxOptions, is_retryable,
 };
 
 /// Storage configuration types: erasure coding and replication.

@@ -71,14 +71,17 @@ fn a_key_that_would_move_the_item_is_refused() {
 /// A repository that fails its `fail_at`-th read (get or checkout).
 struct Faulty {
     inner: MemRepository<u32, u32>,
-    reads: usize,
+    reads: std::sync::atomic::AtomicUsize,
     fail_at: usize,
 }
 
 impl Faulty {
-    fn tick(&mut self) -> Result<()> {
-        self.reads += 1;
-        if self.reads == self.fail_at {
+    fn tick(&self) -> Result<()> {
+        let n = self
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if n == self.fail_at {
             return Err(Error::Io {
                 op: "read",
                 path: "injected-fault".into(),
@@ -90,7 +93,7 @@ impl Faulty {
 }
 
 impl NodeRepository<u32, u32> for Faulty {
-    async fn get(&mut self, id: Uuid) -> Result<Arc<Node<u32, u32>>> {
+    async fn get(&self, id: Uuid) -> Result<Arc<Node<u32, u32>>> {
         self.tick()?;
         self.inner.get(id).await
     }
@@ -110,7 +113,7 @@ impl NodeRepository<u32, u32> for Faulty {
 }
 
 impl ValueStore<u32> for Faulty {
-    async fn get_value(&mut self, id: Uuid) -> Result<u32> {
+    async fn get_value(&self, id: Uuid) -> Result<u32> {
         self.inner.get_value(id).await
     }
     async fn put_value(&mut self, id: Uuid, value: u32) -> Result<()> {
@@ -131,7 +134,7 @@ fn a_repository_error_mid_change_poisons_the_tree() {
             let info = StoreInfo::new(&StoreOptions::new("f").slot_length(2), 0)?;
             let repo = Faulty {
                 inner: MemRepository::new("f"),
-                reads: 0,
+                reads: 0.into(),
                 fail_at,
             };
             let mut t: BTree<u32, u32, Faulty, NaturalOrder> =

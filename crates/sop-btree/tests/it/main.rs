@@ -8,3 +8,4 @@ mod errors;
 mod heads;
 mod model;
 mod support;
+mod walkers;

@@ -65,8 +65,8 @@ fn concurrent_transfers_conserve_the_total_and_are_all_audited() {
                             .run(TxMode::ForReading, 1000, |tx| {
                                 let db = Arc::clone(&db);
                                 async move {
-                                    let mut acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
-                                    let items = acc.range(..).await?;
+                                    let acc = db.open_btree::<u32, i64>(&tx, "accounts")?;
+                                    let items = acc.range(..).collect().await?;
                                     Ok(items.iter().map(|i| i.value).sum::<i64>())
                                 }
                             })

@@ -47,9 +47,9 @@ fn committed_data_survives_reopen_and_rolled_back_data_never_shows() {
         }
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<u64, String>(&tx, "t").unwrap();
-        assert_eq!(t.count(), 250);
-        let items = t.range(..).await.unwrap();
+        let t = db.open_btree::<u64, String>(&tx, "t").unwrap();
+        assert_eq!(t.count().unwrap(), 250);
+        let items = t.range(..).collect().await.unwrap();
         let keys: Vec<u64> = items.iter().map(|i| i.key).collect();
         assert_eq!(keys, (1..500).step_by(2).collect::<Vec<_>>());
         assert_eq!(t.get(&1).await.unwrap().as_deref(), Some("one"));
@@ -98,12 +98,12 @@ fn values_outside_nodes_all_presets() {
             t.remove(&6).await.unwrap();
             tx.commit().await.unwrap();
             let tx = db.begin(TxMode::ForReading);
-            let mut t = db.open_btree::<u32, Vec<u8>>(&tx, name).unwrap();
+            let t = db.open_btree::<u32, Vec<u8>>(&tx, name).unwrap();
             assert_eq!(t.get(&3).await.unwrap().unwrap(), vec![3u8; 103], "{name}");
             assert_eq!(t.get(&4).await.unwrap().unwrap(), vec![4u8; 104], "{name}");
             assert_eq!(t.get(&5).await.unwrap().unwrap(), vec![7u8; 10], "{name}");
             assert_eq!(t.get(&6).await.unwrap(), None, "{name}");
-            assert_eq!(t.count(), 49);
+            assert_eq!(t.count().unwrap(), 49);
             tx.commit().await.unwrap();
         }
     });
@@ -144,8 +144,15 @@ fn write_skew_cannot_commit_twice() {
         assert!(matches!(err, Error::Conflict { .. }), "{err}");
 
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<String, i64>(&tx, "oncall").unwrap();
-        let total: i64 = t.range(..).await.unwrap().iter().map(|i| i.value).sum();
+        let t = db.open_btree::<String, i64>(&tx, "oncall").unwrap();
+        let total: i64 = t
+            .range(..)
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.value)
+            .sum();
         assert_eq!(total, 1);
     });
 }
@@ -177,9 +184,10 @@ fn disjoint_items_in_one_node_merge_instead_of_conflicting() {
         b.commit().await.unwrap();
 
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<u32, u32>(&tx, "m").unwrap();
+        let t = db.open_btree::<u32, u32>(&tx, "m").unwrap();
         let got: Vec<(u32, u32)> = t
             .range(..)
+            .collect()
             .await
             .unwrap()
             .into_iter()
@@ -191,7 +199,7 @@ fn disjoint_items_in_one_node_merge_instead_of_conflicting() {
         want.retain(|(k, _)| *k != 3);
         want.push((100, 1));
         assert_eq!(got, want);
-        assert_eq!(t.count(), 10);
+        assert_eq!(t.count().unwrap(), 10);
         tx.commit().await.unwrap();
 
         // Same item: a conflict.

@@ -224,7 +224,7 @@ fn a_commit_in_one_process_is_read_right_after_by_another() {
             t.update(&1, i).await.unwrap();
             tx.commit().await.unwrap();
             let tx = b.begin(TxMode::ForReading);
-            let mut t = b.open_btree::<u32, u64>(&tx, "c").unwrap();
+            let t = b.open_btree::<u32, u64>(&tx, "c").unwrap();
             assert_eq!(
                 t.get(&1).await.unwrap(),
                 Some(i),
@@ -269,8 +269,8 @@ fn unreachable_redis_fails_fast_with_a_typed_error() {
         drop(db);
         let db = open(dir.path(), &server.url()).await;
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<u32, u32>(&tx, "u").unwrap();
-        assert_eq!(t.range(..).await.unwrap().len(), 1);
+        let t = db.open_btree::<u32, u32>(&tx, "u").unwrap();
+        assert_eq!(t.range(..).collect().await.unwrap().len(), 1);
     });
 }
 
@@ -338,7 +338,7 @@ fn a_process_that_vanishes_mid_transaction_leaves_nothing_visible_across_redis_r
         tokio::time::sleep(Duration::from_millis(300)).await;
         write(2).await;
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<u32, Vec<u8>>(&tx, "big").unwrap();
+        let t = db.open_btree::<u32, Vec<u8>>(&tx, "big").unwrap();
         t.check().await.unwrap();
         assert_eq!(
             t.get(&1).await.unwrap(),
@@ -346,7 +346,7 @@ fn a_process_that_vanishes_mid_transaction_leaves_nothing_visible_across_redis_r
             "an uncommitted value is visible"
         );
         assert_eq!(t.get(&100).await.unwrap(), Some(vec![2]));
-        assert_eq!(t.count(), 1);
+        assert_eq!(t.count().unwrap(), 1);
         tx.commit().await.unwrap();
         drop(other);
     });

@@ -26,9 +26,10 @@ fn open(root: &Path, fs: &SimFs) -> sop_core::Result<Database> {
 
 async fn keys(db: &Database) -> Vec<u32> {
     let tx = db.begin(TxMode::ForReading);
-    let mut t = db.open_btree::<u32, String>(&tx, "k").unwrap();
+    let t = db.open_btree::<u32, String>(&tx, "k").unwrap();
     let out = t
         .range(..)
+        .collect()
         .await
         .unwrap()
         .into_iter()
@@ -176,7 +177,7 @@ fn a_missing_or_cut_segment_is_corruption_naming_it_not_a_conflict() {
         drop(f);
         let db = Database::open(root, options()).unwrap();
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<u32, String>(&tx, "k").unwrap();
+        let t = db.open_btree::<u32, String>(&tx, "k").unwrap();
         let mut errors = Vec::new();
         for k in 0..400u32 {
             if let Err(e) = t.get(&k).await {
@@ -195,8 +196,8 @@ fn a_missing_or_cut_segment_is_corruption_naming_it_not_a_conflict() {
         std::fs::remove_file(&first).unwrap();
         let db = Database::open(root, options()).unwrap();
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<u32, String>(&tx, "k").unwrap();
-        let e = t.range(..).await.unwrap_err();
+        let t = db.open_btree::<u32, String>(&tx, "k").unwrap();
+        let e = t.range(..).collect().await.unwrap_err();
         assert!(
             matches!(&e, Error::Corruption { location, .. } if location.contains(&first.display().to_string())),
             "{e:?}"
@@ -246,7 +247,7 @@ fn thousands_of_stores_need_no_descriptor_each() {
             let db = Database::standalone(&path).unwrap();
             let tx = db.begin(TxMode::ForReading);
             for i in (0..2_000u32).step_by(7) {
-                let mut t = db.open_btree::<u32, u32>(&tx, &format!("s{i}")).unwrap();
+                let t = db.open_btree::<u32, u32>(&tx, &format!("s{i}")).unwrap();
                 assert_eq!(t.get(&i).await.unwrap(), Some(i));
             }
             tx.commit().await.unwrap();

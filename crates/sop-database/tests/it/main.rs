@@ -10,6 +10,7 @@ mod damage;
 mod decoders;
 mod faults;
 mod kill;
+mod misuse;
 mod model;
 mod powerloss;
 mod replicated;

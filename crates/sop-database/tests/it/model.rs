@@ -117,6 +117,7 @@ async fn apply(t: &mut Store<u8, u16>, m: &mut BTreeMap<u8, Vec<u16>>, unique: b
         Op::Scan(a, b) => {
             let got: Vec<(u8, u16)> = t
                 .range(*a..=*b)
+                .collect()
                 .await
                 .unwrap()
                 .into_iter()
@@ -153,9 +154,10 @@ async fn apply(t: &mut Store<u8, u16>, m: &mut BTreeMap<u8, Vec<u16>>, unique: b
 async fn check_all(db: &Database, model: &Model) {
     let tx = db.begin(TxMode::ForReading);
     for (i, m) in model.iter().enumerate() {
-        let mut t = db.open_btree::<u8, u16>(&tx, &options(i).name).unwrap();
+        let t = db.open_btree::<u8, u16>(&tx, &options(i).name).unwrap();
         let got: Vec<(u8, u16)> = t
             .range(..)
+            .collect()
             .await
             .unwrap()
             .into_iter()
@@ -166,7 +168,7 @@ async fn check_all(db: &Database, model: &Model) {
             .flat_map(|(k, vs)| vs.iter().map(move |v| (*k, *v)))
             .collect();
         assert_eq!(got, want, "tree {i}");
-        assert_eq!(t.count(), want.len() as u64, "tree {i}");
+        assert_eq!(t.count().unwrap(), want.len() as u64, "tree {i}");
         t.check().await.unwrap();
     }
     tx.commit().await.unwrap();

@@ -291,9 +291,10 @@ fn consolidation_cut_at_every_sync_point_keeps_every_acknowledged_commit() {
         }
         async fn read(db: &Database) -> std::collections::BTreeMap<u32, String> {
             let tx = db.begin(TxMode::ForReading);
-            let mut c = db.open_btree::<u32, String>(&tx, "c").unwrap();
+            let c = db.open_btree::<u32, String>(&tx, "c").unwrap();
             let out = c
                 .range(..)
+                .collect()
                 .await
                 .unwrap()
                 .into_iter()

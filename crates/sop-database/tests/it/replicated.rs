@@ -38,9 +38,10 @@ async fn add(db: &Database, keys: std::ops::Range<u32>) {
 
 async fn keys(db: &Database) -> Vec<u32> {
     let tx = db.begin(TxMode::ForReading);
-    let mut t = db.open_btree::<u32, String>(&tx, "r").unwrap();
+    let t = db.open_btree::<u32, String>(&tx, "r").unwrap();
     let out = t
         .range(..)
+        .collect()
         .await
         .unwrap()
         .into_iter()

@@ -74,16 +74,17 @@ fn a_reader_keeps_its_snapshot_across_1000_commits_and_compactions() {
         );
         let pinned = r.waiting.clone();
 
-        let mut t = db.open_btree::<u32, String>(&reader, "s").unwrap();
+        let t = db.open_btree::<u32, String>(&reader, "s").unwrap();
         let got: BTreeMap<u32, String> = t
             .range(..)
+            .collect()
             .await
             .unwrap()
             .into_iter()
             .map(|i| (i.key, i.value))
             .collect();
         assert_eq!(got, seen, "the reader saw another state than its snapshot");
-        assert_eq!(t.count(), seen.len() as u64);
+        assert_eq!(t.count().unwrap(), seen.len() as u64);
         t.check().await.unwrap();
         drop(t);
         // No conflict for a reader, whatever committed meanwhile.
@@ -110,9 +111,10 @@ fn a_reader_keeps_its_snapshot_across_1000_commits_and_compactions() {
             "segments {left:?} outlived the reader that pinned them"
         );
         let tx = db.begin(TxMode::ForReading);
-        let mut t = db.open_btree::<u32, String>(&tx, "s").unwrap();
+        let t = db.open_btree::<u32, String>(&tx, "s").unwrap();
         let now: BTreeMap<u32, String> = t
             .range(..)
+            .collect()
             .await
             .unwrap()
             .into_iter()
@@ -141,7 +143,7 @@ fn a_reader_overlapping_100_commits_commits_without_conflict() {
         drop(t);
 
         let reader = db.begin(TxMode::ForReading);
-        let mut r = db.open_btree::<u32, u64>(&reader, "c").unwrap();
+        let r = db.open_btree::<u32, u64>(&reader, "c").unwrap();
         // Half of it read before the commits, half after: one state all the same.
         let mut sum = 0;
         for k in 0..25 {

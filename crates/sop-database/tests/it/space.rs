@@ -67,8 +67,8 @@ async fn contents(db: &Database) -> [BTreeMap<u32, String>; 2] {
     let tx = db.begin(TxMode::ForReading);
     let mut out: [BTreeMap<u32, String>; 2] = Default::default();
     for (i, name) in ["inline", "apart"].iter().enumerate() {
-        let mut t = db.open_btree::<u32, String>(&tx, name).unwrap();
-        for it in t.range(..).await.unwrap() {
+        let t = db.open_btree::<u32, String>(&tx, name).unwrap();
+        for it in t.range(..).collect().await.unwrap() {
             out[i].insert(it.key, it.value);
         }
         t.check().await.unwrap();

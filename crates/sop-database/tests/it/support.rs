@@ -79,13 +79,13 @@ pub async fn read_two(db: &Database) -> TwoStores {
     let tx = db.begin(TxMode::ForReading);
     let mut out: TwoStores = Default::default();
     for (i, m) in out.iter_mut().enumerate() {
-        let mut t = db
+        let t = db
             .open_btree::<u32, String>(&tx, &two_stores(i).name)
             .unwrap();
-        for it in t.range(..).await.unwrap() {
+        for it in t.range(..).collect().await.unwrap() {
             m.insert(it.key, it.value);
         }
-        assert_eq!(t.count(), m.len() as u64, "store {i} count");
+        assert_eq!(t.count().unwrap(), m.len() as u64, "store {i} count");
         t.check().await.unwrap();
     }
     tx.commit().await.unwrap();
@@ -98,9 +98,13 @@ pub async fn assert_recovered(db: &Database, got: &TwoStores, at: &str) {
     let tx = db.begin(TxMode::ForReading);
     for (i, items) in got.iter().enumerate() {
         let name = two_stores(i).name;
-        let mut t = db.open_btree::<u32, String>(&tx, &name).unwrap();
+        let t = db.open_btree::<u32, String>(&tx, &name).unwrap();
         t.check().await.unwrap();
-        assert_eq!(t.count(), items.len() as u64, "{at}: store {name} count");
+        assert_eq!(
+            t.count().unwrap(),
+            items.len() as u64,
+            "{at}: store {name} count"
+        );
     }
     tx.commit().await.unwrap();
     assert_verified(db, at).await;
@@ -143,17 +147,24 @@ pub async fn create_bank(db: &Database) {
 /// Returns how many transfers the audit holds.
 pub async fn assert_bank(db: &Database, committed: &BTreeSet<Uuid>) -> usize {
     let tx = db.begin(TxMode::ForReading);
-    let mut acc = db.open_btree::<u32, i64>(&tx, "accounts").unwrap();
-    let mut audit = db
+    let acc = db.open_btree::<u32, i64>(&tx, "accounts").unwrap();
+    let audit = db
         .open_btree::<Uuid, (u32, u32, i64)>(&tx, "audit")
         .unwrap();
-    let total: i64 = acc.range(..).await.unwrap().iter().map(|i| i.value).sum();
+    let total: i64 = acc
+        .range(..)
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.value)
+        .sum();
     assert_eq!(
         total,
         i64::from(ACCOUNTS) * START,
         "money was created or lost"
     );
-    let entries = audit.range(..).await.unwrap();
+    let entries = audit.range(..).collect().await.unwrap();
     let ids: BTreeSet<Uuid> = entries.iter().map(|i| i.key).collect();
     assert!(
         committed.is_subset(&ids),

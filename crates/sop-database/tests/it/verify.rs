@@ -132,8 +132,8 @@ fn lost_store_metadata_is_reported_and_never_repaired_away() {
         let db = Database::standalone(root).unwrap();
         assert!(db.verify(false).await.unwrap().is_clean());
         let tx = db.begin(TxMode::ForReading);
-        let mut a = db.open_btree::<u32, String>(&tx, "a").unwrap();
-        assert_eq!(a.range(..).await.unwrap().len(), 40);
+        let a = db.open_btree::<u32, String>(&tx, "a").unwrap();
+        assert_eq!(a.range(..).collect().await.unwrap().len(), 40);
     });
 }
 
@@ -210,7 +210,7 @@ fn erasure_coded_log_records_are_checked_and_rebuilt() {
         let shard = files(&drives[1].join("log"))[0].clone();
         std::fs::remove_file(&shard).unwrap();
         let tx = db.begin(TxMode::ForReading);
-        let mut b = db.open_btree::<u32, Vec<u8>>(&tx, "b").unwrap();
+        let b = db.open_btree::<u32, Vec<u8>>(&tx, "b").unwrap();
         assert_eq!(b.get(&7).await.unwrap(), Some(vec![7u8; 100]));
         drop((b, tx));
         let r = db.verify(false).await.unwrap();

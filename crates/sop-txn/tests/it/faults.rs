@@ -54,8 +54,8 @@ async fn round(fault: MetaFault) -> bool {
 
     for reopened in [rig.open(1).unwrap().0, rig.crash_image().open(1).unwrap().0] {
         let tx = reopened.begin(TxOptions::new(TxMode::ForReading));
-        let mut t = tx.open_btree::<u32, u32>("t").unwrap();
-        let items = t.range(..).await.unwrap();
+        let t = tx.open_btree::<u32, u32>("t").unwrap();
+        let items = t.range(..).collect().await.unwrap();
         assert_eq!(items.last().map(|i| i.key), Some(1_000), "{fault:?}");
         for (c, ok) in acknowledged.iter().enumerate() {
             let c = u32::try_from(c).unwrap();
@@ -74,7 +74,11 @@ async fn round(fault: MetaFault) -> bool {
                 );
             }
         }
-        assert_eq!(t.count(), items.len() as u64, "{fault:?}: count drifted");
+        assert_eq!(
+            t.count().unwrap(),
+            items.len() as u64,
+            "{fault:?}: count drifted"
+        );
         tx.commit().await.unwrap();
     }
     fired

@@ -51,8 +51,8 @@ fn rt() -> tokio::runtime::Runtime {
 
 async fn contents(engine: &std::sync::Arc<Engine>) -> BTreeMap<u8, u32> {
     let tx = engine.begin(TxOptions::new(TxMode::ForReading));
-    let mut t = tx.open_btree::<u8, u32>("t").unwrap();
-    let items = t.range(..).await.unwrap();
+    let t = tx.open_btree::<u8, u32>("t").unwrap();
+    let items = t.range(..).collect().await.unwrap();
     tx.commit().await.unwrap();
     items.into_iter().map(|i| (i.key, i.value)).collect()
 }
@@ -88,7 +88,7 @@ proptest! {
                         }
                     }
                 }
-                assert_eq!(t.count(), next.len() as u64);
+                assert_eq!(t.count().unwrap(), next.len() as u64);
                 if matches!(end, End::Rollback) {
                     tx.rollback().await.unwrap();
                 } else {

@@ -60,6 +60,7 @@ impl Rig {
             gate: Gate::Local,
             checkpoint_bytes,
             background_maintenance: false,
+            hold: Vec::new(),
         })
     }
 }

@@ -22,7 +22,7 @@ async fn a_reader_keeps_its_snapshot_while_checkpoints_rewrite_the_metadata_unde
 
     let mut model: std::collections::BTreeMap<u32, u64> = (0..200).map(|k| (k, 0)).collect();
     let reader = engine.begin(TxOptions::new(TxMode::ForReading));
-    let mut seen = reader.open_btree::<u32, u64>("t").unwrap();
+    let seen = reader.open_btree::<u32, u64>("t").unwrap();
     for round in 1..=100u64 {
         let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
         let mut t = tx.open_btree::<u32, u64>("t").unwrap();
@@ -41,7 +41,7 @@ async fn a_reader_keeps_its_snapshot_while_checkpoints_rewrite_the_metadata_unde
         }
     }
     assert!(engine.checkpointed_lsn() > 0, "checkpoints ran");
-    let items = seen.range(..).await.unwrap();
+    let items = seen.range(..).collect().await.unwrap();
     assert_eq!(items.len(), 200);
     assert!(
         items.iter().all(|i| i.value == 0),
@@ -50,8 +50,8 @@ async fn a_reader_keeps_its_snapshot_while_checkpoints_rewrite_the_metadata_unde
     reader.commit().await.unwrap();
 
     let now = engine.begin(TxOptions::new(TxMode::ForReading));
-    let mut t = now.open_btree::<u32, u64>("t").unwrap();
-    let items = t.range(..).await.unwrap();
+    let t = now.open_btree::<u32, u64>("t").unwrap();
+    let items = t.range(..).collect().await.unwrap();
     let now_seen: std::collections::BTreeMap<u32, u64> =
         items.into_iter().map(|i| (i.key, i.value)).collect();
     assert_eq!(now_seen, model);
