@@ -13,6 +13,24 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Waits `d` from async code on any runtime or none: a backoff that must not need tokio's
+/// timer (a runtime built without `enable_time`, or no runtime at all: an executor of the
+/// caller's, such as `futures::executor::block_on`). On a tokio runtime the wait happens on its
+/// blocking pool, so the worker runs other tasks meanwhile; without one, the thread sleeps.
+pub async fn pause(d: std::time::Duration) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            if h.spawn_blocking(move || std::thread::sleep(d))
+                .await
+                .is_err()
+            {
+                // The runtime is shutting down: the wait is moot.
+            }
+        }
+        Err(_) => std::thread::sleep(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -42,6 +60,41 @@ mod tests {
             .await
             .unwrap();
         });
+    }
+
+    #[test]
+    fn pause_waits_without_a_runtime_or_a_timer() {
+        let d = std::time::Duration::from_millis(20);
+        let t = std::time::Instant::now();
+        futures_lite_block_on(super::pause(d));
+        assert!(t.elapsed() >= d);
+        // A runtime without timers (no `enable_time`): tokio's sleep would panic here.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let t = std::time::Instant::now();
+        rt.block_on(super::pause(d));
+        assert!(t.elapsed() >= d);
+    }
+
+    /// A minimal executor with no tokio context, as an application's own would be.
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod frame;
 mod log;
 mod segment;
 
-pub use blocking::blocking;
+pub use blocking::{blocking, pause};
 pub use ec::{ErasureConfig, reconstruct, split_encode};
 pub use ecfs::{EC_RECORD, EC_UNIT, EcFs, EcScrub};
 pub use log::{LogDamage, LogOptions, LogPos, ParsedSegment, Replay, SegmentLog, parse_segment};

@@ -140,11 +140,7 @@ where
     }
 
     /// Takes `path` as the new position of one end, or ends the range when it left it.
-    fn settle(
-        &mut self,
-        path: Path<K, V>,
-        front: bool,
-    ) -> Result<Option<Step<K, V>>> {
+    fn settle(&mut self, path: Path<K, V>, front: bool) -> Result<Option<Step<K, V>>> {
         let Some(item) = item_at(&path) else {
             self.front = End::Done;
             self.back = End::Done;

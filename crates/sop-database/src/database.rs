@@ -551,7 +551,7 @@ async fn database_id(path: &Path) -> Result<sop_core::Uuid> {
         if let Ok(id) = text.trim().parse() {
             return Ok(id);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        sop_blobstore_ec::pause(std::time::Duration::from_millis(5)).await;
     }
     Err(Error::Corruption {
         what: "database id",

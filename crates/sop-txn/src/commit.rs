@@ -90,7 +90,7 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
                 key: held,
                 waited_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
             });
-            tokio::time::sleep(jitter(round)).await;
+            sop_blobstore_ec::pause(jitter(round)).await;
             continue;
         }
         let outcome = write_and_commit(tx, &plans).await;

@@ -302,7 +302,7 @@ impl Engine {
                     waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            sop_blobstore_ec::pause(Duration::from_millis(pause)).await;
             pause = (pause * 2).min(20);
         }
         // The clustered commit point syncs the registry's journal and takes its OS lock.

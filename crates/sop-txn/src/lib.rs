@@ -38,7 +38,7 @@ pub use record::{
     CHECKPOINT_FORMAT_VERSION, CheckpointRecord, CommitRecord, RECORD_FORMAT_VERSION, TableChanges,
 };
 pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
-pub use retry::{is_retryable, run};
+pub use retry::{backoff, is_retryable, run};
 pub use store::Store;
 pub use store_read::{StoreCursor, StoreRange};
 pub use table::TableDefinition;

@@ -37,7 +37,7 @@ where
     let mut last = None;
     for attempt in 0..attempts.max(1) {
         if attempt > 0 {
-            tokio::time::sleep(backoff(attempt)).await;
+            sop_blobstore_ec::pause(backoff(attempt)).await;
         }
         let tx = engine.begin(options);
         let r = match work(tx.clone()).await {
@@ -59,7 +59,10 @@ where
     }))
 }
 
-fn backoff(attempt: usize) -> Duration {
+/// The pause before attempt `attempt` (1-based retries) of a transaction that conflicted:
+/// jittered and growing, up to ~400 ms.
+#[must_use]
+pub fn backoff(attempt: usize) -> Duration {
     let cap = 1u64 << attempt.min(7);
     let jitter = u64::from(sop_core::Uuid::new_v4().as_bytes()[0]) % (cap * 2);
     Duration::from_millis(cap + jitter)

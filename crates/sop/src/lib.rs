@@ -31,11 +31,15 @@ pub use sop_btree::{
 pub use sop_core::{
     Error, Result, StoreCacheConfig, StoreInfo, StoreOptions, StoreTypes, Uuid, ValueDataSize,
 };
-pub use sop_database::{ClusterOptions, Database, DatabaseOptions, RedisConfig, StoreStats};
+pub use sop_database::{
+    ClusterOptions, Database, DatabaseOptions, RedisConfig, StoreCheck, StoreStats, VerifyReport,
+};
 pub use sop_txn::{
     CompactionReport, DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, StoreCursor,
     StoreRange, TableDefinition, Transaction, TxMode, TxOptions, is_retryable,
 };
+
+pub mod blocking;
 
 /// Storage configuration types: erasure coding and replication.
 pub mod storage {
