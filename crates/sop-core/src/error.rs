@@ -343,9 +343,10 @@ pub enum Error {
     /// A standalone database folder is already open in another process (or another `Database`
     /// in this one).
     #[error(
-        "database folder {path} is in use by another process; standalone mode allows one \
-         process per folder: close the other one, or use clustered mode (Redis) to share a \
-         store between processes"
+        "database folder {path} is in use by another process, or by an earlier Database of \
+         this process whose transactions, store handles or engine clones are still alive (drop \
+         them first: they could still write); standalone mode allows one process per folder: \
+         close the other one, or use clustered mode (Redis) to share a store between processes"
     )]
     InUse {
         /// The database folder.

@@ -124,6 +124,11 @@ pub struct Database {
     replicated: Option<Arc<ReplicatedFs>>,
     erasure: Option<Arc<EcFs>>,
     redis: Option<Arc<Redis>>,
+    /// The right to write the folder (holding its lock). Declared last: the engine's last
+    /// checkpoint (when this holds the last engine reference) runs while it is still held.
+    /// Open transactions hold it too, so the folder stays locked until they end; engine
+    /// clones alone do not, and stop writing once it is gone.
+    _lease: Option<Arc<sop_txn::Lease>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -160,10 +165,11 @@ impl Database {
             Arc::new(MemCache::new(options.l2_cache_bytes)),
             Gate::Local,
         )?;
-        // The engine holds the folder lock: it outlives this `Database` while any transaction
-        // or engine clone can still write.
+        // The lease holds the folder lock: it outlives this `Database` while a transaction is
+        // open, and nothing else writes without it.
         parts.hold.push(Box::new(lock));
         let (engine, recovery) = Engine::open(parts)?;
+        let lease = engine.detach_lease();
         Ok(Database {
             engine,
             registry,
@@ -172,6 +178,7 @@ impl Database {
             replicated,
             erasure,
             redis: None,
+            _lease: lease,
         })
     }
 
@@ -204,10 +211,11 @@ impl Database {
                 key: format!("G{id}"),
             },
         )?;
-        // The engine holds the folder lock: it outlives this `Database` while any transaction
-        // or engine clone can still write.
+        // The lease holds the folder lock: it outlives this `Database` while a transaction is
+        // open, and nothing else writes without it.
         parts.hold.push(Box::new(lock));
         let (engine, recovery) = Engine::open(parts)?;
+        let lease = engine.detach_lease();
         // A registry batch a dead process synced but did not apply is finished first.
         engine.recover_shared().await?;
         Ok(Database {
@@ -218,6 +226,7 @@ impl Database {
             replicated,
             erasure,
             redis: Some(redis),
+            _lease: lease,
         })
     }
 

@@ -97,6 +97,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::compact`].
     pub fn compact_below(&self, threshold: f64) -> Result<CompactionReport> {
+        let _lease = self.writer()?;
         if !self.catalog.versioned() {
             return Ok(CompactionReport::default());
         }
@@ -153,6 +154,7 @@ impl Engine {
     /// # Errors
     /// Storage errors.
     pub fn remove_dead_segments(&self) -> Result<CompactionReport> {
+        let _lease = self.writer()?;
         let _one = self.compacting.lock();
         let mut report = CompactionReport::default();
         self.remove_dead(&mut report)?;

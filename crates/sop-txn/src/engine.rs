@@ -97,8 +97,29 @@ pub struct Engine {
     since_checkpoint: AtomicU64,
     /// Commits that wrote something, ever: the maintenance thread's sign of activity.
     pub(crate) commits: AtomicU64,
-    /// Declared last: released after everything above is dropped (see [`EngineParts::hold`]).
+    /// The right to write the folder (see [`Lease`]): owned here until [`Engine::detach_lease`]
+    /// hands it to the database, then only reachable while someone holds it.
+    lease: Mutex<LeaseSlot>,
+}
+
+/// The right to write a database's folder: it holds the folder lock ([`EngineParts::hold`]),
+/// released when the last holder drops it. The `Database` holds one, and so does every open
+/// transaction (until it ends); an engine whose lease is gone never writes again (its
+/// transactions begin ended, its maintenance and its last checkpoint are skipped), so a folder
+/// reopened after its `Database` is dropped has one writer, whatever old handles live on.
+pub struct Lease {
     _hold: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").finish_non_exhaustive()
+    }
+}
+
+enum LeaseSlot {
+    Owned(Arc<Lease>),
+    Detached(std::sync::Weak<Lease>),
 }
 
 impl std::fmt::Debug for Engine {
@@ -115,6 +136,11 @@ impl Drop for Engine {
     /// the log (nothing is lost either way).
     fn drop(&mut self) {
         self.maintenance.stop();
+        let Some(_lease) = self.lease() else {
+            // The folder may belong to another engine by now: leave it alone (the next open
+            // replays the log from the last checkpoint; nothing is lost).
+            return;
+        };
         if self.catalog.versioned() {
             if let Err(e) = self.log.flush() {
                 tracing::warn!(error = %e, "final log sync failed; the next open replays what was durable");
@@ -179,7 +205,7 @@ impl Engine {
             checkpoint_bytes: parts.checkpoint_bytes.max(1),
             since_checkpoint: AtomicU64::new(0),
             commits: AtomicU64::new(0),
-            _hold: parts.hold,
+            lease: Mutex::new(LeaseSlot::Owned(Arc::new(Lease { _hold: parts.hold }))),
         });
         if report.damage.is_some() || report.replayed > 0 {
             // Start clean: what was replayed goes into the registry, and the damaged part of
@@ -216,6 +242,41 @@ impl Engine {
             hold: Vec::new(),
         };
         Ok(Engine::open(parts)?.0)
+    }
+
+    /// The right to write, while anyone holds it (`None`: this engine must not write).
+    #[must_use]
+    pub fn lease(&self) -> Option<Arc<Lease>> {
+        match &*self.lease.lock() {
+            LeaseSlot::Owned(l) => Some(Arc::clone(l)),
+            LeaseSlot::Detached(w) => w.upgrade(),
+        }
+    }
+
+    /// The lease, for a call that writes the folder.
+    ///
+    /// # Errors
+    /// [`Error::TransactionState`]-like refusal when the engine lost its lease (its database
+    /// was closed).
+    pub(crate) fn writer(&self) -> Result<Arc<Lease>> {
+        self.lease().ok_or_else(|| Error::InvalidConfig {
+            what: "engine",
+            reason: "its Database was closed (and the folder may be open again elsewhere): this \
+                     engine no longer writes; open the Database again"
+                .into(),
+        })
+    }
+
+    /// Hands the lease over to the caller (the `Database`): from now on the folder stays locked
+    /// only while the caller or an open transaction holds it.
+    pub fn detach_lease(&self) -> Option<Arc<Lease>> {
+        let mut slot = self.lease.lock();
+        let lease = match &*slot {
+            LeaseSlot::Owned(l) => Arc::clone(l),
+            LeaseSlot::Detached(w) => w.upgrade()?,
+        };
+        *slot = LeaseSlot::Detached(Arc::downgrade(&lease));
+        Some(lease)
     }
 
     /// Begins a transaction.
@@ -334,6 +395,7 @@ impl Engine {
     /// # Errors
     /// Storage errors (nothing is lost: the next checkpoint or open does it).
     pub fn checkpoint(&self) -> Result<()> {
+        let _lease = self.writer()?;
         self.since_checkpoint.store(0, Ordering::Relaxed);
         self.catalog.checkpoint(&self.log)
     }
@@ -351,6 +413,7 @@ impl Engine {
     /// # Errors
     /// [`Error::StoreNotFound`], storage errors.
     pub fn remove_store(&self, name: &str) -> Result<()> {
+        let _lease = self.writer()?;
         let _g = self.local_gate.lock();
         if self.catalog.latest_store_info(name)?.is_none() {
             return Err(Error::StoreNotFound { name: name.into() });

@@ -31,7 +31,7 @@ mod table;
 mod transaction;
 
 pub use compact::{COMPACT_BELOW, CompactionReport};
-pub use engine::{Engine, EngineParts, GATE_TTL, Gate, RecoveryReport};
+pub use engine::{Engine, EngineParts, GATE_TTL, Gate, Lease, RecoveryReport};
 pub use maint::{HARD_CHAIN, SOFT_CHAIN};
 pub use options::{DEFAULT_MAX_TIME, MAX_TIME_CAP, TxMode, TxOptions};
 pub use record::{

@@ -112,6 +112,9 @@ fn run(engine: &Weak<Engine>, rx: &mpsc::Receiver<Job>) {
                 let Some(engine) = engine.upgrade() else {
                     return;
                 };
+                let Some(_lease) = engine.lease() else {
+                    return;
+                };
                 let commits = engine.commits.load(std::sync::atomic::Ordering::Relaxed);
                 left = if commits != idle_seen || left == Left::Emptied {
                     idle_seen = commits;
@@ -137,6 +140,9 @@ fn run(engine: &Weak<Engine>, rx: &mpsc::Receiver<Job>) {
             }
         }
         let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let Some(_lease) = engine.lease() else {
             return;
         };
         engine.run_jobs(checkpoint, &nodes);
@@ -257,6 +263,7 @@ impl Engine {
     /// # Errors
     /// Storage errors (nothing is lost: the chains stay readable).
     pub fn consolidate(&self, nodes: &[(String, Uuid)]) -> Result<usize> {
+        let _lease = self.writer()?;
         let mut todo = Vec::new();
         let mut seen = HashSet::new();
         for (table, lid) in nodes {

@@ -29,6 +29,8 @@ pub(crate) enum Status {
     Committing,
     Committed,
     RolledBack,
+    /// Begun on an engine whose database was closed: it never opened.
+    Closed,
 }
 
 pub(crate) struct TxInner {
@@ -46,6 +48,8 @@ pub(crate) struct TxInner {
     pub bytes_written: Mutex<u64>,
     /// Whether its snapshot is still registered (released when it ends, once).
     pub reading: std::sync::atomic::AtomicBool,
+    /// The right to write the folder, held while it is open (see [`crate::Lease`]).
+    pub lease: Mutex<Option<Arc<crate::Lease>>>,
 }
 
 impl TxInner {
@@ -58,6 +62,7 @@ impl TxInner {
             self.engine.catalog.end_read(self.snap);
             self.engine.reader_ended();
         }
+        self.lease.lock().take();
     }
 }
 
@@ -65,6 +70,12 @@ impl TxInner {
     pub fn check_open(&self) -> Result<()> {
         match *self.status.lock() {
             Status::Open | Status::Committing => Ok(()),
+            Status::Closed => Err(Error::TransactionState {
+                id: self.id,
+                reason: "its Database was closed (the engine no longer writes); open the \
+                         Database again and begin there"
+                    .into(),
+            }),
             s => Err(Error::TransactionState {
                 id: self.id,
                 reason: format!("it has ended ({s:?}); begin a new one"),
@@ -127,6 +138,12 @@ impl Transaction {
         let by_max = Instant::now() + max_time;
         let deadline = options.deadline.map_or(by_max, |d| d.min(by_max));
         let snap = engine.catalog.begin_read(&engine.log);
+        let lease = engine.lease();
+        let status = if lease.is_some() {
+            Status::Open
+        } else {
+            Status::Closed
+        };
         Transaction {
             inner: Arc::new(TxInner {
                 id,
@@ -135,10 +152,11 @@ impl Transaction {
                 mode: options.mode,
                 max_time,
                 deadline,
-                status: Mutex::new(Status::Open),
+                status: Mutex::new(status),
                 stores: Mutex::new(Vec::new()),
                 bytes_written: Mutex::new(0),
                 reading: std::sync::atomic::AtomicBool::new(true),
+                lease: Mutex::new(lease),
             }),
         }
     }

@@ -17,7 +17,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn the_folder_stays_locked_while_a_transaction_or_an_engine_clone_lives() {
+fn the_folder_stays_locked_while_a_transaction_is_open_and_old_handles_never_write_after() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
@@ -29,22 +29,51 @@ fn the_folder_stays_locked_while_a_transaction_or_an_engine_clone_lives() {
         // The transaction can still write: a second database on the folder would corrupt it.
         let e = Database::standalone(dir.path()).unwrap_err();
         assert!(matches!(e, Error::InUse { .. }), "{e}");
+        assert!(e.to_string().contains("drop them first"), "{e}");
         t.add(1, "one".into()).await.unwrap();
         tx.commit().await.unwrap();
-        drop(t);
-        drop(tx);
-
+        // Ended, it no longer holds the folder, though the handles live on.
         let db = Database::standalone(dir.path()).unwrap();
-        let engine = db.engine().clone();
-        drop(db);
-        let e = Database::standalone(dir.path()).unwrap_err();
-        assert!(matches!(e, Error::InUse { .. }), "{e}");
-        drop(engine);
+        let e = t.add(2, "two".into()).await.unwrap_err();
+        assert!(matches!(e, Error::TransactionState { .. }), "{e}");
 
+        // An engine clone outliving its database cannot write once the folder is reopened.
+        let old = db.engine().clone();
+        let old_tx = old.begin(sop_txn::TxOptions::new(TxMode::ForWriting));
+        drop(db);
+        assert!(
+            matches!(Database::standalone(dir.path()), Err(Error::InUse { .. })),
+            "an open transaction of the old engine holds the folder"
+        );
+        drop(old_tx);
+        let db = Database::standalone(dir.path()).unwrap();
+        let late = old.begin(sop_txn::TxOptions::new(TxMode::ForWriting));
+        let e = late.open_btree::<u32, String>("t").unwrap_err();
+        assert!(matches!(e, Error::TransactionState { .. }), "{e}");
+        assert!(e.to_string().contains("closed"), "{e}");
+        assert!(old.compact().is_err());
+        assert!(old.checkpoint().is_err());
+        drop((late, old, t, tx));
+
+        let tx = db.begin(TxMode::ForWriting);
+        let mut t = db.open_btree::<u32, String>(&tx, "t").unwrap();
+        t.add(3, "three".into()).await.unwrap();
+        tx.commit().await.unwrap();
+        drop((t, tx));
+        assert!(db.verify(false).await.unwrap().is_clean());
+        drop(db);
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForReading);
         let t = db.open_btree::<u32, String>(&tx, "t").unwrap();
-        assert_eq!(t.get(&1).await.unwrap().as_deref(), Some("one"));
+        let keys: Vec<u32> = t
+            .range(..)
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, [1, 3]);
     });
 }
 
