@@ -2,7 +2,7 @@
 //!
 //! - `test`: the gate CI runs: `cargo fmt --check`, clippy with warnings denied, the whole
 //!   workspace's tests (debug), then the model tests in release: the B-tree's at 10,000 cases
-//!   each, the database's at 256.
+//!   each, the database's at 256, and a full scan of 1,000,000 items within a memory bound.
 //! - `test --quick`: the same without the release model run.
 //! - `stress`: the long runs (bank, clustered, 100 SIGKILL rounds, the large power-loss workload).
 //! - `fuzz [--secs N]`: every cargo-fuzz target in `fuzz/` for N seconds.
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Some("ycsb") => peers("ycsb", &flags),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs
+                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model and scan-memory tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs
   fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench [--n N] [--engines sop,redb,..]
                    sop-rs side by side with redb, LMDB, SQLite, fjall (bench/, own workspace)
   bench --micro    the criterion micro-benchmarks
@@ -92,6 +92,11 @@ fn test(quick: bool) -> Result<(), String> {
                 "it",
                 "model",
             ],
+        )?;
+        // A full scan of 1,000,000 items within a memory bound (allocator counts).
+        run(
+            "cargo",
+            &["test", "--release", "-p", "sop", "--test", "scan_memory"],
         )?;
         // The database's model test: 256 cases in release builds.
         run(

@@ -107,7 +107,7 @@ impl Drop for Rt {
 /// let mut t = tx.new_btree::<String, String>(&sop::StoreOptions::new("t"))?;
 /// t.add("k".into(), "v".into())?;
 /// tx.commit()?;
-/// # Ok::<(), sop::Error>(())
+/// # Ok::<(), anyhow::Error>(())
 /// ```
 pub struct Database {
     // Declared first: dropped (and the folder unlocked) before the runtime stops.
