@@ -30,8 +30,8 @@ pub trait KeyComparator<K>: Send + Sync {
     /// opened: a store built in one order and read in another would find nothing. The default
     /// is the comparator's type name; give a comparator whose order can change (a closure) a
     /// name of its own.
-    fn name(&self) -> String {
-        std::any::type_name::<Self>().to_string()
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        std::any::type_name::<Self>().into()
     }
 }
 
@@ -91,7 +91,7 @@ impl<K: Ord + 'static> KeyComparator<K> for NaturalOrder {
         natural_head(key)
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "natural".into()
     }
 }
@@ -117,7 +117,7 @@ where
     /// Closures have no stable name: every `FnComparator` is "fn" (not checked against
     /// another closure). Implement [`KeyComparator`] on a type of your own to have the order
     /// checked.
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "fn".into()
     }
 }

@@ -46,7 +46,7 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
         .map(|_| ())
         .map_err(|source| Error::Encode {
             what: std::any::type_name::<T>(),
-            source,
+            source: crate::error::CodecError::new(source),
         })
 }
 
@@ -70,7 +70,7 @@ pub fn encoded_len<T: Serialize + std::any::Any>(value: &T) -> Result<u64> {
     bincode::serde::encode_into_writer(value, &mut w, config()).map_err(|source| {
         Error::Encode {
             what: std::any::type_name::<T>(),
-            source,
+            source: crate::error::CodecError::new(source),
         }
     })?;
     Ok(w.bytes_written as u64)
@@ -159,7 +159,10 @@ fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
 /// over after it.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
     let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|source| Error::Decode { what, source })?;
+        .map_err(|source| Error::Decode {
+            what,
+            source: crate::error::CodecError::new(source),
+        })?;
     if used != bytes.len() {
         return Err(Error::Corruption {
             what,
@@ -177,7 +180,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T
 /// [`Error::Decode`] when the bytes do not start with a `T`.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<(T, usize)> {
     bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|source| Error::Decode { what, source })
+        .map_err(|source| Error::Decode {
+            what,
+            source: crate::error::CodecError::new(source),
+        })
 }
 
 /// Encodes `value` behind a one-byte format version.

@@ -19,6 +19,103 @@ impl Error {
     }
 }
 
+/// What the codec reported (its own error, kept opaque: the codec is an implementation detail
+/// and its types are not part of sop-rs's API).
+#[derive(Debug)]
+pub struct CodecError(Box<dyn std::error::Error + Send + Sync>);
+
+impl CodecError {
+    /// Wraps the codec's error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        CodecError(Box::new(e))
+    }
+}
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Which kind of failure an [`Error`] is: what the caller can do about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The call was wrong for the state or the input (options, types, sizes, a cursor on no
+    /// item, an ended transaction, a folder in use): fix the call.
+    Usage,
+    /// The transaction did not commit because of others (a conflict, a busy lock, its time
+    /// ran out) or a failed change: run it again ([`Error::is_retryable`] says when that can
+    /// succeed as is).
+    Transaction,
+    /// Stored bytes are damaged or missing: restore, repair (`sop verify --repair`) or accept
+    /// the loss the error names.
+    Corruption,
+    /// The storage failed (an I/O error, too many drives lost): check the drives; what was
+    /// committed before is intact.
+    Storage,
+    /// The coordination service (Redis) failed: check it; retrying later can succeed.
+    Coordination,
+}
+
+impl Error {
+    /// Which kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidId { .. }
+            | Error::SlotLengthOutOfRange { .. }
+            | Error::InvalidStoreName { .. }
+            | Error::InvalidOptions { .. }
+            | Error::NoCurrentItem { .. }
+            | Error::KeyChanged { .. }
+            | Error::Encode { .. }
+            | Error::StoreExists { .. }
+            | Error::StoreNotFound { .. }
+            | Error::InvalidConfig { .. }
+            | Error::TransactionState { .. }
+            | Error::TypeMismatch { .. }
+            | Error::ValueTooLarge { .. }
+            | Error::InUse { .. } => ErrorKind::Usage,
+            Error::Conflict { .. }
+            | Error::VersionMismatch { .. }
+            | Error::LockBusy { .. }
+            | Error::Timeout { .. }
+            | Error::Poisoned { .. } => ErrorKind::Transaction,
+            Error::NodeNotFound { .. }
+            | Error::ValueNotFound { .. }
+            | Error::Decode { .. }
+            | Error::Corruption { .. }
+            | Error::Invariant { .. }
+            | Error::HandleSlotInUse { .. }
+            | Error::HandleExists { .. }
+            | Error::HandleNotFound { .. }
+            | Error::BlobNotFound { .. }
+            | Error::TooManyShardsLost { .. } => ErrorKind::Corruption,
+            Error::NoReplicaLeft { .. } | Error::TooManyDrivesFailed { .. } | Error::Io { .. } => {
+                ErrorKind::Storage
+            }
+            Error::Coordination { .. } => ErrorKind::Coordination,
+        }
+    }
+
+    /// Whether running the transaction again, unchanged, may succeed (a conflict, a busy
+    /// lock, a version that moved).
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Conflict { .. } | Error::VersionMismatch { .. } | Error::LockBusy { .. }
+        )
+    }
+}
+
 /// The result type of sop-rs's lower crates.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -112,7 +209,7 @@ pub enum Error {
         what: &'static str,
         /// The encoder's error.
         #[source]
-        source: bincode::error::EncodeError,
+        source: CodecError,
     },
 
     /// Bytes could not be decoded into the type asked for.
@@ -122,7 +219,7 @@ pub enum Error {
         what: &'static str,
         /// The decoder's error.
         #[source]
-        source: bincode::error::DecodeError,
+        source: CodecError,
     },
 
     /// Bytes read back are not what was written: a checksum, a length or a version is wrong.

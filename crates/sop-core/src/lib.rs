@@ -19,7 +19,7 @@ mod store;
 mod uuid;
 pub mod vfs;
 
-pub use error::{Error, Result};
+pub use error::{CodecError, Error, ErrorKind, Result};
 pub use fasthash::{IdMap, IdSet};
 pub use handle::Handle;
 pub use loc::Loc;

@@ -377,17 +377,21 @@ impl StoreInfo {
         })
     }
 
-    /// Checks that a store of this info may be opened as `asked`.
+    /// Checks that a store of this info may be opened with keys of type `key`, values of type
+    /// `value` and the order `order` (names as [`StoreTypes`] records them); allocates nothing
+    /// when they match (every open checks).
     ///
     /// # Errors
     /// [`Error::TypeMismatch`] when the store recorded other types.
-    pub fn check_types(&self, asked: &StoreTypes) -> Result<()> {
+    pub fn check_types(&self, key: &str, value: &str, order: &str) -> Result<()> {
         match &self.types {
-            Some(holds) if holds != asked => Err(Error::TypeMismatch {
-                store: self.name.clone(),
-                asked: asked.to_string(),
-                holds: holds.to_string(),
-            }),
+            Some(holds) if holds.key != key || holds.value != value || holds.order != order => {
+                Err(Error::TypeMismatch {
+                    store: self.name.clone(),
+                    asked: format!("{key} -> {value} ordered by {order}"),
+                    holds: holds.to_string(),
+                })
+            }
             _ => Ok(()),
         }
     }

@@ -263,9 +263,10 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
             return Ok(n);
         }
         let read = self.fetch(id).await?;
-        if !self.shared.record_reads {
-            // A read-only snapshot transaction validates nothing: it keeps no node (L1 caches
-            // them), so a scan holds a few nodes, not the whole tree.
+        if !self.shared.record_reads && read.node.is_leaf() {
+            // A read-only snapshot transaction validates nothing: it keeps no leaf (L1 caches
+            // them), so a scan holds a few nodes, not the whole tree; the few inner nodes stay,
+            // so each read finds its way down without asking the catalog.
             return Ok(read.node);
         }
         let mut st = self.shared.state.lock();

@@ -11,10 +11,7 @@ use crate::{Engine, Transaction, TxOptions};
 /// Whether running the transaction again may succeed.
 #[must_use]
 pub fn is_retryable(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Conflict { .. } | Error::VersionMismatch { .. } | Error::LockBusy { .. }
-    )
+    e.is_retryable()
 }
 
 /// Runs `work` in a new transaction and commits it; on a conflict (see [`is_retryable`]) runs

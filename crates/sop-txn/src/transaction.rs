@@ -19,8 +19,17 @@ pub(crate) fn store_types<K, V, C: KeyComparator<K>>(cmp: &C) -> sop_core::Store
     sop_core::StoreTypes {
         key: std::any::type_name::<K>().to_string(),
         value: std::any::type_name::<V>().to_string(),
-        order: cmp.name(),
+        order: cmp.name().into_owned(),
     }
+}
+
+/// Checks that a store may be opened with these types (see [`StoreInfo::check_types`]).
+fn check_types<K, V, C: KeyComparator<K>>(info: &StoreInfo, cmp: &C) -> Result<()> {
+    info.check_types(
+        std::any::type_name::<K>(),
+        std::any::type_name::<V>(),
+        &cmp.name(),
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,7 +269,7 @@ impl Transaction {
             .catalog
             .store_info(name, self.inner.snap)?
             .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
-        info.check_types(&store_types::<K, V, C>(&cmp))?;
+        check_types::<K, V, C>(&info, &cmp)?;
         let shared = self.register(info.clone(), false, cmp.clone());
         let tree = BTree::open(
             TxRepo {
@@ -307,7 +316,7 @@ impl Transaction {
             info.count = st.count;
             info
         };
-        info.check_types(&store_types::<K, V, C>(&cmp))?;
+        check_types::<K, V, C>(&info, &cmp)?;
         let tree = BTree::open(
             TxRepo {
                 shared: shared.clone(),
