@@ -158,10 +158,12 @@ fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
 /// [`Error::Decode`] when the bytes are not a `T`, [`Error::Corruption`] when bytes are left
 /// over after it.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|source| Error::Decode {
-            what,
-            source: crate::error::CodecError::new(source),
+    let (value, used) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, config()).map_err(|source| {
+            Error::Decode {
+                what,
+                source: crate::error::CodecError::new(source),
+            }
         })?;
     if used != bytes.len() {
         return Err(Error::Corruption {
@@ -179,11 +181,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T
 /// # Errors
 /// [`Error::Decode`] when the bytes do not start with a `T`.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<(T, usize)> {
-    bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|source| Error::Decode {
-            what,
-            source: crate::error::CodecError::new(source),
-        })
+    bincode::serde::decode_from_slice::<T, _>(bytes, config()).map_err(|source| Error::Decode {
+        what,
+        source: crate::error::CodecError::new(source),
+    })
 }
 
 /// Encodes `value` behind a one-byte format version.

@@ -31,13 +31,31 @@ use crate::transaction::TxInner;
 /// conflict, even when its deadline is far.
 const MAX_ROUNDS: usize = 64;
 
-pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
+/// The longest a prepared transaction holds the commit gate (or its `max_time`, when
+/// shorter): a forgotten one cannot stop the database's commits for longer.
+pub const PREPARED_HOLD: Duration = Duration::from_secs(60);
+
+/// What a prepared transaction (phase 1 done) keeps for its phase 2.
+pub(crate) struct Prepared {
+    plans: Vec<StorePlan>,
+    locs: Vec<Vec<Loc>>,
+    keys: Vec<String>,
+    bytes: u64,
+    value_bytes: u64,
+    record: CommitRecord,
+}
+
+/// Commits, or with `prepare` stops after phase 1: everything that can conflict is done and
+/// validated at the gate, and the gate is reserved for this transaction until its phase 2
+/// ([`commit_prepared`]) or rollback, so phase 2 cannot conflict. `Ok(None)`: done (committed,
+/// or nothing to prepare).
+pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepared>> {
     let engine = &tx.engine;
     let stores: Vec<Arc<dyn StoreTx>> = tx.stores.lock().clone();
     if tx.mode == TxMode::ForReading && engine.catalog.versioned() {
         // A snapshot is one consistent state: nothing to validate. What it read is only
         // reported once it is durable.
-        return wait_snapshot_durable(engine, tx.snap).await;
+        return wait_snapshot_durable(engine, tx.snap).await.map(|()| None);
     }
     let mut last_busy: Option<Error> = None;
     for round in 0..MAX_ROUNDS {
@@ -67,16 +85,16 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
         let value_bytes: u64 = plans.iter().map(|p| p.value_bytes).sum();
         if !plans.iter().any(StorePlan::has_writes) {
             if tx.mode == TxMode::NoCheck {
-                return Ok(());
+                return Ok(None);
             }
             if engine.catalog.versioned() {
                 // Only reads: they were one snapshot.
-                return wait_snapshot_durable(engine, tx.snap).await;
+                return wait_snapshot_durable(engine, tx.snap).await.map(|()| None);
             }
             // Clustered: reads are re-checked at the gate, which makes them one state.
             match validate_reads(tx, &plans).await {
                 Err(Error::VersionMismatch { .. }) => continue,
-                r => return r,
+                r => return r.map(|()| None),
             }
         }
         let keys: Vec<String> = {
@@ -93,35 +111,34 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
             sop_blobstore_ec::pause(jitter(round)).await;
             continue;
         }
-        let outcome = write_and_commit(tx, &plans).await;
-        if let Err(e) = engine.locker.unlock(&keys, tx.id).await {
-            tracing::warn!(error = %e, "could not release node locks; they expire by themselves");
+        if prepare {
+            match prepare_at_gate(tx, &plans).await {
+                Ok((locs, bytes, record)) => {
+                    // The node locks stay held until phase 2 or rollback.
+                    return Ok(Some(Prepared {
+                        plans,
+                        locs,
+                        keys,
+                        bytes,
+                        value_bytes,
+                        record,
+                    }));
+                }
+                Err(e) => {
+                    unlock(engine, &keys, tx.id).await;
+                    match e {
+                        Error::VersionMismatch { .. } => continue,
+                        e => return Err(e),
+                    }
+                }
+            }
         }
+        let outcome = write_and_commit(tx, &plans).await;
+        unlock(engine, &keys, tx.id).await;
         match outcome {
             Ok((locs, bytes)) => {
-                after_commit(engine, &plans, &locs);
-                *tx.bytes_written.lock() = bytes + value_bytes;
-                let mut jobs = Vec::new();
-                let deep: Vec<(String, Uuid)> = plans
-                    .iter()
-                    .flat_map(|p| {
-                        p.nodes
-                            .iter()
-                            .filter(|n| n.depth >= crate::maint::SOFT_CHAIN)
-                            .map(|n| (p.name.clone(), n.lid))
-                    })
-                    .collect();
-                if !deep.is_empty() && engine.catalog.versioned() {
-                    jobs.push(crate::maint::Job::Consolidate(deep));
-                }
-                engine
-                    .commits
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if engine.note_appended(bytes + value_bytes) {
-                    jobs.push(crate::maint::Job::Checkpoint);
-                }
-                engine.maintain(jobs).await;
-                return Ok(());
+                finish(tx, &plans, &locs, bytes + value_bytes).await;
+                return Ok(None);
             }
             // Someone committed between the check and the commit point: merge and go round.
             Err(Error::VersionMismatch { .. }) => {}
@@ -132,6 +149,98 @@ pub(crate) async fn commit(tx: &TxInner) -> Result<()> {
         store: String::new(),
         detail: format!("gave up after {MAX_ROUNDS} rounds of merging with other commits"),
     }))
+}
+
+async fn unlock(engine: &Engine, keys: &[String], owner: Uuid) {
+    if let Err(e) = engine.locker.unlock(keys, owner).await {
+        tracing::warn!(error = %e, "could not release node locks; they expire by themselves");
+    }
+}
+
+/// After a durable commit: L1, counters, maintenance.
+async fn finish(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>], bytes: u64) {
+    let engine = &tx.engine;
+    after_commit(engine, plans, locs);
+    *tx.bytes_written.lock() = bytes;
+    let mut jobs = Vec::new();
+    let deep: Vec<(String, Uuid)> = plans
+        .iter()
+        .flat_map(|p| {
+            p.nodes
+                .iter()
+                .filter(|n| n.depth >= crate::maint::SOFT_CHAIN)
+                .map(|n| (p.name.clone(), n.lid))
+        })
+        .collect();
+    if !deep.is_empty() && engine.catalog.versioned() {
+        jobs.push(crate::maint::Job::Consolidate(deep));
+    }
+    engine
+        .commits
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if engine.note_appended(bytes) {
+        jobs.push(crate::maint::Job::Checkpoint);
+    }
+    engine.maintain(jobs).await;
+}
+
+/// Phase 1 of an application's two-phase commit (standalone): the node pieces appended, every
+/// check of the commit point passed at the gate, and the gate reserved for this transaction.
+async fn prepare_at_gate(
+    tx: &TxInner,
+    plans: &[StorePlan],
+) -> Result<(Vec<Vec<Loc>>, u64, CommitRecord)> {
+    let engine = &tx.engine;
+    let (locs, bytes, _) = append_nodes(engine, plans)?;
+    let record = engine
+        .at_gate(tx.id, tx.deadline, || {
+            let record = local_validate(tx, plans, &locs)?;
+            let until = tx.deadline.min(Instant::now() + PREPARED_HOLD);
+            engine.reserve_gate(tx.id, until);
+            Ok(record)
+        })
+        .await?;
+    Ok((locs, bytes, record))
+}
+
+/// Phase 2: the commit record appended and published under the reserved gate, then made
+/// durable. Nothing can conflict here: no other commit passed the gate since phase 1.
+pub(crate) async fn commit_prepared(tx: &TxInner, p: Prepared) -> Result<()> {
+    let engine = &tx.engine;
+    let r = async {
+        let (lsn, len) = engine
+            .at_gate(tx.id, tx.deadline, || {
+                if !engine.holds_gate(tx.id) {
+                    return Err(Error::Timeout {
+                        id: tx.id,
+                        max_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
+                        during: "the time between prepare and commit (the gate was taken back)",
+                    });
+                }
+                let r = publish(engine, &p.record);
+                engine.release_gate(tx.id);
+                r
+            })
+            .await?;
+        engine.log.wait_durable(lsn).await?;
+        Ok(len)
+    }
+    .await;
+    unlock(engine, &p.keys, tx.id).await;
+    let len = r?;
+    finish(tx, &p.plans, &p.locs, p.bytes + len + p.value_bytes).await;
+    Ok(())
+}
+
+/// The node locks a prepared transaction holds.
+pub(crate) fn prepared_keys(p: &Prepared) -> &[String] {
+    &p.keys
+}
+
+/// Gives a prepared transaction's reservation and node locks back (rollback).
+pub(crate) async fn abandon_prepared(tx: &TxInner, p: Prepared) {
+    tx.engine.release_gate(tx.id);
+    unlock(&tx.engine, &p.keys, tx.id).await;
 }
 
 fn jitter(round: usize) -> Duration {
@@ -170,26 +279,13 @@ async fn validate_reads(tx: &TxInner, plans: &[StorePlan]) -> Result<()> {
 /// and the bytes appended.
 async fn write_and_commit(tx: &TxInner, plans: &[StorePlan]) -> Result<(Vec<Vec<Loc>>, u64)> {
     let engine = &tx.engine;
-    let pieces: Vec<&[u8]> = plans
-        .iter()
-        .flat_map(|p| p.nodes.iter().map(|n| n.bytes.as_slice()))
-        .collect();
-    let bytes: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-    let (all, last) = if pieces.is_empty() {
-        (Vec::new(), 0)
-    } else {
-        engine.log.append_pieces(&pieces)?
-    };
-    let mut locs = Vec::with_capacity(plans.len());
-    let mut rest = all.as_slice();
-    for p in plans {
-        let (mine, tail) = rest.split_at(p.nodes.len().min(rest.len()));
-        locs.push(mine.to_vec());
-        rest = tail;
-    }
+    let (locs, bytes, last) = append_nodes(engine, plans)?;
     if engine.catalog.versioned() {
         let (lsn, record_len) = engine
-            .at_gate(tx.id, tx.deadline, || local_commit_point(tx, plans, &locs))
+            .at_gate(tx.id, tx.deadline, || {
+                let record = local_validate(tx, plans, &locs)?;
+                publish(engine, &record)
+            })
             .await?;
         engine.log.wait_durable(lsn).await?;
         Ok((locs, bytes + record_len))
@@ -215,9 +311,40 @@ fn mismatch(table: &str, id: Uuid, expected: u64, found: Option<u64>) -> Error {
     }
 }
 
-/// Standalone commit point (at the gate): validate against the newest versions, append the
-/// record, publish it. Returns its LSN and length.
-fn local_commit_point(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> Result<(u64, u64)> {
+/// Appends every plan's node pieces (no sync); their locations per plan, their bytes and the
+/// LSN to wait for to have them durable (0: none).
+fn append_nodes(engine: &Engine, plans: &[StorePlan]) -> Result<(Vec<Vec<Loc>>, u64, u64)> {
+    let pieces: Vec<&[u8]> = plans
+        .iter()
+        .flat_map(|p| p.nodes.iter().map(|n| n.bytes.as_slice()))
+        .collect();
+    let bytes: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    let (all, last) = if pieces.is_empty() {
+        (Vec::new(), 0)
+    } else {
+        engine.log.append_pieces(&pieces)?
+    };
+    let mut locs = Vec::with_capacity(plans.len());
+    let mut rest = all.as_slice();
+    for p in plans {
+        let (mine, tail) = rest.split_at(p.nodes.len().min(rest.len()));
+        locs.push(mine.to_vec());
+        rest = tail;
+    }
+    Ok((locs, bytes, last))
+}
+
+/// Appends a validated record and publishes it (at the gate). Returns its LSN and length.
+fn publish(engine: &Engine, record: &CommitRecord) -> Result<(u64, u64)> {
+    let bytes = record.encode()?;
+    let lsn = engine.log.append_record(&bytes)?;
+    engine.catalog.publish(lsn, record);
+    Ok((lsn, bytes.len() as u64))
+}
+
+/// Standalone commit point (at the gate): validates against the newest versions and builds
+/// the record (handle states, store infos as of the gate).
+fn local_validate(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> Result<CommitRecord> {
     let engine = &tx.engine;
     let catalog = &engine.catalog;
     catalog.drop_voids(&engine.log);
@@ -279,10 +406,7 @@ fn local_commit_point(tx: &TxInner, plans: &[StorePlan], locs: &[Vec<Loc>]) -> R
             });
         }
     }
-    let bytes = record.encode()?;
-    let lsn = engine.log.append_record(&bytes)?;
-    catalog.publish(lsn, &record);
-    Ok((lsn, bytes.len() as u64))
+    Ok(record)
 }
 
 /// Clustered: the handle changes and checks of a commit as one registry batch (store infos are

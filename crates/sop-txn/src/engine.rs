@@ -84,6 +84,9 @@ pub struct Engine {
     gate: Gate,
     /// Serialises the commit point within the process.
     pub(crate) local_gate: Mutex<()>,
+    /// A prepared transaction (phase 1 of an application's two-phase commit) and until when:
+    /// no other commit passes the gate meanwhile.
+    reserved: Mutex<Option<(Uuid, Instant)>>,
     /// One compaction at a time.
     pub(crate) compacting: Mutex<()>,
     /// Segments compaction found dead, with the snapshot it found them at.
@@ -194,6 +197,7 @@ impl Engine {
             l1: NodeCache::new(parts.l1_bytes),
             gate: parts.gate,
             local_gate: Mutex::new(()),
+            reserved: Mutex::new(None),
             compacting: Mutex::new(()),
             dead: Mutex::new(std::collections::BTreeMap::new()),
             marks: quick_cache::sync::Cache::with_weighter(
@@ -345,8 +349,27 @@ impl Engine {
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         let Gate::Cluster { key } = &self.gate else {
-            let _g = self.local_gate.lock();
-            return f();
+            // Standalone: alone in the process, and not while another transaction is prepared
+            // (waited for asynchronously, so its phase 2 can run on this very thread).
+            let mut f = Some(f);
+            let start = Instant::now();
+            loop {
+                {
+                    let _g = self.local_gate.lock();
+                    if !self.reserved_by_other(owner)
+                        && let Some(f) = f.take()
+                    {
+                        return f();
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::LockBusy {
+                        key: "the commit gate, reserved by a prepared transaction".into(),
+                        waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+                sop_blobstore_ec::pause(Duration::from_millis(1)).await;
+            }
         };
         let keys = [key.clone()];
         let start = Instant::now();
@@ -375,6 +398,41 @@ impl Engine {
             tracing::warn!(error = %e, "could not release the commit gate; it expires by itself");
         }
         r
+    }
+
+    /// Whether a transaction other than `owner` holds the gate reserved (prepared, within its
+    /// time); an expired reservation is dropped here. Called under the gate.
+    pub(crate) fn reserved_by_other(&self, owner: Uuid) -> bool {
+        let mut r = self.reserved.lock();
+        match *r {
+            Some((o, until)) if o != owner => {
+                if Instant::now() < until {
+                    return true;
+                }
+                tracing::warn!(tx = %o, "a prepared transaction outlived its time; its reservation of the commit gate is dropped and its commit will fail");
+                *r = None;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Reserves the gate for `owner` until `until` (called under the gate).
+    pub(crate) fn reserve_gate(&self, owner: Uuid, until: Instant) {
+        *self.reserved.lock() = Some((owner, until));
+    }
+
+    /// Whether `owner` still holds the gate reserved, within its time.
+    pub(crate) fn holds_gate(&self, owner: Uuid) -> bool {
+        matches!(*self.reserved.lock(), Some((o, until)) if o == owner && Instant::now() < until)
+    }
+
+    /// Drops `owner`'s reservation, if it has one.
+    pub(crate) fn release_gate(&self, owner: Uuid) {
+        let mut r = self.reserved.lock();
+        if matches!(*r, Some((o, _)) if o == owner) {
+            *r = None;
+        }
     }
 
     /// Counts log bytes toward the next checkpoint; whether one is due.
@@ -415,6 +473,12 @@ impl Engine {
     pub fn remove_store(&self, name: &str) -> Result<()> {
         let _lease = self.writer()?;
         let _g = self.local_gate.lock();
+        if self.reserved_by_other(Uuid::NIL) {
+            return Err(Error::LockBusy {
+                key: "the commit gate, reserved by a prepared transaction".into(),
+                waited_ms: 0,
+            });
+        }
         if self.catalog.latest_store_info(name)?.is_none() {
             return Err(Error::StoreNotFound { name: name.into() });
         }

@@ -30,6 +30,7 @@ mod store_read;
 mod table;
 mod transaction;
 
+pub use commit::PREPARED_HOLD;
 pub use compact::{COMPACT_BELOW, CompactionReport};
 pub use engine::{Engine, EngineParts, GATE_TTL, Gate, Lease, RecoveryReport};
 pub use maint::{HARD_CHAIN, SOFT_CHAIN};

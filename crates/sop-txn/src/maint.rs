@@ -320,6 +320,11 @@ impl Engine {
         let mut count = 0;
         let lsn = {
             let _gate = self.local_gate.lock();
+            if self.reserved_by_other(Uuid::NIL) {
+                // A prepared transaction's deltas must still find their bases at its phase 2:
+                // the rewrite waits for a later round (the pieces appended are unreachable).
+                return Ok((0, 0));
+            }
             self.catalog.drop_voids(&self.log);
             let mut by_table: BTreeMap<&str, Vec<Handle>> = BTreeMap::new();
             for ((table, old), loc) in nodes.iter().zip(&locs) {

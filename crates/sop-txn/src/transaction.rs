@@ -40,6 +40,14 @@ pub(crate) enum Status {
     RolledBack,
     /// Begun on an engine whose database was closed: it never opened.
     Closed,
+    /// Phase 1 of a two-phase commit done: it waits for `commit` (phase 2) or `rollback`.
+    Prepared,
+}
+
+/// What runs when a transaction ends (see [`Transaction::on_commit`]).
+pub(crate) enum Hook {
+    Commit(Box<dyn FnOnce() + Send>),
+    Rollback(Box<dyn FnOnce() + Send>),
 }
 
 pub(crate) struct TxInner {
@@ -59,6 +67,10 @@ pub(crate) struct TxInner {
     pub reading: std::sync::atomic::AtomicBool,
     /// The right to write the folder, held while it is open (see [`crate::Lease`]).
     pub lease: Mutex<Option<Arc<crate::Lease>>>,
+    /// Phase 1's result, between `prepare` and `commit`.
+    pub prepared: Mutex<Option<crate::commit::Prepared>>,
+    /// Commit and rollback hooks, in the order given.
+    pub hooks: Mutex<Vec<Hook>>,
 }
 
 impl TxInner {
@@ -76,9 +88,20 @@ impl TxInner {
 }
 
 impl TxInner {
+    /// Runs the hooks of the outcome (`committed` or not), once, outside any lock.
+    fn run_hooks(&self, committed: bool) {
+        let hooks = std::mem::take(&mut *self.hooks.lock());
+        for h in hooks {
+            match (h, committed) {
+                (Hook::Commit(f), true) | (Hook::Rollback(f), false) => f(),
+                _ => {}
+            }
+        }
+    }
+
     pub fn check_open(&self) -> Result<()> {
         match *self.status.lock() {
-            Status::Open | Status::Committing => Ok(()),
+            Status::Open | Status::Committing | Status::Prepared => Ok(()),
             Status::Closed => Err(Error::TransactionState {
                 id: self.id,
                 reason: "its Database was closed (the engine no longer writes); open the \
@@ -94,6 +117,13 @@ impl TxInner {
 
     pub fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if *self.status.lock() == Status::Prepared {
+            return Err(Error::TransactionState {
+                id: self.id,
+                reason: "it is prepared (phase 1 of its commit is done): commit or roll it back"
+                    .into(),
+            });
+        }
         if self.mode == TxMode::ForReading {
             return Err(Error::TransactionState {
                 id: self.id,
@@ -111,11 +141,29 @@ impl Drop for TxInner {
     /// wrote ahead (values) is unreachable space that compaction reclaims.
     fn drop(&mut self) {
         let mut status = self.status.lock();
-        if matches!(*status, Status::Open | Status::Committing) {
+        let rolled_back = matches!(
+            *status,
+            Status::Open | Status::Committing | Status::Prepared
+        );
+        if rolled_back {
             *status = Status::RolledBack;
         }
         drop(status);
+        if let Some(p) = self.prepared.lock().take() {
+            self.engine.release_gate(self.id);
+            // Its node locks: released now when the locker answers at once (in-process);
+            // otherwise they expire by themselves (no runtime to wait on from here).
+            let keys = crate::commit::prepared_keys(&p);
+            let mut unlock = self.engine.locker.unlock(keys, self.id);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if unlock.as_mut().poll(&mut cx).is_pending() {
+                tracing::debug!(tx = %self.id, "node locks of a dropped prepared transaction left to expire");
+            }
+        }
         self.end_read();
+        if rolled_back {
+            self.run_hooks(false);
+        }
     }
 }
 
@@ -166,6 +214,8 @@ impl Transaction {
                 bytes_written: Mutex::new(0),
                 reading: std::sync::atomic::AtomicBool::new(true),
                 lease: Mutex::new(lease),
+                prepared: Mutex::new(None),
+                hooks: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -361,43 +411,144 @@ impl Transaction {
 
     /// Commits: durable when it returns `Ok`, with every read and write validated (unless
     /// `NoCheck`). On a conflict it returns [`Error::Conflict`] and has rolled back; run the
-    /// transaction again (see [`crate::run`]).
+    /// transaction again (see [`crate::run`]). After [`Transaction::prepare`] it is phase 2,
+    /// which cannot conflict.
     ///
     /// # Errors
     /// [`Error::Conflict`], [`Error::Timeout`], [`Error::LockBusy`], storage errors.
     pub async fn commit(&self) -> Result<()> {
-        {
+        let prepared = {
             let mut s = self.inner.status.lock();
-            if *s != Status::Open {
-                return Err(Error::TransactionState {
-                    id: self.inner.id,
-                    reason: format!("cannot commit: it has ended ({s:?})"),
-                });
-            }
+            let prepared = match *s {
+                Status::Open => None,
+                Status::Prepared => self.inner.prepared.lock().take(),
+                _ => {
+                    return Err(Error::TransactionState {
+                        id: self.inner.id,
+                        reason: format!("cannot commit: it has ended ({s:?})"),
+                    });
+                }
+            };
+            let was_prepared = *s == Status::Prepared;
             *s = Status::Committing;
-        }
-        let r = crate::commit::commit(&self.inner).await;
-        *self.inner.status.lock() = if r.is_ok() {
+            (was_prepared, prepared)
+        };
+        let r = match prepared {
+            (_, Some(p)) => crate::commit::commit_prepared(&self.inner, p).await,
+            // Prepared with nothing to write: its reads were one snapshot.
+            (true, None) => Ok(()),
+            (false, None) => crate::commit::commit(&self.inner, false).await.map(|_| ()),
+        };
+        self.end(r.is_ok());
+        r
+    }
+
+    /// Marks the end (committed or rolled back), releases the snapshot and the lease, and
+    /// runs the hooks of the outcome.
+    fn end(&self, committed: bool) {
+        *self.inner.status.lock() = if committed {
             Status::Committed
         } else {
             Status::RolledBack
         };
         self.inner.end_read();
-        r
+        self.inner.run_hooks(committed);
+    }
+
+    /// Phase 1 of a two-phase commit, for committing sop-rs together with another resource
+    /// (SOP's `TwoPhaseCommitTransaction`): everything that can fail on other transactions is
+    /// done (merges, validation at the commit point, node pieces appended). Then prepare the
+    /// other resource, and end with [`commit`](Transaction::commit) (phase 2: appends the
+    /// commit record and waits for its sync; it cannot conflict) or
+    /// [`rollback`](Transaction::rollback). Until then no other commit of the database passes
+    /// its commit point (they wait), so keep the time between the phases short: past the
+    /// transaction's `max_time`, or [`crate::PREPARED_HOLD`] (60 s) when shorter, the
+    /// reservation is dropped and phase 2 fails with [`Error::Timeout`].
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use sop_txn::{Engine, TxMode, TxOptions};
+    /// let engine = Engine::in_memory()?;
+    /// let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
+    /// let mut t = tx.new_btree::<u32, String>(&sop_core::StoreOptions::new("t"))?;
+    /// t.add(1, "one".into()).await?;
+    /// tx.prepare().await?; // phase 1: sop-rs is ready
+    /// // ... prepare the other resource; if that fails: tx.rollback().await?
+    /// tx.commit().await?; // phase 2
+    /// # Ok::<(), sop_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Transaction::commit`] (on an error it has rolled back);
+    /// [`Error::InvalidConfig`] in clustered mode, which has no two-phase commit yet (the
+    /// transaction stays open).
+    pub async fn prepare(&self) -> Result<()> {
+        if !self.inner.engine.catalog.versioned() {
+            return Err(Error::InvalidConfig {
+                what: "two-phase commit",
+                reason: "not available in clustered mode yet; commit in one step".into(),
+            });
+        }
+        {
+            let mut s = self.inner.status.lock();
+            if *s != Status::Open {
+                return Err(Error::TransactionState {
+                    id: self.inner.id,
+                    reason: format!("cannot prepare: it is {s:?}"),
+                });
+            }
+            *s = Status::Committing;
+        }
+        match crate::commit::commit(&self.inner, true).await {
+            Ok(p) => {
+                // `None`: nothing to write (its reads were one snapshot): phase 2 only ends it.
+                *self.inner.prepared.lock() = p;
+                *self.inner.status.lock() = Status::Prepared;
+                Ok(())
+            }
+            Err(e) => {
+                self.end(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` once this transaction has committed (after its commit is durable, before
+    /// `commit` returns); never if it rolls back.
+    pub fn on_commit(&self, f: impl FnOnce() + Send + 'static) {
+        self.inner.hooks.lock().push(Hook::Commit(Box::new(f)));
+    }
+
+    /// Runs `f` if this transaction ends without committing (rollback, a failed commit, or
+    /// dropped).
+    pub fn on_rollback(&self, f: impl FnOnce() + Send + 'static) {
+        self.inner.hooks.lock().push(Hook::Rollback(Box::new(f)));
     }
 
     /// Rolls back: nothing it did becomes visible (what it wrote ahead is unreachable space
-    /// that compaction reclaims).
+    /// that compaction reclaims). A prepared transaction gives its reservation back.
     ///
     /// # Errors
     /// None today; kept fallible for parity with SOP's API.
     pub async fn rollback(&self) -> Result<()> {
-        let mut s = self.inner.status.lock();
-        if *s == Status::Open {
-            *s = Status::RolledBack;
+        let was = {
+            let mut s = self.inner.status.lock();
+            let was = *s;
+            if matches!(was, Status::Open | Status::Prepared) {
+                *s = Status::RolledBack;
+            }
+            was
+        };
+        let prepared = self.inner.prepared.lock().take();
+        if let Some(p) = prepared {
+            crate::commit::abandon_prepared(&self.inner, p).await;
         }
-        drop(s);
-        self.inner.end_read();
+        if matches!(was, Status::Open | Status::Prepared) {
+            self.end(false);
+        } else {
+            self.inner.end_read();
+        }
         Ok(())
     }
 

@@ -17,4 +17,5 @@ mod replicated;
 mod snapshots;
 mod space;
 mod support;
+mod twophase;
 mod verify;
