@@ -44,6 +44,9 @@ pub struct LogOptions {
     /// Frames of new segments start at multiples of this: 8, or the stripe of an
     /// erasure-coded file layer (so no stripe holding a frame is ever written again).
     pub align: u64,
+    /// Opened to read only: replayed as it is (a torn tail or damage is reported, never
+    /// fenced or cut), no sync thread, every append refused; nothing is written.
+    pub read_only: bool,
 }
 
 impl Default for LogOptions {
@@ -53,6 +56,7 @@ impl Default for LogOptions {
             prealloc_bytes: 1 << 20,
             shared: false,
             align: FRAME_ALIGN,
+            read_only: false,
         }
     }
 }
@@ -223,6 +227,9 @@ impl SegmentLog {
                 ),
             });
         }
+        if opts.read_only {
+            return Self::open_read_only(fs, dir, opts, from);
+        }
         if !fs.exists(&dir).map_err(Error::io("stat", &dir))? {
             fs.create_dir_all(&dir)
                 .map_err(Error::io("create folder", &dir))?;
@@ -282,6 +289,75 @@ impl SegmentLog {
             SegmentLog {
                 inner,
                 thread: Some(thread),
+            },
+            replay,
+        ))
+    }
+
+    /// The log as it is on disk, to read: replayed from `from`, appends refused.
+    fn open_read_only(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        opts: LogOptions,
+        from: Option<LogPos>,
+    ) -> Result<(SegmentLog, Replay)> {
+        let segs = Segments::new(Arc::clone(&fs), dir.clone());
+        let list = if fs.exists(&dir).map_err(Error::io("stat", &dir))? {
+            segs.list()?
+        } else {
+            Vec::new()
+        };
+        let Some(&last) = list.last() else {
+            return Err(Error::InvalidConfig {
+                what: "read-only open",
+                reason: format!(
+                    "{} holds no log segment: not a database, or one never opened to write",
+                    dir.display()
+                ),
+            });
+        };
+        let (replay, _) = scan(&segs, from)?;
+        let path = segs.path(last);
+        let file: Arc<dyn FileHandle> =
+            Arc::from(fs.open(&path, false).map_err(Error::io("open", &path))?);
+        let writer = Writer {
+            seg: last,
+            align: opts.align,
+            file,
+            end: replay.end.offset,
+            alloc_end: replay.end.offset,
+            next_lsn: replay.end.lsn,
+            next_seg: last + 1,
+            poisoned: Some("the log was opened read-only".into()),
+            spare: None,
+            renames: 0,
+            renames_synced: 0,
+        };
+        let view = SyncView {
+            durable_lsn: writer.next_lsn - 1,
+            durable_pos: replay.end,
+            ..SyncView::default()
+        };
+        let (watch, _) = tokio::sync::watch::channel(view.clone());
+        let inner = Arc::new(Inner {
+            segs,
+            opts,
+            writer: Mutex::new(writer),
+            ctl: Mutex::new(Ctl {
+                requested: 0,
+                stop: false,
+            }),
+            ctl_cv: Condvar::new(),
+            view: Mutex::new(view),
+            view_cv: Condvar::new(),
+            watch,
+            group_syncs: AtomicU64::new(0),
+            fences: AtomicU64::new(0),
+        });
+        Ok((
+            SegmentLog {
+                inner,
+                thread: None,
             },
             replay,
         ))

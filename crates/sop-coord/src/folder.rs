@@ -38,6 +38,22 @@ impl FolderLock {
         Self::take(folder, true)
     }
 
+    /// Takes the lock shared without writing anything (a read-only open, which may be on a
+    /// read-only mount): a standalone writer excludes it and the other way round. `None` when
+    /// the folder has no lock file (nothing ever opened it to write: nobody to exclude).
+    ///
+    /// # Errors
+    /// [`Error::InUse`] when a standalone process has the folder open to write; I/O errors.
+    pub fn acquire_read_only(folder: &Path) -> Result<Option<Self>> {
+        let path = folder.join("sop.lock");
+        let file = match OpenOptions::new().read(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &path)(e)),
+        };
+        Self::lock(folder, path, file, true).map(Some)
+    }
+
     fn take(folder: &Path, shared: bool) -> Result<Self> {
         std::fs::create_dir_all(folder).map_err(Error::io("create folder", folder))?;
         let path = folder.join("sop.lock");
@@ -48,6 +64,10 @@ impl FolderLock {
             .write(true)
             .open(&path)
             .map_err(Error::io("open", &path))?;
+        Self::lock(folder, path, file, shared)
+    }
+
+    fn lock(folder: &Path, path: PathBuf, file: File, shared: bool) -> Result<Self> {
         // A lock just released can still be held for a moment by a child this process is
         // forking (the child shares the open file until its `exec` closes it): retry briefly
         // before calling the folder in use.

@@ -14,6 +14,7 @@ pub mod fasthash;
 mod handle;
 mod loc;
 pub mod meta;
+mod rofs;
 mod simfs;
 mod store;
 mod uuid;

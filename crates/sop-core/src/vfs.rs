@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+pub use crate::rofs::ReadOnlyFs;
 pub use crate::simfs::SimFs;
 
 /// An open file. Offsets are absolute; there is no cursor, so one handle can serve many threads.

@@ -46,6 +46,9 @@ pub struct DatabaseOptions {
     /// asks for it, and that commit's call waits: the same file-system calls at the same
     /// points every run (the crash-point tests use it).
     pub background_maintenance: bool,
+    /// Open to read only ([`Database::open_read_only`]): nothing is written, not even the
+    /// lock file, so it works on a read-only mount; writes are refused with a typed error.
+    pub read_only: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -60,6 +63,7 @@ impl Default for DatabaseOptions {
             replication: None,
             fs: None,
             background_maintenance: true,
+            read_only: false,
         }
     }
 }
@@ -156,6 +160,9 @@ impl Database {
     /// differ from the ones the database was created with.
     pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        if options.read_only {
+            return Self::open_read_only_with(path, options);
+        }
         let lock = FolderLock::acquire(&path)?;
         let (mut parts, registry, replicated, erasure) = Self::parts(
             &path,
@@ -168,6 +175,89 @@ impl Database {
         // The lease holds the folder lock: it outlives this `Database` while a transaction is
         // open, and nothing else writes without it.
         parts.hold.push(Box::new(lock));
+        let (engine, recovery) = Engine::open(parts)?;
+        let lease = engine.detach_lease();
+        Ok(Database {
+            engine,
+            registry,
+            path,
+            recovery,
+            replicated,
+            erasure,
+            redis: None,
+            _lease: lease,
+        })
+    }
+
+    /// Opens an existing standalone database to read only: nothing is written (not the lock
+    /// file, the log, the registry or a checkpoint), so it works on a read-only mount or a
+    /// snapshot of the folder; reads see every commit that was durable; every change is
+    /// refused with [`Error::InvalidConfig`]. A process writing the folder excludes it
+    /// ([`Error::InUse`]), as it excludes a second writer.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use sop_database::{Database, TxMode};
+    /// let dir = tempfile::tempdir()?;
+    /// {
+    ///     let db = Database::standalone(dir.path())?;
+    ///     let tx = db.begin(TxMode::ForWriting);
+    ///     let mut t = db.new_btree::<u32, String>(&tx, &sop_core::StoreOptions::new("t"))?;
+    ///     t.add(1, "one".into()).await?;
+    ///     tx.commit().await?;
+    /// }
+    /// let db = Database::open_read_only(dir.path())?;
+    /// let tx = db.begin(TxMode::ForReading);
+    /// let t = db.open_btree::<u32, String>(&tx, "t")?;
+    /// assert_eq!(t.get(&1).await?.as_deref(), Some("one"));
+    /// # Ok::<(), anyhow::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InUse`] while a process writes the folder; [`Error::InvalidConfig`] when the
+    /// folder is not a database or needs a recovery that writes (open it read-write once);
+    /// storage errors; corruption.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let options = DatabaseOptions {
+            read_only: true,
+            ..DatabaseOptions::default()
+        };
+        Self::open_read_only_with(path.as_ref().to_path_buf(), options)
+    }
+
+    fn open_read_only_with(path: PathBuf, mut options: DatabaseOptions) -> Result<Self> {
+        if options.replication.is_some() || options.erasure.is_some() {
+            return Err(Error::InvalidConfig {
+                what: "read-only open",
+                reason: "not available yet with replication or erasure coding".into(),
+            });
+        }
+        if !path.join("meta").exists() {
+            return Err(Error::InvalidConfig {
+                what: "read-only open",
+                reason: format!("{} is not a database folder (no meta/)", path.display()),
+            });
+        }
+        let lock = FolderLock::acquire_read_only(&path)?;
+        let fs: Arc<dyn FileSystem> = match options.fs.take() {
+            Some(inner) => Arc::new(sop_core::vfs::ReadOnlyFs::over(inner)),
+            None => Arc::new(sop_core::vfs::ReadOnlyFs::new()),
+        };
+        options.fs = Some(fs);
+        options.background_maintenance = false;
+        let (mut parts, registry, replicated, erasure) = Self::parts(
+            &path,
+            &options,
+            false,
+            Arc::new(MemLocker::new()),
+            Arc::new(MemCache::new(options.l2_cache_bytes)),
+            Gate::Local,
+        )?;
+        parts.log_options.read_only = true;
+        if let Some(lock) = lock {
+            parts.hold.push(Box::new(lock));
+        }
         let (engine, recovery) = Engine::open(parts)?;
         let lease = engine.detach_lease();
         Ok(Database {

@@ -97,8 +97,22 @@ impl Database {
             });
         }
         let engine = self.engine();
-        engine.log().flush()?;
-        engine.checkpoint()?;
+        if engine.is_read_only() {
+            // Verification reads the registry as the checkpoint left it: read-only, it can
+            // only vouch for a database whose log holds nothing after its checkpoint.
+            if repair || self.recovery().replayed > 0 || self.recovery().damage.is_some() {
+                return Err(Error::InvalidConfig {
+                    what: "verify",
+                    reason: "a read-only database can be verified (not repaired) only when its \
+                             log holds nothing after the last checkpoint (as after a clean \
+                             close); open it read-write to verify or repair it"
+                        .into(),
+                });
+            }
+        } else {
+            engine.log().flush()?;
+            engine.checkpoint()?;
+        }
         let registry = &self.registry;
         let mut report = VerifyReport::default();
         let mut live: BTreeMap<u32, u64> = BTreeMap::new();

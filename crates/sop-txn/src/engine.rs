@@ -100,9 +100,21 @@ pub struct Engine {
     since_checkpoint: AtomicU64,
     /// Commits that wrote something, ever: the maintenance thread's sign of activity.
     pub(crate) commits: AtomicU64,
+    /// Opened read-only (`LogOptions::read_only`): nothing is ever written.
+    pub(crate) read_only: bool,
     /// The right to write the folder (see [`Lease`]): owned here until [`Engine::detach_lease`]
     /// hands it to the database, then only reachable while someone holds it.
     lease: Mutex<LeaseSlot>,
+}
+
+/// What a change in a read-only database gets.
+pub(crate) fn read_only_error() -> Error {
+    Error::InvalidConfig {
+        what: "read-only database",
+        reason: "it was opened read-only (Database::open_read_only); open it read-write to \
+                 change it"
+            .into(),
+    }
 }
 
 /// The right to write a database's folder: it holds the folder lock ([`EngineParts::hold`]),
@@ -139,6 +151,9 @@ impl Drop for Engine {
     /// the log (nothing is lost either way).
     fn drop(&mut self) {
         self.maintenance.stop();
+        if self.read_only {
+            return;
+        }
         let Some(_lease) = self.lease() else {
             // The folder may belong to another engine by now: leave it alone (the next open
             // replays the log from the last checkpoint; nothing is lost).
@@ -169,6 +184,7 @@ impl Engine {
     /// Storage errors; corruption of the checkpoint record or the log's start.
     pub fn open(parts: EngineParts) -> Result<(Arc<Engine>, RecoveryReport)> {
         let versioned = matches!(parts.gate, Gate::Local);
+        let read_only = parts.log_options.read_only;
         let (catalog, from, _) = Catalog::open(parts.meta, versioned)?;
         let mut log_options = parts.log_options;
         log_options.shared = !versioned;
@@ -209,14 +225,15 @@ impl Engine {
             checkpoint_bytes: parts.checkpoint_bytes.max(1),
             since_checkpoint: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            read_only,
             lease: Mutex::new(LeaseSlot::Owned(Arc::new(Lease { _hold: parts.hold }))),
         });
-        if report.damage.is_some() || report.replayed > 0 {
+        if (report.damage.is_some() || report.replayed > 0) && !read_only {
             // Start clean: what was replayed goes into the registry, and the damaged part of
             // the log is never read again.
             engine.catalog.checkpoint(&engine.log)?;
         }
-        if parts.background_maintenance && versioned {
+        if parts.background_maintenance && versioned && !read_only {
             crate::maint::Maintenance::start(&engine)?;
         }
         Ok((engine, report))
@@ -263,6 +280,9 @@ impl Engine {
     /// [`Error::TransactionState`]-like refusal when the engine lost its lease (its database
     /// was closed).
     pub(crate) fn writer(&self) -> Result<Arc<Lease>> {
+        if self.read_only {
+            return Err(read_only_error());
+        }
         self.lease().ok_or_else(|| Error::InvalidConfig {
             what: "engine",
             reason: "its Database was closed (and the folder may be open again elsewhere): this \
@@ -281,6 +301,12 @@ impl Engine {
         };
         *slot = LeaseSlot::Detached(Arc::downgrade(&lease));
         Some(lease)
+    }
+
+    /// Whether it was opened read-only.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Begins a transaction.

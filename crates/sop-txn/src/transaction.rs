@@ -117,6 +117,9 @@ impl TxInner {
 
     pub fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if self.engine.read_only {
+            return Err(crate::engine::read_only_error());
+        }
         if *self.status.lock() == Status::Prepared {
             return Err(Error::TransactionState {
                 id: self.id,

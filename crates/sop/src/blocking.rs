@@ -143,6 +143,17 @@ impl Database {
         Ok(Database { db, rt })
     }
 
+    /// Opens an existing database to read only (see [`crate::Database::open_read_only`]).
+    ///
+    /// # Errors
+    /// As [`crate::Database::open_read_only`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let rt = Rt::new()?;
+        let path = path.as_ref().to_path_buf();
+        let db = rt.block_on(async move { crate::Database::open_read_only(path) })?;
+        Ok(Database { db, rt })
+    }
+
     /// Opens (or creates) a database shared by many processes through Redis (clustered mode).
     ///
     /// # Errors
@@ -370,6 +381,25 @@ impl Transaction {
     /// As [`crate::Transaction::commit`].
     pub fn commit(&self) -> Result<()> {
         self.rt.block_on(self.tx.commit())
+    }
+
+    /// Phase 1 of a two-phase commit (see [`crate::Transaction::prepare`]); end it with
+    /// [`Transaction::commit`] or [`Transaction::rollback`].
+    ///
+    /// # Errors
+    /// As [`crate::Transaction::prepare`].
+    pub fn prepare(&self) -> Result<()> {
+        self.rt.block_on(self.tx.prepare())
+    }
+
+    /// Runs `f` once it has committed.
+    pub fn on_commit(&self, f: impl FnOnce() + Send + 'static) {
+        self.tx.on_commit(f);
+    }
+
+    /// Runs `f` if it ends without committing.
+    pub fn on_rollback(&self, f: impl FnOnce() + Send + 'static) {
+        self.tx.on_rollback(f);
     }
 
     /// Rolls back.

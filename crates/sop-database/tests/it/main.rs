@@ -13,6 +13,7 @@ mod kill;
 mod misuse;
 mod model;
 mod powerloss;
+mod readonly;
 mod replicated;
 mod snapshots;
 mod space;

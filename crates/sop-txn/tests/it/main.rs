@@ -4,5 +4,6 @@
 
 mod faults;
 mod model;
+mod readonly;
 mod rig;
 mod snapshots;

@@ -39,6 +39,30 @@ impl Rig {
         self.open_over(self.meta.clone(), checkpoint_bytes)
     }
 
+    /// Opens an engine read-only over this rig: its log through a file layer that refuses
+    /// every change.
+    pub fn open_read_only(&self) -> Result<(Arc<Engine>, RecoveryReport)> {
+        let log_fs = Arc::new(sop_core::vfs::ReadOnlyFs::over(Arc::new(self.fs.clone())));
+        Engine::open(EngineParts {
+            meta: self.meta.clone(),
+            log_fs,
+            log_dir: Path::new("/sim/log").to_path_buf(),
+            log_options: LogOptions {
+                segment_bytes: 64 << 10,
+                prealloc_bytes: 0,
+                read_only: true,
+                ..LogOptions::default()
+            },
+            locker: Arc::new(MemLocker::new()),
+            cache: Arc::new(MemCache::new(1 << 20)),
+            l1_bytes: 1 << 20,
+            gate: Gate::Local,
+            checkpoint_bytes: 1 << 40,
+            background_maintenance: false,
+            hold: Vec::new(),
+        })
+    }
+
     /// As [`Rig::open`], over any metadata (a fault-injecting wrapper of this rig's).
     pub fn open_over(
         &self,
