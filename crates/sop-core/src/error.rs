@@ -44,6 +44,17 @@ impl std::error::Error for CodecError {
 }
 
 /// Which kind of failure an [`Error`] is: what the caller can do about it.
+///
+/// ```
+/// use sop_core::{Error, ErrorKind};
+///
+/// let e = Error::Conflict { store: "accounts".into(), detail: "item 7 changed".into() };
+/// assert_eq!(e.kind(), ErrorKind::Transaction);
+/// assert!(e.is_retryable()); // run the transaction again
+/// let e = Error::StoreNotFound { name: "acounts".into() };
+/// assert_eq!(e.kind(), ErrorKind::Usage); // fix the call
+/// assert!(!e.is_retryable());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {

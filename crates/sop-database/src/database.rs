@@ -437,7 +437,33 @@ impl Database {
     }
 
     /// Runs `work` in a transaction and commits, again on conflicts (up to `attempts` times),
-    /// with jittered backoff. See [`sop_txn::run`].
+    /// with jittered backoff. See [`sop_txn::run`]. `work` gets the transaction by value (a
+    /// cheap handle) and may run more than once: keep its side effects in the transaction,
+    /// or in an [`on_commit`](Transaction::on_commit) hook.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use sop_database::{Database, TxMode};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::standalone(dir.path())?;
+    /// let tx = db.begin(TxMode::ForWriting);
+    /// db.new_btree::<String, u64>(&tx, &sop_core::StoreOptions::new("hits"))?;
+    /// tx.commit().await?;
+    /// let n = db
+    ///     .run(TxMode::ForWriting, 10, |tx| {
+    ///         let db = &db;
+    ///         async move {
+    ///             let mut hits = db.open_btree::<String, u64>(&tx, "hits")?;
+    ///             let n = hits.get(&"home".to_string()).await?.unwrap_or(0) + 1;
+    ///             hits.upsert("home".to_string(), n).await?;
+    ///             Ok(n)
+    ///         }
+    ///     })
+    ///     .await?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), anyhow::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     /// The last conflict, or the first other error.

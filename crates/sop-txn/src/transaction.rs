@@ -176,6 +176,33 @@ impl Drop for TxInner {
 ///
 /// It is a cheap handle (clones share the transaction), so a closure can take one by value.
 /// What a transaction reads is only known to be consistent once its commit returns `Ok`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use sop_core::StoreOptions;
+/// use sop_txn::{Engine, TxMode, TxOptions};
+///
+/// let engine = Engine::in_memory()?;
+/// // Two stores, one atomic commit.
+/// let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
+/// let mut orders = tx.new_btree::<u64, String>(&StoreOptions::new("orders"))?;
+/// let mut stock = tx.new_btree::<String, i64>(&StoreOptions::new("stock"))?;
+/// orders.add(1, "2 apples".into()).await?;
+/// stock.add("apple".into(), -2).await?;
+/// tx.on_commit(|| println!("order 1 is durable"));
+/// tx.commit().await?;
+///
+/// // Rolled back: nothing of it is ever visible.
+/// let tx = engine.begin(TxOptions::new(TxMode::ForWriting));
+/// tx.open_btree::<u64, String>("orders")?.add(2, "lost".into()).await?;
+/// tx.rollback().await?;
+///
+/// let tx = engine.begin(TxOptions::new(TxMode::ForReading));
+/// let orders = tx.open_btree::<u64, String>("orders")?;
+/// assert_eq!(orders.count()?, 1);
+/// # Ok::<(), sop_core::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Transaction {
     pub(crate) inner: Arc<TxInner>,

@@ -2,8 +2,12 @@
 //! replicated storage engine (a Rust re-creation of SOP, Scalable Objects Persistence).
 //!
 //! This crate is the facade applications depend on: it re-exports what users need from the
-//! layered crates below it: the standalone [`Database`] with ACID transactions over B-trees on
-//! disk, and the B-tree engine itself (also usable in memory).
+//! layered crates below it: the [`Database`] (standalone in a folder, or clustered through
+//! Redis) with ACID [`Transaction`]s over B-trees ([`Store`]: typed by a [`TableDefinition`],
+//! reads on `&self`, lazy double-ended [`StoreRange`]s, independent [`StoreCursor`]s), the
+//! [`blocking`] API for code without an async runtime, one [`Error`] type (with
+//! [`Error::kind`] and [`Error::is_retryable`]), and the B-tree engine itself (also usable in
+//! memory: [`MemBTree`]).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -29,14 +33,15 @@ pub use sop_btree::{
     TreeStats,
 };
 pub use sop_core::{
-    Error, Result, StoreCacheConfig, StoreInfo, StoreOptions, StoreTypes, Uuid, ValueDataSize,
+    CodecError, Error, ErrorKind, Result, StoreCacheConfig, StoreInfo, StoreOptions, StoreTypes,
+    Uuid, ValueDataSize,
 };
 pub use sop_database::{
     ClusterOptions, Database, DatabaseOptions, RedisConfig, StoreCheck, StoreStats, VerifyReport,
 };
 pub use sop_txn::{
-    CompactionReport, DEFAULT_MAX_TIME, MAX_TIME_CAP, RecoveryReport, Store, StoreCursor,
-    StoreRange, TableDefinition, Transaction, TxMode, TxOptions, is_retryable,
+    CompactionReport, DEFAULT_MAX_TIME, Data, MAX_TIME_CAP, PREPARED_HOLD, RecoveryReport, Store,
+    StoreCursor, StoreRange, TableDefinition, Transaction, TxMode, TxOptions, is_retryable,
 };
 
 pub mod blocking;
