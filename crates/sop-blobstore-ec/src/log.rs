@@ -264,22 +264,7 @@ impl SegmentLog {
             durable_pos: durable,
             ..SyncView::default()
         };
-        let (watch, _) = tokio::sync::watch::channel(view.clone());
-        let inner = Arc::new(Inner {
-            segs,
-            opts,
-            writer: Mutex::new(writer),
-            ctl: Mutex::new(Ctl {
-                requested: 0,
-                stop: false,
-            }),
-            ctl_cv: Condvar::new(),
-            view: Mutex::new(view),
-            view_cv: Condvar::new(),
-            watch,
-            group_syncs: AtomicU64::new(0),
-            fences: AtomicU64::new(0),
-        });
+        let inner = Inner::assemble(segs, opts, writer, view);
         let worker = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
             .name("sop-log-sync".into())
@@ -294,7 +279,8 @@ impl SegmentLog {
         ))
     }
 
-    /// The log as it is on disk, to read: replayed from `from`, appends refused.
+    /// The log as it is on disk, to read: replayed from `from`, appends refused (no sync
+    /// thread: nothing is ever waited for).
     fn open_read_only(
         fs: Arc<dyn FileSystem>,
         dir: PathBuf,
@@ -338,22 +324,7 @@ impl SegmentLog {
             durable_pos: replay.end,
             ..SyncView::default()
         };
-        let (watch, _) = tokio::sync::watch::channel(view.clone());
-        let inner = Arc::new(Inner {
-            segs,
-            opts,
-            writer: Mutex::new(writer),
-            ctl: Mutex::new(Ctl {
-                requested: 0,
-                stop: false,
-            }),
-            ctl_cv: Condvar::new(),
-            view: Mutex::new(view),
-            view_cv: Condvar::new(),
-            watch,
-            group_syncs: AtomicU64::new(0),
-            fences: AtomicU64::new(0),
-        });
+        let inner = Inner::assemble(segs, opts, writer, view);
         Ok((
             SegmentLog {
                 inner,
@@ -815,6 +786,26 @@ fn too_big(n: u64) -> Error {
 }
 
 impl Inner {
+    /// The shared state of a log writing (or, read-only, refusing to write) with `writer`,
+    /// everything up to `view` durable.
+    fn assemble(segs: Segments, opts: LogOptions, writer: Writer, view: SyncView) -> Arc<Inner> {
+        let (watch, _) = tokio::sync::watch::channel(view.clone());
+        Arc::new(Inner {
+            segs,
+            opts,
+            writer: Mutex::new(writer),
+            ctl: Mutex::new(Ctl {
+                requested: 0,
+                stop: false,
+            }),
+            ctl_cv: Condvar::new(),
+            view: Mutex::new(view),
+            view_cv: Condvar::new(),
+            watch,
+            group_syncs: AtomicU64::new(0),
+            fences: AtomicU64::new(0),
+        })
+    }
     fn closed(&self) -> Error {
         Error::Poisoned {
             store: format!("log at {}", self.segs.dir.display()),

@@ -517,6 +517,26 @@ where
         self.load_value(value).await.map(Some)
     }
 
+    /// Calls `f` on the value of the first item whose key equals `key`, without copying a
+    /// value kept in its node (a value kept outside is loaded first). Leaves the cursor alone.
+    ///
+    /// # Errors
+    /// Repository and value-store errors.
+    pub async fn get_with<T, F: FnOnce(&V) -> T + Send>(&self, key: &K, f: F) -> Result<Option<T>> {
+        self.guard()?;
+        let (path, found) = self.find_path(key).await?;
+        let Some(item) = item_at(&path).filter(|_| found) else {
+            return Ok(None);
+        };
+        match &item.value {
+            ItemValue::Inline(v) => Ok(Some(f(v))),
+            ItemValue::External(id) => {
+                let v = self.repo.get_value(*id).await?;
+                Ok(Some(f(&v)))
+            }
+        }
+    }
+
     /// Whether an item's key equals `key`. Leaves the cursor alone.
     ///
     /// # Errors

@@ -1,21 +1,24 @@
 //! A file system that never writes: the layer of a database opened read-only.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::vfs::{FileHandle, FileSystem};
+use crate::vfs::{FileHandle, FileSystem, StdFs};
 
-/// Reads the real file system and refuses every change (`PermissionDenied`, "read-only"):
-/// files are opened without write access, so a database on a read-only mount opens, and no
-/// code path can write by mistake. Over another file system (`over`), reads go to it and
-/// changes are refused the same way.
-#[derive(Clone, Default)]
+/// Reads a file system and refuses every change (`PermissionDenied`, "read-only"): files are
+/// opened without write access ([`FileSystem::open_read`]), so a database on a read-only mount
+/// opens, and no code path can write by mistake. `new()` reads the real file system.
+#[derive(Clone)]
 pub struct ReadOnlyFs {
-    inner: Option<Arc<dyn FileSystem>>,
+    inner: Arc<dyn FileSystem>,
+}
+
+impl Default for ReadOnlyFs {
+    fn default() -> Self {
+        ReadOnlyFs::over(Arc::new(StdFs::new()))
+    }
 }
 
 impl fmt::Debug for ReadOnlyFs {
@@ -44,44 +47,11 @@ impl ReadOnlyFs {
     /// `inner`, read-only.
     #[must_use]
     pub fn over(inner: Arc<dyn FileSystem>) -> Self {
-        ReadOnlyFs { inner: Some(inner) }
+        ReadOnlyFs { inner }
     }
 }
 
-/// A file opened without write access.
-struct ReadOnlyFile {
-    file: File,
-}
-
-impl FileHandle for ReadOnlyFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    }
-    fn write_at(&self, _: &[u8], _: u64) -> io::Result<()> {
-        Err(refused("write to", Path::new("a file")))
-    }
-    fn size(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
-    }
-    fn set_len(&self, _: u64) -> io::Result<()> {
-        Err(refused("resize", Path::new("a file")))
-    }
-    fn sync(&self) -> io::Result<()> {
-        // Nothing was written: nothing to make durable.
-        Ok(())
-    }
-}
-
-/// A handle of the inner file system whose writes are refused.
+/// A handle whose writes are refused.
 struct Guarded(Box<dyn FileHandle>);
 
 impl FileHandle for Guarded {
@@ -98,6 +68,7 @@ impl FileHandle for Guarded {
         Err(refused("resize", Path::new("a file")))
     }
     fn sync(&self) -> io::Result<()> {
+        // Nothing was written: nothing to make durable.
         Ok(())
     }
 }
@@ -107,12 +78,10 @@ impl FileSystem for ReadOnlyFs {
         if create && !self.exists(path)? {
             return Err(refused("create", path));
         }
-        match &self.inner {
-            Some(fs) => Ok(Box::new(Guarded(fs.open(path, false)?))),
-            None => Ok(Box::new(ReadOnlyFile {
-                file: OpenOptions::new().read(true).open(path)?,
-            })),
-        }
+        self.open_read(path)
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        Ok(Box::new(Guarded(self.inner.open_read(path)?)))
     }
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
         Err(refused("create", path))
@@ -140,26 +109,13 @@ impl FileSystem for ReadOnlyFs {
         Err(refused("remove", path))
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        match &self.inner {
-            Some(fs) => fs.list_dir(path),
-            None => {
-                let mut names = Vec::new();
-                for entry in std::fs::read_dir(path)? {
-                    names.push(entry?.file_name().to_string_lossy().into_owned());
-                }
-                names.sort();
-                Ok(names)
-            }
-        }
+        self.inner.list_dir(path)
     }
     fn sync_dir(&self, _: &Path) -> io::Result<()> {
         Ok(())
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        match &self.inner {
-            Some(fs) => fs.exists(path),
-            None => path.try_exists(),
-        }
+        self.inner.exists(path)
     }
     fn sync_fs(&self, _: &Path) -> io::Result<()> {
         Ok(())

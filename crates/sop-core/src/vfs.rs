@@ -59,6 +59,14 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// # Errors
     /// The operating system's error (`NotFound` when it does not exist and `create` is not set).
     fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn FileHandle>>;
+    /// Opens an existing file to read only (no write access asked for: it works on a
+    /// read-only mount). The default is `open(path, false)`.
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        self.open(path, false)
+    }
     /// Creates a file that must not exist yet (`O_EXCL`: of two processes creating one name,
     /// exactly one succeeds). The default checks, then creates: exclusive within one process
     /// only.
@@ -181,6 +189,13 @@ impl FileSystem for StdFs {
             .create(create)
             .truncate(false)
             .open(path)?;
+        Ok(Box::new(StdFile {
+            file,
+            syncs: Arc::clone(&self.syncs),
+        }))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        let file = OpenOptions::new().read(true).open(path)?;
         Ok(Box::new(StdFile {
             file,
             syncs: Arc::clone(&self.syncs),

@@ -287,6 +287,15 @@ impl Database {
     /// # Errors
     /// As [`Database::clustered`].
     pub async fn open_clustered(path: impl AsRef<Path>, options: ClusterOptions) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Its Redis client runs on tokio: without a runtime it could only panic later.
+            return Err(Error::InvalidConfig {
+                what: "clustered mode",
+                reason: "it needs a tokio runtime (with I/O and timers enabled): open it from \
+                         async code running on tokio, or use sop::blocking::Database"
+                    .into(),
+            });
+        }
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire_shared(&path)?;
         let redis = Arc::new(Redis::connect(&options.redis).await?);

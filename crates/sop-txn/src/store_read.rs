@@ -44,6 +44,31 @@ where
         Ok(v)
     }
 
+    /// Calls `f` on the value of the first item with this key without copying it (the value
+    /// as the node holds it): for reading part of a big value, or a value that need not be
+    /// owned.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = sop_txn::Engine::in_memory()?;
+    /// let tx = engine.begin(sop_txn::TxOptions::new(sop_txn::TxMode::ForWriting));
+    /// let mut t = tx.new_btree::<u32, Vec<u8>>(&sop_core::StoreOptions::new("t"))?;
+    /// t.add(1, vec![7; 4096]).await?;
+    /// assert_eq!(t.get_with(&1, |v| v.len()).await?, Some(4096));
+    /// tx.commit().await
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn get_with<T, F: FnOnce(&V) -> T + Send>(&self, key: &K, f: F) -> Result<Option<T>> {
+        self.enter_read()?;
+        let r = self.tree().get_with(key, f).await;
+        let v = self.guard_read(r)?;
+        self.read_key(key);
+        Ok(v)
+    }
+
     /// Whether an item has this key.
     ///
     /// # Errors

@@ -496,6 +496,14 @@ where
         self.rt.block_on(self.store.get(key))
     }
 
+    /// Calls `f` on the value of the first item with this key, without copying it.
+    ///
+    /// # Errors
+    /// As [`crate::Store::get`].
+    pub fn get_with<T, F: FnOnce(&V) -> T + Send>(&self, key: &K, f: F) -> Result<Option<T>> {
+        self.rt.block_on(self.store.get_with(key, f))
+    }
+
     /// Whether an item has this key.
     ///
     /// # Errors

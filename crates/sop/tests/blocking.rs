@@ -150,3 +150,11 @@ fn the_async_api_under_another_executor_works_under_contention() {
         assert_eq!(total, 4 * START);
     });
 }
+
+#[test]
+fn clustered_mode_without_a_tokio_runtime_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = block_on(sop::Database::clustered(dir.path(), "redis://127.0.0.1:1")).unwrap_err();
+    assert!(matches!(e, sop::Error::InvalidConfig { .. }), "{e}");
+    assert!(e.to_string().contains("sop::blocking"), "{e}");
+}

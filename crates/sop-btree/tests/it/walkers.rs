@@ -86,6 +86,11 @@ proptest! {
                 prop_assert_eq!(cur.key().copied(), want, "cursor {} after {:?}", c, m);
                 let value = cur.value().await.unwrap();
                 prop_assert_eq!(value, want.map(|k| map[&k]));
+                if let Move::Find(k) | Move::FindDescending(k) = m {
+                    // A point read beside the cursors, without copying the value.
+                    let got = tree.get_with(k, |v| *v).await.unwrap();
+                    prop_assert_eq!(got, map.get(k).copied());
+                }
             }
             Ok(())
         })?;

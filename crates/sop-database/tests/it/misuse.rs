@@ -8,17 +8,9 @@ use sop_core::{Error, StoreOptions};
 use sop_database::{Database, TxMode};
 use sop_txn::TableDefinition;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn the_folder_stays_locked_while_a_transaction_is_open_and_old_handles_never_write_after() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForWriting);
@@ -79,7 +71,7 @@ fn the_folder_stays_locked_while_a_transaction_is_open_and_old_handles_never_wri
 
 #[test]
 fn a_store_opened_as_other_types_or_order_is_refused() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         const NUMBERS: TableDefinition<u32, String> = TableDefinition::new("numbers");
         {
@@ -116,7 +108,7 @@ fn a_store_opened_as_other_types_or_order_is_refused() {
 
 #[test]
 fn a_value_or_key_too_big_to_read_back_is_refused_before_it_changes_anything() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForWriting);
@@ -150,7 +142,7 @@ fn a_value_or_key_too_big_to_read_back_is_refused_before_it_changes_anything() {
 
 #[test]
 fn a_handle_used_after_its_transaction_ended_errors_on_every_call() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForWriting);
@@ -194,7 +186,7 @@ fn a_handle_used_after_its_transaction_ended_errors_on_every_call() {
 
 #[test]
 fn a_refused_write_in_a_read_only_transaction_leaves_its_reads_working() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForWriting);
@@ -232,7 +224,7 @@ fn a_refused_write_in_a_read_only_transaction_leaves_its_reads_working() {
 
 #[test]
 fn a_store_opened_twice_in_one_transaction_shares_its_changes() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForWriting);
@@ -283,7 +275,7 @@ fn a_store_opened_twice_in_one_transaction_shares_its_changes() {
 
 #[test]
 fn ranges_and_cursors_work_side_by_side_on_one_handle() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         let tx = db.begin(TxMode::ForWriting);

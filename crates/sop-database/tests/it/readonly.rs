@@ -7,14 +7,6 @@ use std::path::Path;
 use sop_core::{Error, StoreOptions};
 use sop_database::{Database, TxMode};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Every file under `dir` with its bytes.
 fn image(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -36,7 +28,7 @@ fn image(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn a_read_only_open_reads_everything_and_changes_no_byte() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = Database::standalone(dir.path()).unwrap();

@@ -6,6 +6,15 @@ use sop_core::{Result, StoreOptions, Uuid, ValueDataSize};
 use sop_database::{Database, TxMode};
 
 /// A current-thread runtime for a test.
+/// A runtime with two workers, for tests whose tasks must run beside each other.
+pub fn rt_multi() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

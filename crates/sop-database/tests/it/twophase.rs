@@ -10,14 +10,6 @@ use sop_core::{Error, StoreOptions};
 use sop_database::{Database, TxMode};
 use sop_txn::TxOptions;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn setup(db: &Database) {
     let tx = db.begin(TxMode::ForWriting);
     let mut t = db
@@ -37,7 +29,7 @@ async fn value(db: &Database, k: u32) -> Option<i64> {
 
 #[test]
 fn prepare_then_commit_and_hooks_run_once_for_the_outcome() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         setup(&db).await;
@@ -108,7 +100,7 @@ fn prepare_then_commit_and_hooks_run_once_for_the_outcome() {
 
 #[test]
 fn while_one_is_prepared_other_commits_wait_and_its_phase_2_cannot_conflict() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::standalone(dir.path()).unwrap());
         setup(&db).await;
@@ -142,7 +134,7 @@ fn while_one_is_prepared_other_commits_wait_and_its_phase_2_cannot_conflict() {
 
 #[test]
 fn a_prepared_transaction_past_its_time_loses_the_gate_and_fails_phase_2() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::standalone(dir.path()).unwrap();
         setup(&db).await;
@@ -170,7 +162,7 @@ fn a_prepared_transaction_past_its_time_loses_the_gate_and_fails_phase_2() {
 
 #[test]
 fn a_committed_prepared_transaction_survives_reopen() {
-    rt().block_on(async {
+    crate::support::rt_multi().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = Database::standalone(dir.path()).unwrap();
