@@ -13,6 +13,10 @@ use sop_core::{Error, Loc, Result, Uuid, codec};
 use crate::engine::Engine;
 use crate::state::{Read, StoreShared};
 
+/// Stored bytes of leaves a read-only snapshot transaction keeps for itself (beyond, it reads
+/// them through L1 each time).
+const READ_ONLY_KEEP_BYTES: u64 = 4 << 20;
+
 /// Format version of a value piece (the codec's encoding of the value).
 pub const VALUE_FORMAT_VERSION: u8 = 1;
 
@@ -93,8 +97,16 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         let engine = &self.shared.engine;
         let name = &self.shared.name;
         let handle = if engine.catalog.versioned() {
-            let snap = self.shared.state.lock().snap;
-            engine.catalog.handle(name, id, snap)?
+            let (snap, seen) = {
+                let st = self.shared.state.lock();
+                (st.snap, st.seen.get(&id).copied())
+            };
+            match seen {
+                // A leaf this read-only transaction read before (not kept): its handle as of
+                // the snapshot, without asking the catalog again.
+                Some(h) => Some(h),
+                None => engine.catalog.handle(name, id, snap)?,
+            }
         } else {
             // One hand-over to tokio for the lot (the calls inside may wait for another
             // process's batch; nested `blocking` calls then cost nothing).
@@ -263,13 +275,18 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
             return Ok(n);
         }
         let read = self.fetch(id).await?;
-        if !self.shared.record_reads && read.node.is_leaf() {
-            // A read-only snapshot transaction validates nothing: it keeps no leaf (L1 caches
-            // them), so a scan holds a few nodes, not the whole tree; the few inner nodes stay,
-            // so each read finds its way down without asking the catalog.
-            return Ok(read.node);
-        }
         let mut st = self.shared.state.lock();
+        if !self.shared.record_reads && read.node.is_leaf() {
+            // A read-only snapshot transaction validates nothing, so what it keeps is only a
+            // cache: leaves up to a byte budget (then L1 serves them), so a scan holds a
+            // bounded number of nodes, not the whole tree; inner nodes always stay.
+            if st.kept_bytes >= READ_ONLY_KEEP_BYTES {
+                // Its handle only (a few dozen bytes): the next read of it goes to L1 directly.
+                st.seen.insert(id, read.handle);
+                return Ok(read.node);
+            }
+            st.kept_bytes += u64::from(read.full_len);
+        }
         let entry = st.snapshot.entry(id).or_insert(read);
         Ok(Arc::clone(&entry.node))
     }

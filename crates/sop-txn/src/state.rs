@@ -48,6 +48,10 @@ pub(crate) struct StoreState<K, V> {
     pub snap: u64,
     /// Committed nodes read, with the handle they were read through.
     pub snapshot: IdMap<Uuid, Read<K, V>>,
+    /// Stored bytes of the leaves in `snapshot` (read-only transactions keep a budget).
+    pub kept_bytes: u64,
+    /// Read-only transactions: handles of leaves read but not kept in `snapshot`.
+    pub seen: IdMap<Uuid, Handle>,
     /// Nodes added or changed by this transaction, latest copy.
     pub changed: IdMap<Uuid, Arc<Node<K, V>>>,
     /// Logical ids created by this transaction.
@@ -79,6 +83,8 @@ impl<K, V> StoreState<K, V> {
             created,
             snap,
             snapshot: IdMap::default(),
+            kept_bytes: 0,
+            seen: IdMap::default(),
             changed: IdMap::default(),
             added: IdSet::default(),
             removed: IdSet::default(),
