@@ -97,6 +97,9 @@ enum Left {
     Emptied,
     /// Dead segments wait for an old reader (or a checkpoint).
     Waiting,
+    /// It ran while a reader older than the newest commit was open: what only that reader
+    /// could see was kept alive, so the round is worth running again once it has closed.
+    Pinned,
 }
 
 fn run(engine: &Weak<Engine>, rx: &mpsc::Receiver<Job>) {
@@ -116,7 +119,8 @@ fn run(engine: &Weak<Engine>, rx: &mpsc::Receiver<Job>) {
                     return;
                 };
                 let commits = engine.commits.load(std::sync::atomic::Ordering::Relaxed);
-                left = if commits != idle_seen || left == Left::Emptied {
+                let unpinned = left == Left::Pinned && !engine.old_reader_open();
+                left = if commits != idle_seen || left == Left::Emptied || unpinned {
                     idle_seen = commits;
                     engine.idle_round()
                 } else if left == Left::Waiting {
@@ -193,6 +197,8 @@ impl Engine {
     /// A round of its own when commits have paused: checkpoint (when anything was appended)
     /// and compact. Says what is left for the next quiet second.
     fn idle_round(&self) -> Left {
+        // Readers open now keep what they can see alive through this round's mark.
+        let pinned = self.old_reader_open();
         if self.appended_since_checkpoint()
             && let Err(e) = self.checkpoint()
         {
@@ -202,12 +208,18 @@ impl Engine {
         match self.compact() {
             Ok(r) if r.moved_nodes > 0 => Left::Emptied,
             Ok(r) if !r.waiting.is_empty() => Left::Waiting,
+            Ok(_) if pinned => Left::Pinned,
             Ok(_) => Left::Nothing,
             Err(e) => {
                 tracing::warn!(error = %e, "idle compaction failed; the next one catches up");
                 Left::Nothing
             }
         }
+    }
+
+    /// Whether a transaction reading an older state than the newest commit is open.
+    fn old_reader_open(&self) -> bool {
+        self.catalog.oldest_reader() < self.catalog.published()
     }
 
     /// Removes the dead segments no reader or replay needs any more (cheap: no tree walk).
