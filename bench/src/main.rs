@@ -267,6 +267,12 @@ fn report(runs: &[Run], n: usize) -> String {
 }
 
 fn main() -> Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| sop_bench::flag(&args, name);
     let n: usize = value("--n").map_or(Ok(1_000_000), |s| s.parse())?;
