@@ -151,8 +151,13 @@ fn run(engine: &Weak<Engine>, rx: &mpsc::Receiver<Job>) {
         };
         engine.run_jobs(checkpoint, &nodes);
         if remove && !checkpoint {
-            // (A checkpoint's compaction removes them too.)
-            left = engine.remove_waiting();
+            // (A checkpoint's compaction removes them too.) What an idle round still has to
+            // do (segments it emptied, a round under an old reader) stays due: a stream of
+            // readers ending must not make the maintenance thread forget it.
+            let r = engine.remove_waiting();
+            if !matches!(left, Left::Emptied | Left::Pinned) {
+                left = r;
+            }
         }
     }
 }
