@@ -164,17 +164,28 @@ impl Database {
             return Self::open_read_only_with(path, options);
         }
         let lock = FolderLock::acquire(&path)?;
+        Self::open_standalone(path, &options, Some(lock))
+    }
+
+    /// The standalone engine over `path`, holding `lock` in its lease (it outlives this
+    /// `Database` while a transaction is open, and nothing else writes without it).
+    fn open_standalone(
+        path: PathBuf,
+        options: &DatabaseOptions,
+        lock: Option<FolderLock>,
+    ) -> Result<Self> {
         let (mut parts, registry, replicated, erasure) = Self::parts(
             &path,
-            &options,
+            options,
             false,
             Arc::new(MemLocker::new()),
             Arc::new(MemCache::new(options.l2_cache_bytes)),
             Gate::Local,
         )?;
-        // The lease holds the folder lock: it outlives this `Database` while a transaction is
-        // open, and nothing else writes without it.
-        parts.hold.push(Box::new(lock));
+        parts.log_options.read_only = options.read_only;
+        if let Some(lock) = lock {
+            parts.hold.push(Box::new(lock));
+        }
         let (engine, recovery) = Engine::open(parts)?;
         let lease = engine.detach_lease();
         Ok(Database {
@@ -246,30 +257,8 @@ impl Database {
         };
         options.fs = Some(fs);
         options.background_maintenance = false;
-        let (mut parts, registry, replicated, erasure) = Self::parts(
-            &path,
-            &options,
-            false,
-            Arc::new(MemLocker::new()),
-            Arc::new(MemCache::new(options.l2_cache_bytes)),
-            Gate::Local,
-        )?;
-        parts.log_options.read_only = true;
-        if let Some(lock) = lock {
-            parts.hold.push(Box::new(lock));
-        }
-        let (engine, recovery) = Engine::open(parts)?;
-        let lease = engine.detach_lease();
-        Ok(Database {
-            engine,
-            registry,
-            path,
-            recovery,
-            replicated,
-            erasure,
-            redis: None,
-            _lease: lease,
-        })
+        options.read_only = true;
+        Self::open_standalone(path, &options, lock)
     }
 
     /// Opens (or creates) a database in `path` shared by many processes through Redis at

@@ -96,8 +96,8 @@ where
         Ok(())
     }
 
-    async fn enter_put(&mut self, key: Option<&K>, value: &V) -> Result<()> {
-        self.enter_write().await?;
+    fn enter_put(&mut self, key: Option<&K>, value: &V) -> Result<()> {
+        self.enter_write()?;
         if let Some(k) = key {
             self.check_size("a key", k)?;
         }
@@ -107,7 +107,7 @@ where
     /// Before a change: the transaction must be open and writable, checked before anything
     /// changes so a refused write leaves the store usable; and the tree works with the count
     /// shared by every handle on this store.
-    async fn enter_write(&mut self) -> Result<()> {
+    fn enter_write(&mut self) -> Result<()> {
         self.shared.tx()?.check_writable()?;
         let count = self.shared.state.lock().count;
         self.tree.set_count(count);
@@ -171,7 +171,7 @@ where
     /// # Errors
     /// Conflicts, storage errors, a read-only transaction.
     pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
-        self.enter_put(Some(&key), &value).await?;
+        self.enter_put(Some(&key), &value)?;
         let id = Uuid::new_v4();
         let r = self.tree.add_with_id(id, key.clone(), value.clone()).await;
         let added = self.guard(r)?;
@@ -194,7 +194,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
-        self.enter_put(Some(&key), &value).await?;
+        self.enter_put(Some(&key), &value)?;
         let id = Uuid::new_v4();
         let r = self
             .tree
@@ -215,7 +215,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
-        self.enter_put(Some(&key), &value).await?;
+        self.enter_put(Some(&key), &value)?;
         let id = Uuid::new_v4();
         let r = self
             .tree
@@ -246,7 +246,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn update(&mut self, key: &K, value: V) -> Result<bool> {
-        self.enter_put(None, &value).await?;
+        self.enter_put(None, &value)?;
         if !self.find(key, true).await? {
             return Ok(false);
         }
@@ -259,7 +259,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn remove(&mut self, key: &K) -> Result<bool> {
-        self.enter_write().await?;
+        self.enter_write()?;
         if !self.find(key, true).await? {
             return Ok(false);
         }
@@ -398,7 +398,7 @@ where
     /// # Errors
     /// As [`Store::add`], and [`sop_core::Error::KeyChanged`].
     pub async fn update_current_key(&mut self, key: K) -> Result<()> {
-        self.enter_write().await?;
+        self.enter_write()?;
         let value = self.current_value().await?;
         match value {
             Some(v) => self.update_current_item(key, v).await,
@@ -414,7 +414,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn update_current_value(&mut self, value: V) -> Result<()> {
-        self.enter_put(None, &value).await?;
+        self.enter_put(None, &value)?;
         let Some((id, key)) = self.before_change().await? else {
             let r = self.tree.update_current_value(value).await;
             return self.guard(r);
@@ -430,7 +430,7 @@ where
     /// # Errors
     /// As [`Store::update_current_key`].
     pub async fn update_current_item(&mut self, key: K, value: V) -> Result<()> {
-        self.enter_put(Some(&key), &value).await?;
+        self.enter_put(Some(&key), &value)?;
         let Some((id, _)) = self.before_change().await? else {
             let r = self.tree.update_current_item(key, value).await;
             return self.guard(r);
@@ -449,7 +449,7 @@ where
     /// # Errors
     /// As [`Store::add`].
     pub async fn remove_current_item(&mut self) -> Result<()> {
-        self.enter_write().await?;
+        self.enter_write()?;
         let Some((id, _)) = self.before_change().await? else {
             let r = self.tree.remove_current_item().await;
             return self.guard(r);

@@ -116,11 +116,16 @@ impl TxInner {
     }
 
     pub fn check_writable(&self) -> Result<()> {
-        self.check_open()?;
+        // One look at the status (every change asks): an ended one says why through
+        // `check_open`.
+        let status = *self.status.lock();
+        if !matches!(status, Status::Open | Status::Committing | Status::Prepared) {
+            return self.check_open();
+        }
         if self.engine.read_only {
             return Err(crate::engine::read_only_error());
         }
-        if *self.status.lock() == Status::Prepared {
+        if status == Status::Prepared {
             return Err(Error::TransactionState {
                 id: self.id,
                 reason: "it is prepared (phase 1 of its commit is done): commit or roll it back"
