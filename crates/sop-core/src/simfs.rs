@@ -40,6 +40,7 @@ struct State {
     dirs: HashMap<PathBuf, Dir>,
     next: u64,
     syncs: u64,
+    reads: u64,
     crash_at: Option<u64>,
     crashed: bool,
 }
@@ -238,6 +239,12 @@ impl SimFs {
         self.state.lock().syncs
     }
 
+    /// Reads (`read_at` calls) done so far: how often a reader went to the "disk".
+    #[must_use]
+    pub fn reads(&self) -> u64 {
+        self.state.lock().reads
+    }
+
     /// Whether the crash happened.
     #[must_use]
     pub fn crashed(&self) -> bool {
@@ -277,8 +284,9 @@ struct SimFile {
 
 impl FileHandle for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         st.alive()?;
+        st.reads += 1;
         let data = &st.inodes.get(&self.ino).ok_or_else(dead)?.current;
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)

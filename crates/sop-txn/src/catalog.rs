@@ -173,6 +173,11 @@ impl Catalog {
         r.keys().next().copied().unwrap_or_else(|| self.published())
     }
 
+    /// Whether any snapshot reader is open (it may still read locations a rewrite moves).
+    pub fn has_readers(&self) -> bool {
+        !self.readers.lock().is_empty()
+    }
+
     /// The handle of `lid` as of `snap`.
     pub fn handle(&self, table: &str, lid: Uuid, snap: u64) -> Result<Option<Handle>> {
         if self.versioned

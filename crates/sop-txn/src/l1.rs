@@ -63,10 +63,17 @@ impl NodeCache {
     }
 
     /// A background rewrite put the node cached at `old` at `new` as one full piece of
-    /// `full_len` bytes: same content, so the decoded node moves to the new location.
-    pub fn alias(&self, old: Uuid, new: Uuid, full_len: u32) {
-        // Moved, not copied: new transactions read the new piece.
-        if let Some((_, e)) = self.cache.remove(&old) {
+    /// `full_len` bytes: same content, so the decoded node serves the new location. With
+    /// `keep_old` (snapshot readers are open: they still read the old location) it serves both
+    /// (one node, two keys; the old key ages out once unread), else it moves.
+    pub fn alias(&self, old: Uuid, new: Uuid, full_len: u32, keep_old: bool) {
+        let entry = if keep_old {
+            // Not counted as a use: the old key should age out once its readers end.
+            self.cache.peek(&old)
+        } else {
+            self.cache.remove(&old).map(|(_, e)| e)
+        };
+        if let Some(e) = entry {
             self.cache.insert(
                 new,
                 Entry {

@@ -343,6 +343,8 @@ impl Engine {
                 return Ok((0, 0));
             }
             self.catalog.drop_voids(&self.log);
+            // A reader open now reads the old pieces (its snapshot is older than this commit).
+            let keep_old = self.catalog.has_readers();
             let mut by_table: BTreeMap<&str, Vec<Handle>> = BTreeMap::new();
             for ((table, old), loc) in nodes.iter().zip(&locs) {
                 let latest = self.catalog.latest_handles(table, &[old.logical_id])?;
@@ -361,7 +363,8 @@ impl Engine {
                 // Same content: the node decoded for the old piece serves the new one (not when
                 // values moved: the decoded items still say where they were).
                 if moved.is_empty() {
-                    self.l1.alias(old.active_id(), loc.to_uuid(), loc.len);
+                    self.l1
+                        .alias(old.active_id(), loc.to_uuid(), loc.len, keep_old);
                 }
                 count += 1;
             }
