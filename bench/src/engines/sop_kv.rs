@@ -109,8 +109,9 @@ impl Kv for SopKv {
             let t = self.db.open_btree::<Vec<u8>, Vec<u8>>(&tx, STORE)?;
             let mut bytes = 0;
             for k in keys {
-                if let Some(v) = t.get(k).await? {
-                    bytes += v.len();
+                // A guard on the node's item, as redb's `AccessGuard`: no copy of the value.
+                if let Some(v) = t.get_ref(k).await? {
+                    bytes += v.value().len();
                 }
             }
             Ok(bytes)
@@ -124,10 +125,10 @@ impl Kv for SopKv {
             for s in starts {
                 let mut range = t.range(s.clone()..);
                 for _ in 0..len {
-                    if range.next().await?.is_none() {
-                        break;
+                    match range.next_ref().await? {
+                        Some(it) => n += usize::from(!it.value().is_empty()),
+                        None => break,
                     }
-                    n += 1;
                 }
             }
             Ok(n)

@@ -1,10 +1,11 @@
 //! Independent read cursors: any number per tree, each with its own place.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use sop_core::{Result, Uuid};
 
-use crate::path::{Held, Seek, item_at};
+use crate::path::{Held, Seek, item_at, shared_item_at};
 use crate::{BTree, Item, KeyComparator, NodeRepository, ValueStore};
 
 /// A read cursor of its own over a tree ([`BTree::cursor`]): SOP's `First`, `Last`, `Find`,
@@ -167,7 +168,7 @@ where
     /// # Errors
     /// As [`Cursor::first`], value-store errors.
     pub async fn value(&mut self) -> Result<Option<V>> {
-        Ok(self.item().await?.map(|it| it.value))
+        Ok(self.item_ref().await?.map(|it| it.value().clone()))
     }
 
     /// The item it is on (as it is now, when another handle changed it; `None` when another
@@ -176,18 +177,23 @@ where
     /// # Errors
     /// As [`Cursor::value`].
     pub async fn item(&mut self) -> Result<Option<Item<K, V>>> {
+        Ok(self.item_ref().await?.map(|it| it.to_item()))
+    }
+
+    /// The item it is on without copying its key or value (see [`crate::ItemRef`]).
+    ///
+    /// # Errors
+    /// As [`Cursor::value`].
+    pub async fn item_ref(&mut self) -> Result<Option<crate::ItemRef<K, V>>> {
         self.tree.guard()?;
         let Some(held) = self.at.take() else {
             return Ok(None);
         };
         let path = self.tree.refresh(held).await?;
-        let Some((id, key, value)) =
-            item_at(&path).map(|it| (it.id, it.key.clone(), it.value.clone()))
-        else {
+        let Some(item) = shared_item_at(&path).map(Arc::clone) else {
             return Ok(None);
         };
         self.at = Some(self.tree.hold(path));
-        let value = self.tree.load_value(value).await?;
-        Ok(Some(Item { id, key, value }))
+        self.tree.item_ref(item).await.map(Some)
     }
 }

@@ -104,9 +104,12 @@ pub(crate) fn ids<K, V>(path: Path<K, V>) -> Vec<(Uuid, usize)> {
 
 /// The item a path points at.
 pub(crate) fn item_at<K, V>(path: &Path<K, V>) -> Option<&NodeItem<K, V>> {
-    path.last()
-        .and_then(|(n, i)| n.items.get(*i))
-        .map(AsRef::as_ref)
+    shared_item_at(path).map(AsRef::as_ref)
+}
+
+/// The item a path points at, as the node shares it.
+pub(crate) fn shared_item_at<K, V>(path: &Path<K, V>) -> Option<&Arc<NodeItem<K, V>>> {
+    path.last().and_then(|(n, i)| n.items.get(*i))
 }
 
 /// Moves up until the last step points at an item, for forward moves: ends empty at the end.

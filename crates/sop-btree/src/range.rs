@@ -2,14 +2,16 @@
 
 use std::cmp::Ordering;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use sop_core::{Result, Uuid};
 
-use crate::path::{Held, Path, Seek, item_at};
-use crate::{BTree, Item, ItemValue, KeyComparator, NodeItem, NodeRepository, ValueStore};
+use crate::path::{Held, Path, Seek, shared_item_at};
+use crate::{BTree, Item, KeyComparator, NodeItem, NodeRepository, ValueStore};
 
-/// What one step of an end yields: the item's id, key, stored value and version.
-type Step<K, V> = (Uuid, K, ItemValue<V>, u32);
+/// What one step of an end yields: the item as the node shares it, copied only as far as the
+/// caller asks (a key, a guard, an owned item).
+type Step<K, V> = Arc<NodeItem<K, V>>;
 
 /// One end of a range cursor.
 enum End<K, V> {
@@ -68,11 +70,31 @@ where
     /// # Errors
     /// Repository and value-store errors, or [`sop_core::Error::Poisoned`].
     pub async fn next(&mut self) -> Result<Option<Item<K, V>>> {
-        let Some((id, key, value, _)) = self.step_front().await? else {
+        let Some(item) = self.step_front().await? else {
             return Ok(None);
         };
-        let value = self.tree.load_value(value).await?;
-        Ok(Some(Item { id, key, value }))
+        self.owned(&item).await.map(Some)
+    }
+
+    /// The next item from the front without copying its key or value (see
+    /// [`crate::ItemRef`]).
+    ///
+    /// # Errors
+    /// As [`Range::next`].
+    pub async fn next_ref(&mut self) -> Result<Option<crate::ItemRef<K, V>>> {
+        let Some(item) = self.step_front().await? else {
+            return Ok(None);
+        };
+        self.tree.item_ref(item).await.map(Some)
+    }
+
+    async fn owned(&self, item: &NodeItem<K, V>) -> Result<Item<K, V>> {
+        let value = self.tree.load_value(item.value.clone()).await?;
+        Ok(Item {
+            id: item.id,
+            key: item.key.clone(),
+            value,
+        })
     }
 
     /// The next item's key from the front, without loading its value.
@@ -80,7 +102,7 @@ where
     /// # Errors
     /// Repository errors, or [`sop_core::Error::Poisoned`].
     pub async fn next_key(&mut self) -> Result<Option<K>> {
-        Ok(self.step_front().await?.map(|(_, k, _, _)| k))
+        Ok(self.step_front().await?.map(|it| it.key.clone()))
     }
 
     /// The next item's id, key and version from the front, without loading a value kept
@@ -92,7 +114,7 @@ where
         Ok(self
             .step_front()
             .await?
-            .map(|(id, key, _, version)| (id, key, version)))
+            .map(|it| (it.id, it.key.clone(), it.version)))
     }
 
     fn past_end(&self, item: &NodeItem<K, V>) -> bool {
@@ -141,29 +163,28 @@ where
 
     /// Takes `path` as the new position of one end, or ends the range when it left it.
     fn settle(&mut self, path: Path<K, V>, front: bool) -> Result<Option<Step<K, V>>> {
-        let Some(item) = item_at(&path) else {
+        let Some(item) = shared_item_at(&path).map(Arc::clone) else {
             self.front = End::Done;
             self.back = End::Done;
             return Ok(None);
         };
         let out = if front {
-            self.past_end(item)
+            self.past_end(&item)
         } else {
-            self.before_start(item)
+            self.before_start(&item)
         };
         if out {
             self.front = End::Done;
             self.back = End::Done;
             return Ok(None);
         }
-        let got = (item.id, item.key.clone(), item.value.clone(), item.version);
-        let end = End::At(self.tree.hold(path), got.1.clone(), got.0);
+        let end = End::At(self.tree.hold(path), item.key.clone(), item.id);
         if front {
             self.front = end;
         } else {
             self.back = end;
         }
-        Ok(Some(got))
+        Ok(Some(item))
     }
 
     /// The next item from the back, or `None` when the range is exhausted.
@@ -171,6 +192,24 @@ where
     /// # Errors
     /// As [`Range::next`].
     pub async fn next_back(&mut self) -> Result<Option<Item<K, V>>> {
+        let Some(item) = self.step_back().await? else {
+            return Ok(None);
+        };
+        self.owned(&item).await.map(Some)
+    }
+
+    /// The next item from the back without copying its key or value.
+    ///
+    /// # Errors
+    /// As [`Range::next`].
+    pub async fn next_back_ref(&mut self) -> Result<Option<crate::ItemRef<K, V>>> {
+        let Some(item) = self.step_back().await? else {
+            return Ok(None);
+        };
+        self.tree.item_ref(item).await.map(Some)
+    }
+
+    async fn step_back(&mut self) -> Result<Option<Step<K, V>>> {
         self.tree.guard()?;
         let path = match std::mem::replace(&mut self.back, End::Done) {
             End::Done => return Ok(None),
@@ -184,11 +223,7 @@ where
             }
             End::At(held, _, _) => self.tree.before(held).await?,
         };
-        let Some((id, key, value, _)) = self.settle(path, false)? else {
-            return Ok(None);
-        };
-        let value = self.tree.load_value(value).await?;
-        Ok(Some(Item { id, key, value }))
+        self.settle(path, false)
     }
 
     /// All remaining items from the front.

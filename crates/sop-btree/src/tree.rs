@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sop_core::{Error, Result, StoreInfo, StoreOptions, Uuid, now_millis};
 
-use crate::path::{Path, Seek, ids, item_at};
+use crate::path::{Path, Seek, ids, item_at, shared_item_at};
 use crate::{
     Item, ItemValue, KeyComparator, MemRepository, NaturalOrder, Node, NodeItem, NodeRepository,
     Range, ValueStore,
@@ -60,7 +60,9 @@ pub enum Upserted<K> {
 /// found before anything changed ([`Error::NoCurrentItem`], [`Error::KeyChanged`]) do not.
 pub struct BTree<K, V, R, C = NaturalOrder> {
     pub(crate) repo: R,
-    pub(crate) info: StoreInfo,
+    // Shared with the transaction layer's copy: opening a tree copies no strings; the first
+    // change of the count copies it (`Arc::make_mut`), readers never do.
+    pub(crate) info: Arc<StoreInfo>,
     pub(crate) cmp: C,
     pub(crate) cursor: CursorState<K, V>,
     poisoned: Option<String>,
@@ -111,7 +113,8 @@ where
     /// # Errors
     /// [`Error::InvalidOptions`] when `info` says the store is not empty, or what the repository
     /// returns.
-    pub fn create(mut repo: R, info: StoreInfo, cmp: C) -> Result<Self> {
+    pub fn create(mut repo: R, info: impl Into<Arc<StoreInfo>>, cmp: C) -> Result<Self> {
+        let info = info.into();
         if info.count != 0 {
             return Err(Error::InvalidOptions {
                 store: info.name.clone(),
@@ -126,10 +129,10 @@ where
     }
 
     /// A tree whose nodes are already in `repo`, rooted at `info.root_id`.
-    pub fn open(repo: R, info: StoreInfo, cmp: C) -> Self {
+    pub fn open(repo: R, info: impl Into<Arc<StoreInfo>>, cmp: C) -> Self {
         BTree {
             repo,
-            info,
+            info: info.into(),
             cmp,
             cursor: CursorState::None,
             poisoned: None,
@@ -149,7 +152,9 @@ where
     /// Sets the item count this tree works with: for several handles on one store's nodes
     /// (one transaction opening a store twice), which keep one shared count.
     pub fn set_count(&mut self, count: u64) {
-        self.info.count = count;
+        if self.info.count != count {
+            Arc::make_mut(&mut self.info).count = count;
+        }
     }
 
     /// Whether keys are unique.
@@ -517,6 +522,21 @@ where
         self.load_value(value).await.map(Some)
     }
 
+    /// The first item whose key equals `key`, without copying its key or value (a value kept
+    /// outside its node is loaded). Leaves the cursor alone.
+    ///
+    /// # Errors
+    /// Repository and value-store errors.
+    pub async fn get_ref(&self, key: &K) -> Result<Option<crate::ItemRef<K, V>>> {
+        self.guard()?;
+        let (path, found) = self.find_path(key).await?;
+        let Some(item) = shared_item_at(&path).filter(|_| found).map(Arc::clone) else {
+            return Ok(None);
+        };
+        drop(path);
+        self.item_ref(item).await.map(Some)
+    }
+
     /// Calls `f` on the value of the first item whose key equals `key`, without copying a
     /// value kept in its node (a value kept outside is loaded first). Leaves the cursor alone.
     ///
@@ -676,6 +696,15 @@ where
         Ok(self.set_path(path))
     }
 
+    /// A guard over a node's item, its value loaded when kept outside the node.
+    pub(crate) async fn item_ref(&self, item: Arc<NodeItem<K, V>>) -> Result<crate::ItemRef<K, V>> {
+        let loaded = match &item.value {
+            ItemValue::Inline(_) => None,
+            ItemValue::External(id) => Some(self.repo.get_value(*id).await?),
+        };
+        Ok(crate::ItemRef::new(item, loaded))
+    }
+
     pub(crate) async fn load_value(&self, value: ItemValue<V>) -> Result<V> {
         match value {
             ItemValue::Inline(v) => Ok(v),
@@ -724,7 +753,7 @@ where
         };
         let (id, pending_key) = (item.id, item.key.clone());
         self.insert_at(ids(path), item).await?;
-        self.info.count += 1;
+        Arc::make_mut(&mut self.info).count += 1;
         self.cursor = CursorState::Pending {
             key: pending_key,
             id,
@@ -782,7 +811,8 @@ where
     async fn remove_current_inner(&mut self) -> Result<()> {
         let path = self.take_path("remove_current_item").await?;
         let removed = self.remove_at(ids(path)).await?;
-        self.info.count = self.info.count.saturating_sub(1);
+        let info = Arc::make_mut(&mut self.info);
+        info.count = info.count.saturating_sub(1);
         if let ItemValue::External(id) = removed.value {
             self.repo.remove_value(id).await?;
         }

@@ -38,7 +38,8 @@ fn at<T: Clone>(list: &Versions<T>, snap: u64) -> Option<Option<T>> {
 #[derive(Default)]
 struct Overlay {
     handles: HashMap<String, HashMap<Uuid, Versions<Handle>>>,
-    stores: HashMap<String, Versions<StoreInfo>>,
+    // Shared: a transaction opening a store takes an `Arc`, not a copy of its strings.
+    stores: HashMap<String, Versions<Arc<StoreInfo>>>,
 }
 
 /// How many registry handles the standalone catalog keeps in memory.
@@ -56,7 +57,7 @@ pub(crate) struct Catalog {
     /// checkpoint at a time.
     checkpointed: Mutex<(u64, Option<LogPos>)>,
     /// Store infos read from their files since the last checkpoint (files change only there).
-    base_stores: Mutex<HashMap<String, Option<StoreInfo>>>,
+    base_stores: Mutex<HashMap<String, Option<Arc<StoreInfo>>>>,
     /// Standalone: handles read from the registry, by logical id (unique across stores). The
     /// registry changes only at checkpoints, which update this cache with what they wrote, so
     /// an entry is never stale; a commit's validation then reads no registry block.
@@ -141,7 +142,7 @@ impl Catalog {
                 ov.stores
                     .entry(s.name.clone())
                     .or_default()
-                    .push((lsn, Some(s.clone())));
+                    .push((lsn, Some(Arc::new(s.clone()))));
             }
         }
         self.published.fetch_max(lsn, Ordering::AcqRel);
@@ -263,18 +264,18 @@ impl Catalog {
         Ok(out)
     }
 
-    fn base_store(&self, name: &str) -> Result<Option<StoreInfo>> {
+    fn base_store(&self, name: &str) -> Result<Option<Arc<StoreInfo>>> {
         if !self.versioned {
             return blocking(|| {
                 self.meta.refresh()?;
-                self.meta.store_info(name)
+                Ok(self.meta.store_info(name)?.map(Arc::new))
             });
         }
         if let Some(i) = self.base_stores.lock().get(name) {
             return Ok(i.clone());
         }
         let generation = self.meta.generation();
-        let info = self.meta.store_info(name)?;
+        let info = self.meta.store_info(name)?.map(Arc::new);
         let _f = self.fill.lock();
         if self.meta.generation() == generation {
             self.base_stores
@@ -285,7 +286,7 @@ impl Catalog {
     }
 
     /// A store's info as of `snap`.
-    pub fn store_info(&self, name: &str, snap: u64) -> Result<Option<StoreInfo>> {
+    pub fn store_info(&self, name: &str, snap: u64) -> Result<Option<Arc<StoreInfo>>> {
         if self.versioned
             && let Some(v) = self
                 .overlay
@@ -300,7 +301,7 @@ impl Catalog {
     }
 
     /// A store's newest info (at the gate).
-    pub fn latest_store_info(&self, name: &str) -> Result<Option<StoreInfo>> {
+    pub fn latest_store_info(&self, name: &str) -> Result<Option<Arc<StoreInfo>>> {
         self.store_info(name, u64::MAX)
     }
 
@@ -402,11 +403,11 @@ impl Catalog {
                     continue;
                 }
                 if oldest < l && !list.iter().any(|(x, _)| *x <= oldest) {
-                    let before = self.meta.store_info(name)?;
+                    let before = self.meta.store_info(name)?.map(Arc::new);
                     list.insert(0, (0, before));
                 }
                 batch = match state {
-                    Some(info) => batch.put_store(info),
+                    Some(info) => batch.put_store((*info).clone()),
                     None => batch.remove_store(name),
                 };
             }

@@ -51,12 +51,12 @@ pub(crate) struct Prepared {
 /// or nothing to prepare).
 pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepared>> {
     let engine = &tx.engine;
-    let stores: Vec<Arc<dyn StoreTx>> = tx.stores.lock().clone();
     if tx.mode == TxMode::ForReading && engine.catalog.versioned() {
         // A snapshot is one consistent state: nothing to validate. What it read is only
         // reported once it is durable.
         return wait_snapshot_durable(engine, tx.snap).await.map(|()| None);
     }
+    let stores: Vec<Arc<dyn StoreTx>> = tx.stores.lock().clone();
     let mut last_busy: Option<Error> = None;
     for round in 0..MAX_ROUNDS {
         if Instant::now() >= tx.deadline {
@@ -461,7 +461,7 @@ fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
             });
         }
         (None, Some(_)) if p.count_delta == 0 => return Ok(None),
-        (None, Some(info)) => info,
+        (None, Some(info)) => (*info).clone(),
     };
     info.count = info
         .count

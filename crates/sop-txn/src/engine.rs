@@ -332,7 +332,7 @@ impl Engine {
     /// # Errors
     /// Storage errors.
     pub fn store_info(&self, name: &str) -> Result<Option<StoreInfo>> {
-        self.catalog.latest_store_info(name)
+        Ok(self.catalog.latest_store_info(name)?.map(|i| (*i).clone()))
     }
 
     /// The names of all stores, sorted.

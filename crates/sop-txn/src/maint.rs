@@ -243,7 +243,13 @@ impl Engine {
     /// maintenance thread looks again now rather than at its next idle round, so space comes
     /// back as soon as the last reader that could see it closes.
     pub(crate) fn reader_ended(&self) {
-        if !self.dead.lock().is_empty() {
+        // Only when a dead segment's time has come (the checkpoint and every open snapshot
+        // passed the point it was found dead at): a job per ending reader woke the maintenance
+        // thread once per read transaction while any segment waited.
+        let Some(first) = self.dead.lock().values().min().copied() else {
+            return;
+        };
+        if self.catalog.checkpointed() >= first && self.catalog.oldest_reader() >= first {
             self.maintenance.send(vec![Job::RemoveDead]);
         }
     }

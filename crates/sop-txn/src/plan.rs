@@ -217,7 +217,7 @@ where
         plan.count_delta = i64::try_from(st.count).unwrap_or(i64::MAX)
             - i64::try_from(st.info.count).unwrap_or(i64::MAX);
         if st.created {
-            plan.created = Some(st.info.clone());
+            plan.created = Some((*st.info).clone());
         }
         plan.lock_keys.sort();
         Ok(plan)

@@ -41,7 +41,7 @@ impl<K, V> Clone for Read<K, V> {
 
 pub(crate) struct StoreState<K, V> {
     /// The committed store info the tree was opened (or last merged) on.
-    pub info: StoreInfo,
+    pub info: Arc<StoreInfo>,
     /// Created by this transaction.
     pub created: bool,
     /// The snapshot (LSN) this store's committed nodes are read at.
@@ -76,7 +76,7 @@ pub(crate) struct StoreState<K, V> {
 }
 
 impl<K, V> StoreState<K, V> {
-    pub fn new(info: StoreInfo, created: bool, snap: u64, epoch: u64) -> Self {
+    pub fn new(info: Arc<StoreInfo>, created: bool, snap: u64, epoch: u64) -> Self {
         let count = info.count;
         StoreState {
             info,
@@ -101,7 +101,7 @@ impl<K, V> StoreState<K, V> {
 
     /// Forgets the node-level view (for a merge onto fresh committed state), keeping the
     /// item-level record (reads and touches) that the merge replays.
-    pub fn reset_nodes(&mut self, info: StoreInfo, snap: u64, epoch: u64) {
+    pub fn reset_nodes(&mut self, info: Arc<StoreInfo>, snap: u64, epoch: u64) {
         self.count = info.count;
         self.info = info;
         self.snap = snap;

@@ -4,7 +4,7 @@
 
 use std::ops::{Bound, RangeBounds};
 
-use sop_btree::{Item, KeyComparator};
+use sop_btree::{Item, ItemRef, KeyComparator};
 use sop_core::{Result, Uuid};
 
 use crate::repo::{Data, TxRepo};
@@ -39,6 +39,33 @@ where
     pub async fn get(&self, key: &K) -> Result<Option<V>> {
         self.enter_read()?;
         let r = self.tree().get(key).await;
+        let v = self.guard_read(r)?;
+        self.read_key(key);
+        Ok(v)
+    }
+
+    /// The first item with this key without copying its key or value: the guard shares the
+    /// item in the decoded node (redb's `AccessGuard`), so reading a big value this way costs
+    /// no copy; [`ItemRef::value`] reads it.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = sop_txn::Engine::in_memory()?;
+    /// let tx = engine.begin(sop_txn::TxOptions::new(sop_txn::TxMode::ForWriting));
+    /// let mut t = tx.new_btree::<u32, Vec<u8>>(&sop_core::StoreOptions::new("t"))?;
+    /// t.add(1, vec![7; 4096]).await?;
+    /// let got = t.get_ref(&1).await?.expect("added above");
+    /// assert_eq!(got.value().len(), 4096);
+    /// assert!(t.get_ref(&2).await?.is_none());
+    /// tx.commit().await
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn get_ref(&self, key: &K) -> Result<Option<ItemRef<K, V>>> {
+        self.enter_read()?;
+        let r = self.tree().get_ref(key).await;
         let v = self.guard_read(r)?;
         self.read_key(key);
         Ok(v)
@@ -176,8 +203,31 @@ where
         self.store.enter_read()?;
         let r = self.inner.next().await;
         let item = self.store.guard_read(r)?;
-        let to = item.as_ref().map(|it| it.key.clone());
-        self.record(to, true);
+        self.record(item.as_ref().map(|it| &it.key), true);
+        Ok(item)
+    }
+
+    /// The next item from the front without copying its key or value (see [`ItemRef`]).
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn next_ref(&mut self) -> Result<Option<ItemRef<K, V>>> {
+        self.store.enter_read()?;
+        let r = self.inner.next_ref().await;
+        let item = self.store.guard_read(r)?;
+        self.record(item.as_ref().map(ItemRef::key), true);
+        Ok(item)
+    }
+
+    /// The next item from the back without copying its key or value.
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn next_back_ref(&mut self) -> Result<Option<ItemRef<K, V>>> {
+        self.store.enter_read()?;
+        let r = self.inner.next_back_ref().await;
+        let item = self.store.guard_read(r)?;
+        self.record(item.as_ref().map(ItemRef::key), false);
         Ok(item)
     }
 
@@ -189,7 +239,7 @@ where
         self.store.enter_read()?;
         let r = self.inner.next_key().await;
         let key = self.store.guard_read(r)?;
-        self.record(key.clone(), true);
+        self.record(key.as_ref(), true);
         Ok(key)
     }
 
@@ -201,8 +251,7 @@ where
         self.store.enter_read()?;
         let r = self.inner.next_back().await;
         let item = self.store.guard_read(r)?;
-        let to = item.as_ref().map(|it| it.key.clone());
-        self.record(to, false);
+        self.record(item.as_ref().map(|it| &it.key), false);
         Ok(item)
     }
 
@@ -220,14 +269,14 @@ where
 
     /// Records the part of the range read so far: up to `key` from one end, or all of it when
     /// the range ran out (`None`).
-    fn record(&mut self, key: Option<K>, front: bool) {
+    fn record(&mut self, key: Option<&K>, front: bool) {
         if !self.store.shared.record_reads {
             return;
         }
         let span = match (key, front) {
             (None, _) => (self.lo.clone(), self.hi.clone()),
-            (Some(k), true) => (self.lo.clone(), Bound::Included(k)),
-            (Some(k), false) => (Bound::Included(k), self.hi.clone()),
+            (Some(k), true) => (self.lo.clone(), Bound::Included(k.clone())),
+            (Some(k), false) => (Bound::Included(k.clone()), self.hi.clone()),
         };
         let slot = if front {
             &mut self.front_read
@@ -407,6 +456,16 @@ where
     pub async fn item(&mut self) -> Result<Option<Item<K, V>>> {
         self.store.enter_read()?;
         let r = self.inner.item().await;
+        self.store.guard_read(r)
+    }
+
+    /// The item it is on without copying its key or value (see [`ItemRef`]).
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn item_ref(&mut self) -> Result<Option<ItemRef<K, V>>> {
+        self.store.enter_read()?;
+        let r = self.inner.item_ref().await;
         self.store.guard_read(r)
     }
 }

@@ -316,7 +316,8 @@ impl Transaction {
         }
         let mut info = StoreInfo::new(options, now_millis())?;
         info.types = Some(store_types::<K, V, C>(&cmp));
-        let shared = self.register(info.clone(), true, cmp.clone());
+        let info = Arc::new(info);
+        let shared = self.register(Arc::clone(&info), true, cmp.clone());
         let tree = BTree::create(
             TxRepo {
                 shared: shared.clone(),
@@ -355,7 +356,7 @@ impl Transaction {
             .store_info(name, self.inner.snap)?
             .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
         check_types::<K, V, C>(&info, &cmp)?;
-        let shared = self.register(info.clone(), false, cmp.clone());
+        let shared = self.register(Arc::clone(&info), false, cmp.clone());
         let tree = BTree::open(
             TxRepo {
                 shared: shared.clone(),
@@ -395,26 +396,25 @@ impl Transaction {
                 ),
                 holds: "other types (as opened earlier in this transaction)".into(),
             })?;
-        let info = {
+        let (info, count) = {
             let st = shared.state.lock();
-            let mut info = st.info.clone();
-            info.count = st.count;
-            info
+            (Arc::clone(&st.info), st.count)
         };
         check_types::<K, V, C>(&info, &cmp)?;
-        let tree = BTree::open(
+        let mut tree = BTree::open(
             TxRepo {
                 shared: shared.clone(),
             },
             info,
             cmp,
         );
+        tree.set_count(count);
         Ok(Some(Store::new(tree, shared)))
     }
 
     fn register<K: Data, V: Data, C>(
         &self,
-        info: StoreInfo,
+        info: Arc<StoreInfo>,
         created: bool,
         cmp: C,
     ) -> Arc<StoreShared<K, V, C>>

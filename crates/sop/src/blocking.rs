@@ -496,6 +496,15 @@ where
         self.rt.block_on(self.store.get(key))
     }
 
+    /// The first item with this key without copying its key or value (see
+    /// [`crate::ItemRef`]).
+    ///
+    /// # Errors
+    /// As [`crate::Store::get`].
+    pub fn get_ref(&self, key: &K) -> Result<Option<crate::ItemRef<K, V>>> {
+        self.rt.block_on(self.store.get_ref(key))
+    }
+
     /// Calls `f` on the value of the first item with this key, without copying it.
     ///
     /// # Errors

@@ -29,8 +29,8 @@
 //! ```
 
 pub use sop_btree::{
-    BTree, Cursor, FnComparator, Item, KeyComparator, MemBTree, MemRepository, NaturalOrder, Range,
-    TreeStats,
+    BTree, Cursor, FnComparator, Item, ItemRef, KeyComparator, MemBTree, MemRepository,
+    NaturalOrder, Range, TreeStats,
 };
 pub use sop_core::{
     CodecError, Error, ErrorKind, Result, StoreCacheConfig, StoreInfo, StoreOptions, StoreTypes,

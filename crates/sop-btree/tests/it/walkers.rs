@@ -53,12 +53,13 @@ proptest! {
     fn three_cursors_walk_independently(
         keys in prop::collection::btree_set(0u16..300, 0..250),
         slot in prop::sample::select(vec![4usize, 6, 16]),
+        in_node in any::<bool>(),
         walk in moves(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
-            let mut tree =
-                MemBTree::<u16, u32>::in_memory(&StoreOptions::new("w").slot_length(slot)).unwrap();
+            let opts = StoreOptions::new("w").slot_length(slot).value_in_node(in_node);
+            let mut tree = MemBTree::<u16, u32>::in_memory(&opts).unwrap();
             let map: BTreeMap<u16, u32> = keys.iter().map(|k| (*k, u32::from(*k) * 3)).collect();
             for (k, v) in &map {
                 tree.add(*k, *v).await.unwrap();
@@ -86,10 +87,16 @@ proptest! {
                 prop_assert_eq!(cur.key().copied(), want, "cursor {} after {:?}", c, m);
                 let value = cur.value().await.unwrap();
                 prop_assert_eq!(value, want.map(|k| map[&k]));
+                // The same item without a copy (a value kept outside its node is loaded).
+                let shared = cur.item_ref().await.unwrap().map(|it| (*it.key(), *it.value()));
+                prop_assert_eq!(shared, want.map(|k| (k, map[&k])));
                 if let Move::Find(k) | Move::FindDescending(k) = m {
-                    // A point read beside the cursors, without copying the value.
+                    // Point reads beside the cursors, without copying the value.
                     let got = tree.get_with(k, |v| *v).await.unwrap();
                     prop_assert_eq!(got, map.get(k).copied());
+                    let got = tree.get_ref(k).await.unwrap();
+                    prop_assert_eq!(got.as_ref().map(|it| (*it.key(), *it.value())), map.get_key_value(k).map(|(k, v)| (*k, *v)));
+                    prop_assert_eq!(got.map(|it| it.to_item().value), map.get(k).copied());
                 }
             }
             Ok(())
@@ -120,11 +127,13 @@ proptest! {
             let mut range = tree.range(lo..hi);
             let (mut front, mut back) = (Vec::new(), Vec::new());
             let mut steps = pattern.iter().copied().chain(std::iter::repeat(true));
-            loop {
-                let it = if steps.next().unwrap_or(true) {
-                    range.next().await.unwrap().map(|it| { front.push((it.key, it.value)); })
-                } else {
-                    range.next_back().await.unwrap().map(|it| { back.push((it.key, it.value)); })
+            for i in 0.. {
+                // Owned items and guards (no copy) alternate: both walk the same ends.
+                let it = match (steps.next().unwrap_or(true), i % 2 == 0) {
+                    (true, true) => range.next().await.unwrap().map(|it| front.push((it.key, it.value))),
+                    (true, false) => range.next_ref().await.unwrap().map(|it| front.push((*it.key(), *it.value()))),
+                    (false, true) => range.next_back().await.unwrap().map(|it| back.push((it.key, it.value))),
+                    (false, false) => range.next_back_ref().await.unwrap().map(|it| back.push((*it.key(), *it.value()))),
                 };
                 if it.is_none() {
                     break;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
+mod guards;
 mod model;
 mod readonly;
 mod rig;
