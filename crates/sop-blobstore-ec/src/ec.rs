@@ -25,13 +25,13 @@ impl ErasureConfig {
     /// Checks the shape.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] saying what is wrong.
+    /// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) saying what is wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| {
-            Err(Error::InvalidConfig {
+            Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "erasure coding",
                 reason,
-            })
+            }))
         };
         let n = usize::from(self.data_shards) + usize::from(self.parity_shards);
         if self.data_shards == 0 || self.parity_shards == 0 {
@@ -60,7 +60,7 @@ impl ErasureConfig {
 /// `reed-solomon-simd` requires) and appends `m` parity shards.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] when the coder refuses the shape.
+/// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) when the coder refuses the shape.
 pub fn split_encode(k: usize, m: usize, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     let shard_len = bytes.len().div_ceil(k.max(1)).max(2).next_multiple_of(2);
     let mut shards: Vec<Vec<u8>> = (0..k)
@@ -80,7 +80,7 @@ pub fn split_encode(k: usize, m: usize, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
 /// Fills in every missing shard (data and parity) of a `k + m` set from any `k` present ones.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] when fewer than `k` shards are present or sizes differ.
+/// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) when fewer than `k` shards are present or sizes differ.
 pub fn reconstruct(k: usize, m: usize, shards: &mut [Option<Vec<u8>>]) -> Result<()> {
     if shards.iter().take(k).any(Option::is_none) {
         let originals = shards
@@ -113,8 +113,8 @@ pub fn reconstruct(k: usize, m: usize, shards: &mut [Option<Vec<u8>>]) -> Result
 }
 
 fn rs_error(e: impl std::fmt::Display) -> Error {
-    Error::InvalidConfig {
+    Error::Usage(sop_core::UsageError::InvalidConfig {
         what: "erasure coding",
         reason: e.to_string(),
-    }
+    })
 }

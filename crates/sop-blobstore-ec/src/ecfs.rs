@@ -98,7 +98,7 @@ impl EcFs {
     /// An erasure-coded file layer over `inner` with `config`'s drives and shape.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a bad shape.
+    /// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) for a bad shape.
     pub fn new(inner: Arc<dyn FileSystem>, config: &ErasureConfig) -> Result<Self> {
         config.validate()?;
         let n = config.drives.len();

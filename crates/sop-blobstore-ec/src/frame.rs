@@ -113,14 +113,16 @@ pub const fn frame_len(payload: usize, align: u64) -> u64 {
 /// A whole frame: header, payload parts in order, padding to `align`.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] when the payload is 4 GiB or more.
+/// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) when the payload is 4 GiB or more.
 pub fn build(kind: FrameKind, lsn: u64, parts: &[&[u8]], align: u64) -> Result<Vec<u8>> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let len32 = u32::try_from(len).map_err(|_| Error::InvalidConfig {
-        what: "log frame",
-        reason: format!(
-            "{len} bytes do not fit in one frame (4 GiB at most); store big values as chunks"
-        ),
+    let len32 = u32::try_from(len).map_err(|_| {
+        Error::Usage(sop_core::UsageError::InvalidConfig {
+            what: "log frame",
+            reason: format!(
+                "{len} bytes do not fit in one frame (4 GiB at most); store big values as chunks"
+            ),
+        })
     })?;
     let mut crc = 0u32;
     for p in parts {

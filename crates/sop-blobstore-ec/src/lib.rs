@@ -22,3 +22,6 @@ pub use ec::{ErasureConfig, reconstruct, split_encode};
 pub use ecfs::{EC_RECORD, EC_UNIT, EcFs, EcScrub};
 pub use log::{LogDamage, LogOptions, LogPos, ParsedSegment, Replay, SegmentLog, parse_segment};
 pub use segment::{Fence, SegmentHeader, parse_segment_name, segment_name};
+/// The errors of the storage: I/O, lost drives (defined in `sop-core`, which every layer
+/// shares: they come up through the tree and the transaction).
+pub use sop_core::{CorruptionError, StorageError};

@@ -132,22 +132,22 @@ struct SyncView {
 impl SyncView {
     fn outcome(&self, lsn: u64, dir: &Path) -> Option<Result<()>> {
         if self.voids.iter().any(|(a, b)| (*a..=*b).contains(&lsn)) {
-            return Some(Err(Error::Io {
+            return Some(Err(Error::Storage(sop_core::StorageError::Io {
                 op: "sync",
                 path: dir.to_path_buf(),
                 source: std::io::Error::other(
                     "the log could not be made durable; the commit did not happen (retry it)",
                 ),
-            }));
+            })));
         }
         if self.durable_lsn >= lsn {
             return Some(Ok(()));
         }
         self.poisoned.as_ref().map(|cause| {
-            Err(Error::Poisoned {
+            Err(Error::Transaction(sop_core::TransactionError::Poisoned {
                 store: format!("log at {}", dir.display()),
                 cause: cause.to_string(),
-            })
+            }))
         })
     }
 }
@@ -197,7 +197,7 @@ impl SegmentLog {
     /// part off, so nothing is appended over it.
     ///
     /// # Errors
-    /// [`Error::Corruption`] when the start position points at a missing segment or the log
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) when the start position points at a missing segment or the log
     /// does not start where it must; I/O errors.
     pub fn open(
         fs: Arc<dyn FileSystem>,
@@ -210,22 +210,22 @@ impl SegmentLog {
             || !opts.align.is_multiple_of(FRAME_ALIGN)
             || opts.align > 1 << 20
         {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "log",
                 reason: format!(
                     "frame alignment {} must be a multiple of 8 up to 1 MiB",
                     opts.align
                 ),
-            });
+            }));
         }
         if opts.segment_bytes > u64::from(u32::MAX) || opts.segment_bytes < 4096 {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "log",
                 reason: format!(
                     "segment size {} is out of range 4096..=4 GiB",
                     opts.segment_bytes
                 ),
-            });
+            }));
         }
         if opts.read_only {
             return Self::open_read_only(fs, dir, opts, from);
@@ -294,13 +294,13 @@ impl SegmentLog {
             Vec::new()
         };
         let Some(&last) = list.last() else {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "read-only open",
                 reason: format!(
                     "{} holds no log segment: not a database, or one never opened to write",
                     dir.display()
                 ),
-            });
+            }));
         };
         let (replay, _) = scan(&segs, from)?;
         let path = segs.path(last);
@@ -355,7 +355,7 @@ impl SegmentLog {
                     });
                 }
                 // Another process took this number: the next one.
-                Err(Error::Io { source, .. })
+                Err(Error::Storage(sop_core::StorageError::Io { source, .. }))
                     if opts.shared && source.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
                     n += 1;
@@ -435,8 +435,8 @@ impl SegmentLog {
     /// [`SegmentLog::wait_durable`] covers that LSN.
     ///
     /// # Errors
-    /// I/O errors (nothing written is referenced then), [`Error::Poisoned`] after a failed
-    /// fence, [`Error::InvalidConfig`] for a piece of 4 GiB or more.
+    /// I/O errors (nothing written is referenced then), [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned) after a failed
+    /// fence, [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) for a piece of 4 GiB or more.
     pub fn append_pieces(&self, pieces: &[&[u8]]) -> Result<(Vec<Loc>, u64)> {
         let mut locs = Vec::with_capacity(pieces.len());
         let mut last = 0;
@@ -479,14 +479,16 @@ impl SegmentLog {
     /// The piece at `loc`, checked against its checksum.
     ///
     /// # Errors
-    /// [`Error::Corruption`] naming the segment file and offset when the bytes are short or do
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) naming the segment file and offset when the bytes are short or do
     /// not match, or the segment is missing; I/O errors.
     pub fn read(&self, loc: Loc) -> Result<Vec<u8>> {
         let segs = &self.inner.segs;
-        let bad = |detail: &str| Error::Corruption {
-            what: "log piece",
-            location: format!("{} offset {}", segs.path(loc.segment).display(), loc.offset),
-            detail: detail.into(),
+        let bad = |detail: &str| {
+            Error::Corruption(sop_core::CorruptionError::Damaged {
+                what: "log piece",
+                location: format!("{} offset {}", segs.path(loc.segment).display(), loc.offset),
+                detail: detail.into(),
+            })
         };
         let bytes = segs
             .read_exact(loc.segment, u64::from(loc.offset), loc.len as usize)?
@@ -501,7 +503,7 @@ impl SegmentLog {
     ///
     /// # Errors
     /// An I/O error when a failed sync voided the frame (it will never be replayed: not
-    /// committed); [`Error::Poisoned`] when the log could not fence the failure (in doubt).
+    /// committed); [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned) when the log could not fence the failure (in doubt).
     pub async fn wait_durable(&self, lsn: u64) -> Result<()> {
         let mut rx = self.inner.watch.subscribe();
         self.inner.request(lsn);
@@ -607,13 +609,13 @@ impl SegmentLog {
     /// segment being written is never removed.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for the segment being written; I/O errors.
+    /// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) for the segment being written; I/O errors.
     pub fn remove_segment(&self, n: u32) -> Result<()> {
         if self.inner.writer.lock().seg == n {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "log",
                 reason: format!("segment {n} is being written"),
-            });
+            }));
         }
         self.inner.segs.forget(n);
         let p = self.inner.segs.path(n);
@@ -730,12 +732,14 @@ pub struct ParsedSegment<'a> {
 /// LSN.
 ///
 /// # Errors
-/// [`Error::Corruption`] when the bytes do not start with a segment header.
+/// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) when the bytes do not start with a segment header.
 pub fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment<'_>> {
-    let header = SegmentHeader::decode(bytes).ok_or_else(|| Error::Corruption {
-        what: "log segment",
-        location: "byte 0".into(),
-        detail: "no valid segment header".into(),
+    let header = SegmentHeader::decode(bytes).ok_or_else(|| {
+        Error::Corruption(sop_core::CorruptionError::Damaged {
+            what: "log segment",
+            location: "byte 0".into(),
+            detail: "no valid segment header".into(),
+        })
     })?;
     let mut frames = Vec::new();
     let align = header.align;
@@ -779,10 +783,10 @@ pub fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment<'_>> {
 }
 
 fn too_big(n: u64) -> Error {
-    Error::InvalidConfig {
+    Error::Usage(sop_core::UsageError::InvalidConfig {
         what: "log",
         reason: format!("offset or length {n} does not fit a segment (4 GiB at most)"),
-    }
+    })
 }
 
 impl Inner {
@@ -807,20 +811,20 @@ impl Inner {
         })
     }
     fn closed(&self) -> Error {
-        Error::Poisoned {
+        Error::Transaction(sop_core::TransactionError::Poisoned {
             store: format!("log at {}", self.segs.dir.display()),
             cause: "the log was closed".into(),
-        }
+        })
     }
 
     fn append(&self, kind: FrameKind, parts: &[&[u8]]) -> Result<(u64, u32, u64)> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut w = self.writer.lock();
         if let Some(cause) = &w.poisoned {
-            return Err(Error::Poisoned {
+            return Err(Error::Transaction(sop_core::TransactionError::Poisoned {
                 store: format!("log at {}", self.segs.dir.display()),
                 cause: cause.clone(),
-            });
+            }));
         }
         if w.end > header_frame_len(w.align)
             && w.end + frame_len(len, w.align) > self.opts.segment_bytes
@@ -1220,22 +1224,22 @@ fn scan(segs: &Segments, from: Option<LogPos>) -> Result<(Replay, u64)> {
                 lsn: 1,
             },
             _ => {
-                return Err(Error::Corruption {
+                return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                     what: "log",
                     location: segs.dir.display().to_string(),
                     detail: format!(
                         "no checkpoint says where to replay from, and the log does not start at segment 1 (first is {first}); the registry's checkpoint record is missing"
                     ),
-                });
+                }));
             }
         },
     };
     if !list.contains(&start.segment) {
-        return Err(Error::Corruption {
+        return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
             what: "log",
             location: segs.path(start.segment).display().to_string(),
             detail: "the checkpoint's replay position is in a segment that is missing".into(),
-        });
+        }));
     }
     let later: Vec<(u32, Option<SegmentHeader>)> = list
         .iter()

@@ -181,11 +181,11 @@ impl Segments {
         let f: Arc<dyn FileHandle> = match self.fs.open(&path, false) {
             Ok(f) => Arc::from(f),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Corruption {
+                return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                     what: "log segment",
                     location: path.display().to_string(),
                     detail: "the segment file is missing".into(),
-                });
+                }));
             }
             Err(e) => return Err(Error::io("open", path)(e)),
         };

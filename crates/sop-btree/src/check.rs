@@ -35,7 +35,7 @@ where
     /// leaves are at one depth; the items add up to [`BTree::count`].
     ///
     /// # Errors
-    /// [`sop_core::Error::Invariant`] naming the first broken rule and node, or repository errors.
+    /// [`CorruptionError::Invariant`](sop_core::CorruptionError::Invariant) naming the first broken rule and node, or repository errors.
     pub async fn check(&self) -> Result<TreeStats> {
         self.guard()?;
         let (min, max) = (self.info.min_items(), self.info.slot_length);

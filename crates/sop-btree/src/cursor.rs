@@ -61,7 +61,7 @@ where
     /// Moves to the first item; `false` when the tree is empty.
     ///
     /// # Errors
-    /// Repository errors, [`sop_core::Error::Poisoned`].
+    /// Repository errors, [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned).
     pub async fn first(&mut self) -> Result<bool> {
         self.tree.guard()?;
         let path = self.tree.seek_forward(Seek::First).await?;

@@ -82,10 +82,12 @@ pub(crate) fn apply_ops<T: Clone>(base: &[T], ops: &[Op<T>], what: &str) -> Resu
         match op {
             Op::Copy { from, count } => {
                 let range = (*from as usize)..(*from as usize).saturating_add(*count as usize);
-                let run = base.get(range).ok_or_else(|| Error::Corruption {
-                    what: "node delta",
-                    location: format!("copy of {what} {from}+{count}"),
-                    detail: format!("the base has {} {what}", base.len()),
+                let run = base.get(range).ok_or_else(|| {
+                    Error::Corruption(sop_core::CorruptionError::Damaged {
+                        what: "node delta",
+                        location: format!("copy of {what} {from}+{count}"),
+                        detail: format!("the base has {} {what}", base.len()),
+                    })
                 })?;
                 out.extend_from_slice(run);
             }
@@ -249,7 +251,7 @@ impl<K: Clone + DeserializeOwned + 'static, V: Clone + DeserializeOwned + 'stati
     /// The node `delta` describes, built on `base` (the node stored at the delta's base).
     ///
     /// # Errors
-    /// [`Error::Corruption`] for a malformed delta or one that copies outside `base`; a decode
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) for a malformed delta or one that copies outside `base`; a decode
     /// error for a bad key or value.
     pub fn apply_delta(base: &Node<K, V>, delta: &[u8]) -> Result<Node<K, V>> {
         let d = RawDelta::parse(delta)?;
@@ -259,10 +261,12 @@ impl<K: Clone + DeserializeOwned + 'static, V: Clone + DeserializeOwned + 'stati
             match op {
                 Op::Copy { from, count } => {
                     let range = (*from as usize)..(*from as usize).saturating_add(*count as usize);
-                    let run = base.items.get(range).ok_or_else(|| Error::Corruption {
-                        what: "node delta",
-                        location: format!("copy of items {from}+{count}"),
-                        detail: format!("the base has {} items", base.items.len()),
+                    let run = base.items.get(range).ok_or_else(|| {
+                        Error::Corruption(sop_core::CorruptionError::Damaged {
+                            what: "node delta",
+                            location: format!("copy of items {from}+{count}"),
+                            detail: format!("the base has {} items", base.items.len()),
+                        })
                     })?;
                     items.extend_from_slice(run);
                 }

@@ -49,4 +49,6 @@ pub use node::{Item, ItemShape, ItemValue, Node, NodeItem, NodeShape};
 pub use range::Range;
 pub use raw::{DELTA_FORMAT_VERSION, NODE_FORMAT_VERSION, PieceKind, RawItem, RawNode};
 pub use repo::{NodeRepository, ValueStore};
+/// The errors a tree's cursor raises (defined in `sop-core`, which every layer shares).
+pub use sop_core::CursorError;
 pub use tree::{BTree, MemBTree, Upserted};

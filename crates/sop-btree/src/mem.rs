@@ -39,10 +39,10 @@ impl<K, V> MemRepository<K, V> {
     }
 
     fn not_found(&self, id: Uuid) -> Error {
-        Error::NodeNotFound {
+        Error::Corruption(sop_core::CorruptionError::NodeNotFound {
             store: self.store.clone(),
             id,
-        }
+        })
     }
 }
 
@@ -85,13 +85,12 @@ where
     V: Clone + Send + Sync,
 {
     async fn get_value(&self, id: Uuid) -> Result<V> {
-        self.values
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| Error::ValueNotFound {
+        self.values.get(&id).cloned().ok_or_else(|| {
+            Error::Corruption(sop_core::CorruptionError::ValueNotFound {
                 store: self.store.clone(),
                 id,
             })
+        })
     }
 
     async fn put_value(&mut self, id: Uuid, value: V) -> Result<()> {

@@ -143,10 +143,12 @@ fn put_encoded<T: Serialize + std::any::Any>(out: &mut Vec<u8>, value: &T) -> Re
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     codec::encode_into_any(value, out)?;
-    let len = u32::try_from(out.len() - at - 4).map_err(|_| Error::Corruption {
-        what: "b-tree node",
-        location: "encode".into(),
-        detail: "a key or value of 4 GiB or more".into(),
+    let len = u32::try_from(out.len() - at - 4).map_err(|_| {
+        Error::Corruption(sop_core::CorruptionError::Damaged {
+            what: "b-tree node",
+            location: "encode".into(),
+            detail: "a key or value of 4 GiB or more".into(),
+        })
     })?;
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     Ok(())
@@ -160,11 +162,11 @@ pub(crate) fn decode_item<K: DeserializeOwned + 'static, V: DeserializeOwned + '
         (Some(bytes), _) => ItemValue::Inline(codec::decode_any(bytes, "b-tree node value")?),
         (None, Some(id)) => ItemValue::External(id),
         (None, None) => {
-            return Err(Error::Corruption {
+            return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                 what: "b-tree node",
                 location: raw.id.to_string(),
                 detail: "an item with no value".into(),
-            });
+            }));
         }
     };
     Ok(NodeItem {
@@ -232,7 +234,7 @@ impl NodeShape {
     /// The shape of a full node piece.
     ///
     /// # Errors
-    /// [`Error::Corruption`] for anything but a well-formed full piece.
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) for anything but a well-formed full piece.
     pub fn decode(bytes: &[u8]) -> Result<NodeShape> {
         Ok(RawNode::parse(bytes)?.shape())
     }

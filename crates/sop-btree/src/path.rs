@@ -149,10 +149,8 @@ where
     }
 
     pub(crate) fn child_id(&self, node: &Node<K, V>, index: usize) -> Result<Uuid> {
-        node.children
-            .get(index)
-            .copied()
-            .ok_or_else(|| Error::Invariant {
+        node.children.get(index).copied().ok_or_else(|| {
+            Error::Corruption(sop_core::CorruptionError::Invariant {
                 store: self.info.name.clone(),
                 detail: format!(
                     "node {} has {} children, child {index} was asked for",
@@ -160,6 +158,7 @@ where
                     node.children.len()
                 ),
             })
+        })
     }
 
     /// Goes down from the root to a leaf, taking the slot `seek` picks in each node. The last

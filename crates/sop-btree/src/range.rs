@@ -68,7 +68,7 @@ where
     /// The next item from the front, or `None` when the range is exhausted.
     ///
     /// # Errors
-    /// Repository and value-store errors, or [`sop_core::Error::Poisoned`].
+    /// Repository and value-store errors, or [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned).
     pub async fn next(&mut self) -> Result<Option<Item<K, V>>> {
         let Some(item) = self.step_front().await? else {
             return Ok(None);
@@ -100,7 +100,7 @@ where
     /// The next item's key from the front, without loading its value.
     ///
     /// # Errors
-    /// Repository errors, or [`sop_core::Error::Poisoned`].
+    /// Repository errors, or [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned).
     pub async fn next_key(&mut self) -> Result<Option<K>> {
         Ok(self.step_front().await?.map(|it| it.key.clone()))
     }
@@ -109,7 +109,7 @@ where
     /// outside its node: what a transaction compares to validate a range it read.
     ///
     /// # Errors
-    /// Repository errors, or [`sop_core::Error::Poisoned`].
+    /// Repository errors, or [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned).
     pub async fn next_version(&mut self) -> Result<Option<(Uuid, K, u32)>> {
         Ok(self
             .step_front()

@@ -30,11 +30,11 @@ impl<'a> Reader<'a> {
     }
 
     pub fn bad(&self, detail: impl Into<String>) -> Error {
-        Error::Corruption {
+        Error::Corruption(sop_core::CorruptionError::Damaged {
             what: self.what,
             location: format!("byte {}", self.at),
             detail: detail.into(),
-        }
+        })
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -176,7 +176,7 @@ impl PieceKind {
     /// What `bytes` hold, from their first byte (and a delta's header).
     ///
     /// # Errors
-    /// [`Error::Corruption`] for an unknown kind or a short header.
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) for an unknown kind or a short header.
     pub fn of(bytes: &[u8]) -> Result<PieceKind> {
         let mut r = Reader::new(bytes, "node piece");
         match r.u8()? {
@@ -186,13 +186,13 @@ impl PieceKind {
                 base: r.uuid()?,
                 depth: r.u8()?,
             }),
-            v => Err(Error::Corruption {
+            v => Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                 what: "node piece",
                 location: "byte 0".into(),
                 detail: format!(
                     "format {v}; this build reads full nodes (format {NODE_FORMAT_VERSION}) and deltas (format {DELTA_FORMAT_VERSION})"
                 ),
-            }),
+            })),
         }
     }
 }
@@ -201,19 +201,19 @@ impl<'a> RawNode<'a> {
     /// Parses a full node piece.
     ///
     /// # Errors
-    /// [`Error::Corruption`] for another format, a short or over-long piece, or bad counts;
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) for another format, a short or over-long piece, or bad counts;
     /// never a panic, whatever the bytes.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "b-tree node");
         let v = r.u8()?;
         if v != NODE_FORMAT_VERSION {
-            return Err(Error::Corruption {
+            return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                 what: "b-tree node",
                 location: "byte 0".into(),
                 detail: format!(
                     "format {v}, a full node is format {NODE_FORMAT_VERSION} (a delta needs its base)"
                 ),
-            });
+            }));
         }
         let id = r.uuid()?;
         let nc = r.count(16)?;
@@ -287,7 +287,7 @@ impl<'a> RawNode<'a> {
     /// This node with `delta` applied: the node the delta describes.
     ///
     /// # Errors
-    /// [`Error::Corruption`] for a malformed delta or copies outside this node.
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) for a malformed delta or copies outside this node.
     pub fn apply(&self, delta: &'a [u8]) -> Result<RawNode<'a>> {
         let d = crate::delta::RawDelta::parse(delta)?;
         Ok(RawNode {

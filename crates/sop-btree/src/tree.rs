@@ -56,8 +56,8 @@ pub enum Upserted<K> {
 /// child takes that child's items back.
 ///
 /// A call that fails part-way through a change (a repository or value-store error) leaves the
-/// tree refusing every later call with [`Error::Poisoned`]: roll the transaction back. Errors
-/// found before anything changed ([`Error::NoCurrentItem`], [`Error::KeyChanged`]) do not.
+/// tree refusing every later call with [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned): roll the transaction back. Errors
+/// found before anything changed ([`CursorError::NoCurrentItem`](sop_core::CursorError::NoCurrentItem), [`CursorError::KeyChanged`](sop_core::CursorError::KeyChanged)) do not.
 pub struct BTree<K, V, R, C = NaturalOrder> {
     pub(crate) repo: R,
     // Shared with the transaction layer's copy: opening a tree copies no strings; the first
@@ -111,18 +111,18 @@ where
     /// A new, empty tree: records its empty root (with `info.root_id`) in `repo`.
     ///
     /// # Errors
-    /// [`Error::InvalidOptions`] when `info` says the store is not empty, or what the repository
+    /// [`UsageError::InvalidOptions`](sop_core::UsageError::InvalidOptions) when `info` says the store is not empty, or what the repository
     /// returns.
     pub fn create(mut repo: R, info: impl Into<Arc<StoreInfo>>, cmp: C) -> Result<Self> {
         let info = info.into();
         if info.count != 0 {
-            return Err(Error::InvalidOptions {
+            return Err(Error::Usage(sop_core::UsageError::InvalidOptions {
                 store: info.name.clone(),
                 reason: format!(
                     "a new tree must be empty, its info says {} items",
                     info.count
                 ),
-            });
+            }));
         }
         repo.add(Node::new(info.root_id))?;
         Ok(Self::open(repo, info, cmp))
@@ -466,7 +466,7 @@ where
     /// data the order ignores (SOP's metadata-carrying keys). The item does not move.
     ///
     /// # Errors
-    /// [`Error::NoCurrentItem`], [`Error::KeyChanged`], or repository errors.
+    /// [`CursorError::NoCurrentItem`](sop_core::CursorError::NoCurrentItem), [`CursorError::KeyChanged`](sop_core::CursorError::KeyChanged), or repository errors.
     pub async fn update_current_key(&mut self, key: K) -> Result<()> {
         self.guard()?;
         let r = self
@@ -478,7 +478,7 @@ where
     /// Replaces the value of the cursor's item.
     ///
     /// # Errors
-    /// [`Error::NoCurrentItem`], or repository and value-store errors.
+    /// [`CursorError::NoCurrentItem`](sop_core::CursorError::NoCurrentItem), or repository and value-store errors.
     pub async fn update_current_value(&mut self, value: V) -> Result<()> {
         self.guard()?;
         let r = self
@@ -502,7 +502,7 @@ where
     /// Removes the cursor's item; the cursor is then on none.
     ///
     /// # Errors
-    /// [`Error::NoCurrentItem`], or repository and value-store errors.
+    /// [`CursorError::NoCurrentItem`](sop_core::CursorError::NoCurrentItem), or repository and value-store errors.
     pub async fn remove_current_item(&mut self) -> Result<()> {
         self.guard()?;
         let r = self.remove_current_inner().await;
@@ -588,16 +588,20 @@ where
     pub(crate) fn guard(&self) -> Result<()> {
         match &self.poisoned {
             None => Ok(()),
-            Some(cause) => Err(Error::Poisoned {
+            Some(cause) => Err(Error::Transaction(sop_core::TransactionError::Poisoned {
                 store: self.info.name.clone(),
                 cause: cause.clone(),
-            }),
+            })),
         }
     }
 
     fn poison_on<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r
-            && !matches!(e, Error::NoCurrentItem { .. } | Error::KeyChanged { .. })
+            && !matches!(
+                e,
+                Error::Cursor(sop_core::CursorError::NoCurrentItem { .. })
+                    | Error::Cursor(sop_core::CursorError::KeyChanged { .. })
+            )
         {
             self.poisoned = Some(e.to_string());
             self.cursor = CursorState::None;
@@ -606,10 +610,10 @@ where
     }
 
     pub(crate) fn invariant(&self, detail: String) -> Error {
-        Error::Invariant {
+        Error::Corruption(sop_core::CorruptionError::Invariant {
             store: self.info.name.clone(),
             detail,
-        }
+        })
     }
 
     fn set_path(&mut self, path: Path<K, V>) -> bool {
@@ -677,7 +681,9 @@ where
         self.resolve().await?;
         match std::mem::replace(&mut self.cursor, CursorState::None) {
             CursorState::At(path, _) if item_at(&path).is_some() => Ok(path),
-            _ => Err(Error::NoCurrentItem { operation }),
+            _ => Err(Error::Cursor(sop_core::CursorError::NoCurrentItem {
+                operation,
+            })),
         }
     }
 
@@ -773,7 +779,9 @@ where
             && self.cmp.compare(new, &old.key) != Ordering::Equal
         {
             self.cursor = self.at(path);
-            return Err(Error::KeyChanged { operation });
+            return Err(Error::Cursor(sop_core::CursorError::KeyChanged {
+                operation,
+            }));
         }
         let value = match value {
             Some(v) => Some(self.store_value(v).await?),
@@ -781,7 +789,9 @@ where
         };
         let mut steps = ids(path);
         let Some((node_id, index)) = steps.pop() else {
-            return Err(Error::NoCurrentItem { operation });
+            return Err(Error::Cursor(sop_core::CursorError::NoCurrentItem {
+                operation,
+            }));
         };
         let mut node = self.checkout_node(node_id).await?;
         let Some(item) = node.items.get_mut(index).map(Arc::make_mut) else {

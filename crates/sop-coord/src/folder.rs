@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use sop_core::{Error, Result};
 
-/// How long `acquire` waits for a lock that is busy before it reports [`Error::InUse`].
+/// How long `acquire` waits for a lock that is busy before it reports [`UsageError::InUse`](sop_core::UsageError::InUse).
 pub const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// An exclusive lock on `<folder>/sop.lock`, held until dropped.
 ///
 /// It is an advisory `flock`-style lock (`File::try_lock`): the kernel drops it when the
 /// process dies, so a crash never leaves the folder locked. A second process, or a second
-/// `Database` on the same folder in this process, gets [`Error::InUse`]. (The original let two
+/// `Database` on the same folder in this process, gets [`UsageError::InUse`](sop_core::UsageError::InUse). (The original let two
 /// processes open one standalone folder, each with its own in-memory locks, and corrupt it.)
 #[derive(Debug)]
 pub struct FolderLock {
@@ -24,7 +24,7 @@ impl FolderLock {
     /// Takes the lock on `folder` (created when missing).
     ///
     /// # Errors
-    /// [`Error::InUse`] when another holder has it; I/O errors.
+    /// [`UsageError::InUse`](sop_core::UsageError::InUse) when another holder has it; I/O errors.
     pub fn acquire(folder: &Path) -> Result<Self> {
         Self::take(folder, false)
     }
@@ -33,7 +33,7 @@ impl FolderLock {
     /// and a standalone open (exclusive) is refused while they do, and the other way round.
     ///
     /// # Errors
-    /// [`Error::InUse`] when a standalone process has the folder; I/O errors.
+    /// [`UsageError::InUse`](sop_core::UsageError::InUse) when a standalone process has the folder; I/O errors.
     pub fn acquire_shared(folder: &Path) -> Result<Self> {
         Self::take(folder, true)
     }
@@ -43,7 +43,7 @@ impl FolderLock {
     /// the folder has no lock file (nothing ever opened it to write: nobody to exclude).
     ///
     /// # Errors
-    /// [`Error::InUse`] when a standalone process has the folder open to write; I/O errors.
+    /// [`UsageError::InUse`](sop_core::UsageError::InUse) when a standalone process has the folder open to write; I/O errors.
     pub fn acquire_read_only(folder: &Path) -> Result<Option<Self>> {
         let path = folder.join("sop.lock");
         let file = match OpenOptions::new().read(true).open(&path) {
@@ -87,14 +87,14 @@ impl FolderLock {
         };
         match r {
             Ok(()) => Ok(FolderLock { _file: file, path }),
-            Err(TryLockError::WouldBlock) => Err(Error::InUse {
+            Err(TryLockError::WouldBlock) => Err(Error::Usage(sop_core::UsageError::InUse {
                 path: folder.to_path_buf(),
-            }),
-            Err(TryLockError::Error(e)) => Err(Error::Io {
+            })),
+            Err(TryLockError::Error(e)) => Err(Error::Storage(sop_core::StorageError::Io {
                 op: "lock",
                 path,
                 source: e,
-            }),
+            })),
         }
     }
 
@@ -115,7 +115,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = FolderLock::acquire(dir.path()).unwrap();
         let err = FolderLock::acquire(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::InUse { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Usage(sop_core::UsageError::InUse { .. })),
+            "{err}"
+        );
         assert!(err.to_string().contains("clustered mode"), "{err}");
         drop(first);
         let excl = FolderLock::acquire(dir.path()).unwrap();

@@ -19,6 +19,8 @@ pub use cache::{Cache, MemCache};
 pub use folder::FolderLock;
 pub use lock::{Locker, MemLocker};
 pub use redis::{Redis, RedisConfig};
+/// The errors of the coordination service (defined in `sop-core`, which every layer shares).
+pub use sop_core::CoordinationError;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -22,7 +22,7 @@ pub struct RedisConfig {
     pub pool_size: usize,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
-    /// How long one command may take before it fails with [`Error::Coordination`].
+    /// How long one command may take before it fails with [`CoordinationError::Redis`](sop_core::CoordinationError::Redis).
     pub command_timeout: Duration,
 }
 
@@ -103,14 +103,16 @@ impl Redis {
     /// Connects a pool to `config.url`.
     ///
     /// # Errors
-    /// [`Error::Coordination`] naming the endpoint when the URL is bad or Redis cannot be reached
+    /// [`CoordinationError::Redis`](sop_core::CoordinationError::Redis) naming the endpoint when the URL is bad or Redis cannot be reached
     /// within `connect_timeout`.
     pub async fn connect(config: &RedisConfig) -> Result<Self> {
         let endpoint = redact(&config.url);
-        let err = |op: &'static str, e: fred::error::Error| Error::Coordination {
-            endpoint: endpoint.clone(),
-            op,
-            detail: e.to_string(),
+        let err = |op: &'static str, e: fred::error::Error| {
+            Error::Coordination(sop_core::CoordinationError::Redis {
+                endpoint: endpoint.clone(),
+                op,
+                detail: e.to_string(),
+            })
         };
         let cfg = Config::from_url(&config.url).map_err(|e| err("parsing the url", e))?;
         let mut builder = Builder::from_config(cfg);
@@ -136,28 +138,28 @@ impl Redis {
             Ok(Err(e)) => return Err(err("connecting", e)),
             Err(_) => {
                 let _ = pool.quit().await;
-                return Err(Error::Coordination {
+                return Err(Error::Coordination(sop_core::CoordinationError::Redis {
                     endpoint,
                     op: "connecting",
                     detail: format!("no answer within {:?}", config.connect_timeout),
-                });
+                }));
             }
         }
         Ok(Redis { pool, endpoint })
     }
 
     fn err(&self, op: &'static str, e: fred::error::Error) -> Error {
-        Error::Coordination {
+        Error::Coordination(sop_core::CoordinationError::Redis {
             endpoint: self.endpoint.clone(),
             op,
             detail: e.to_string(),
-        }
+        })
     }
 
     /// The server's `run_id`: it changes when Redis restarts (and forgets every lock).
     ///
     /// # Errors
-    /// [`Error::Coordination`].
+    /// [`CoordinationError::Redis`](sop_core::CoordinationError::Redis).
     pub async fn run_id(&self) -> Result<String> {
         let info: String = self
             .pool
@@ -168,10 +170,12 @@ impl Redis {
         info.lines()
             .find_map(|l| l.strip_prefix("run_id:"))
             .map(|s| s.trim().to_string())
-            .ok_or_else(|| Error::Coordination {
-                endpoint: self.endpoint.clone(),
-                op: "INFO server",
-                detail: "no run_id in the reply".into(),
+            .ok_or_else(|| {
+                Error::Coordination(sop_core::CoordinationError::Redis {
+                    endpoint: self.endpoint.clone(),
+                    op: "INFO server",
+                    detail: "no run_id in the reply".into(),
+                })
             })
     }
 

@@ -120,7 +120,13 @@ async fn unreachable_redis_is_a_typed_error_within_the_timeout() {
     let t = Instant::now();
     let err = Redis::connect(&cfg).await.unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    assert!(matches!(err, Error::Coordination { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Coordination(sop_core::CoordinationError::Redis { .. })
+        ),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(
         msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("redis-server is running"),
@@ -136,5 +142,11 @@ async fn unreachable_redis_is_a_typed_error_within_the_timeout() {
     let t = Instant::now();
     let err = r.get("k", None).await.unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    assert!(matches!(err, Error::Coordination { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Coordination(sop_core::CoordinationError::Redis { .. })
+        ),
+        "{err}"
+    );
 }

@@ -30,7 +30,7 @@ const fn config() -> Config {
 /// Encodes `value` into a new buffer.
 ///
 /// # Errors
-/// [`Error::Encode`] when the value's `Serialize` implementation fails or it exceeds the limit.
+/// [`UsageError::Encode`](crate::UsageError::Encode) when the value's `Serialize` implementation fails or it exceeds the limit.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     encode_into(value, &mut out)?;
@@ -44,9 +44,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
     bincode::serde::encode_into_std_write(value, out, config())
         .map(|_| ())
-        .map_err(|source| Error::Encode {
-            what: std::any::type_name::<T>(),
-            source: crate::error::CodecError::new(source),
+        .map_err(|source| {
+            Error::Usage(crate::UsageError::Encode {
+                what: std::any::type_name::<T>(),
+                source: crate::error::CodecError::new(source),
+            })
         })
 }
 
@@ -68,10 +70,10 @@ pub fn encoded_len<T: Serialize + std::any::Any>(value: &T) -> Result<u64> {
     }
     let mut w = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(value, &mut w, config()).map_err(|source| {
-        Error::Encode {
+        Error::Usage(crate::UsageError::Encode {
             what: std::any::type_name::<T>(),
             source: crate::error::CodecError::new(source),
-        }
+        })
     })?;
     Ok(w.bytes_written as u64)
 }
@@ -155,22 +157,22 @@ fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
 /// Decodes a `T` that must fill `bytes` exactly; `what` names it in errors.
 ///
 /// # Errors
-/// [`Error::Decode`] when the bytes are not a `T`, [`Error::Corruption`] when bytes are left
+/// [`CorruptionError::Decode`](crate::CorruptionError::Decode) when the bytes are not a `T`, [`CorruptionError::Damaged`](crate::CorruptionError::Damaged) when bytes are left
 /// over after it.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
     let (value, used) =
         bincode::serde::decode_from_slice::<T, _>(bytes, config()).map_err(|source| {
-            Error::Decode {
+            Error::Corruption(crate::CorruptionError::Decode {
                 what,
                 source: crate::error::CodecError::new(source),
-            }
+            })
         })?;
     if used != bytes.len() {
-        return Err(Error::Corruption {
+        return Err(Error::Corruption(crate::CorruptionError::Damaged {
             what,
             location: format!("byte {used}"),
             detail: format!("{} bytes left over after the value", bytes.len() - used),
-        });
+        }));
     }
     Ok(value)
 }
@@ -179,11 +181,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T
 /// that are a sequence of values whose count is known from an earlier one.
 ///
 /// # Errors
-/// [`Error::Decode`] when the bytes do not start with a `T`.
+/// [`CorruptionError::Decode`](crate::CorruptionError::Decode) when the bytes do not start with a `T`.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<(T, usize)> {
-    bincode::serde::decode_from_slice::<T, _>(bytes, config()).map_err(|source| Error::Decode {
-        what,
-        source: crate::error::CodecError::new(source),
+    bincode::serde::decode_from_slice::<T, _>(bytes, config()).map_err(|source| {
+        Error::Corruption(crate::CorruptionError::Decode {
+            what,
+            source: crate::error::CodecError::new(source),
+        })
     })
 }
 
@@ -200,23 +204,25 @@ pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result
 /// Decodes what [`encode_versioned`] wrote, refusing any version but `version`.
 ///
 /// # Errors
-/// [`Error::Corruption`] for an empty input or another version; otherwise as [`decode`].
+/// [`CorruptionError::Damaged`](crate::CorruptionError::Damaged) for an empty input or another version; otherwise as [`decode`].
 pub fn decode_versioned<T: DeserializeOwned>(
     bytes: &[u8],
     version: u8,
     what: &'static str,
 ) -> Result<T> {
     match bytes.split_first() {
-        None => Err(Error::Corruption {
+        None => Err(Error::Corruption(crate::CorruptionError::Damaged {
             what,
             location: "byte 0".into(),
             detail: "empty input".into(),
-        }),
-        Some((&found, _)) if found != version => Err(Error::Corruption {
-            what,
-            location: "byte 0".into(),
-            detail: format!("format version {found}, this build reads version {version}"),
-        }),
+        })),
+        Some((&found, _)) if found != version => {
+            Err(Error::Corruption(crate::CorruptionError::Damaged {
+                what,
+                location: "byte 0".into(),
+                detail: format!("format version {found}, this build reads version {version}"),
+            }))
+        }
         Some((_, body)) => decode(body, what),
     }
 }
@@ -254,7 +260,7 @@ pub fn sealed_frame_end(bytes: &[u8], at: usize) -> Option<usize> {
 /// Checks and strips what [`seal`] added. `location` (a file name, an id) goes into errors.
 ///
 /// # Errors
-/// [`Error::Corruption`] for a short input, another version, a length that does not match, or a
+/// [`CorruptionError::Damaged`](crate::CorruptionError::Damaged) for a short input, another version, a length that does not match, or a
 /// checksum mismatch.
 pub fn unseal<'a>(
     bytes: &'a [u8],
@@ -262,10 +268,12 @@ pub fn unseal<'a>(
     what: &'static str,
     location: &dyn std::fmt::Display,
 ) -> Result<&'a [u8]> {
-    let bad = |detail: String| Error::Corruption {
-        what,
-        location: location.to_string(),
-        detail,
+    let bad = |detail: String| {
+        Error::Corruption(crate::CorruptionError::Damaged {
+            what,
+            location: location.to_string(),
+            detail,
+        })
     };
     let (Some(&found), Some(len), Some(crc)) = (
         bytes.first(),
@@ -348,7 +356,13 @@ mod tests {
         assert_eq!(decode::<Sample>(&bytes, "sample").unwrap(), s);
         bytes.push(0);
         let err = decode::<Sample>(&bytes, "sample").unwrap_err();
-        assert!(matches!(err, Error::Corruption { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Corruption(crate::CorruptionError::Damaged { .. })
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -68,13 +68,13 @@ impl Handle {
     /// Claims the inactive slot for a new blob id and stamps the claim with `now_ms`.
     ///
     /// # Errors
-    /// [`Error::HandleSlotInUse`] when the slot already holds a claim: another change to the same
+    /// [`CorruptionError::HandleSlotInUse`](crate::CorruptionError::HandleSlotInUse) when the slot already holds a claim: another change to the same
     /// node is in flight (or died and was not yet cleaned up).
     pub fn allocate(&mut self, now_ms: i64) -> Result<Uuid> {
         if self.inactive_id().is_some() {
-            return Err(Error::HandleSlotInUse {
+            return Err(Error::Corruption(crate::CorruptionError::HandleSlotInUse {
                 logical_id: self.logical_id,
-            });
+            }));
         }
         let id = Uuid::new_v4();
         *self.inactive_slot_mut() = id;
@@ -133,7 +133,9 @@ mod tests {
         );
         assert!(matches!(
             h.allocate(1001),
-            Err(Error::HandleSlotInUse { .. })
+            Err(Error::Corruption(
+                crate::CorruptionError::HandleSlotInUse { .. }
+            ))
         ));
 
         h.flip();

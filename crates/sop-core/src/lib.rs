@@ -20,7 +20,10 @@ mod store;
 mod uuid;
 pub mod vfs;
 
-pub use error::{CodecError, Error, ErrorKind, Result};
+pub use error::{
+    CodecError, CoordinationError, CorruptionError, CursorError, Error, ErrorKind, Result,
+    StorageError, TransactionError, UsageError,
+};
 pub use fasthash::{IdMap, IdSet};
 pub use handle::Handle;
 pub use loc::Loc;

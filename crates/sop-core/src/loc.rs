@@ -55,15 +55,17 @@ impl Loc {
         (loc.segment != 0).then_some(loc)
     }
 
-    /// [`Loc::from_uuid`], or [`Error::Corruption`] naming `what` for an id that is no location.
+    /// [`Loc::from_uuid`], or [`CorruptionError::Damaged`](crate::CorruptionError::Damaged) naming `what` for an id that is no location.
     ///
     /// # Errors
-    /// [`Error::Corruption`] when `id` holds no location.
+    /// [`CorruptionError::Damaged`](crate::CorruptionError::Damaged) when `id` holds no location.
     pub fn parse(id: Uuid, what: &'static str) -> Result<Loc> {
-        Loc::from_uuid(id).ok_or_else(|| Error::Corruption {
-            what,
-            location: id.to_string(),
-            detail: "not a piece location (segment 0)".into(),
+        Loc::from_uuid(id).ok_or_else(|| {
+            Error::Corruption(crate::CorruptionError::Damaged {
+                what,
+                location: id.to_string(),
+                detail: "not a piece location (segment 0)".into(),
+            })
         })
     }
 

@@ -23,7 +23,7 @@ pub use mem::MemMetadata;
 /// overwriting a change it did not see.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HandleChange {
-    /// A new handle; the batch fails with [`crate::Error::HandleExists`] if one is there.
+    /// A new handle; the batch fails with [`CorruptionError::HandleExists`](crate::CorruptionError::HandleExists) if one is there.
     Add(Handle),
     /// The handle's final state, whatever is there (idempotent: checkpoints write these).
     Put(Handle),
@@ -155,8 +155,8 @@ pub trait Metadata: Send + Sync + fmt::Debug {
     /// Applies a batch, all or nothing.
     ///
     /// # Errors
-    /// [`crate::Error::VersionMismatch`], [`crate::Error::HandleExists`],
-    /// [`crate::Error::HandleNotFound`] for a failed expectation (nothing written); storage
+    /// [`TransactionError::VersionMismatch`](crate::TransactionError::VersionMismatch), [`CorruptionError::HandleExists`](crate::CorruptionError::HandleExists),
+    /// [`CorruptionError::HandleNotFound`](crate::CorruptionError::HandleNotFound) for a failed expectation (nothing written); storage
     /// errors, after which the batch may or may not have taken effect (read again to know).
     fn apply(&self, batch: &MetaBatch) -> Result<()>;
 

@@ -205,23 +205,23 @@ impl StoreOptions {
     /// Checks the options.
     ///
     /// # Errors
-    /// [`Error::InvalidStoreName`], [`Error::SlotLengthOutOfRange`], or [`Error::InvalidOptions`]
+    /// [`UsageError::InvalidStoreName`](crate::UsageError::InvalidStoreName), [`UsageError::SlotLengthOutOfRange`](crate::UsageError::SlotLengthOutOfRange), or [`UsageError::InvalidOptions`](crate::UsageError::InvalidOptions)
     /// when in-node values are also asked to be persisted or cached separately.
     pub fn validate(&self) -> Result<()> {
         validate_store_name(&self.name)?;
         if !(MIN_SLOT_LENGTH..=MAX_SLOT_LENGTH).contains(&self.slot_length) {
-            return Err(Error::SlotLengthOutOfRange {
+            return Err(Error::Usage(crate::UsageError::SlotLengthOutOfRange {
                 got: self.slot_length,
                 min: MIN_SLOT_LENGTH,
                 max: MAX_SLOT_LENGTH,
-            });
+            }));
         }
         if self.value_in_node && (self.value_actively_persisted || self.value_globally_cached) {
-            return Err(Error::InvalidOptions {
+            return Err(Error::Usage(crate::UsageError::InvalidOptions {
                 store: self.name.clone(),
                 reason: "values kept in nodes cannot also be actively persisted or globally cached"
                     .into(),
-            });
+            }));
         }
         Ok(())
     }
@@ -230,13 +230,13 @@ impl StoreOptions {
 /// Checks a store name: it becomes a folder name, so it must be safe on every file system.
 ///
 /// # Errors
-/// [`Error::InvalidStoreName`] saying what is wrong.
+/// [`UsageError::InvalidStoreName`](crate::UsageError::InvalidStoreName) saying what is wrong.
 pub fn validate_store_name(name: &str) -> Result<()> {
     let bad = |reason| {
-        Err(Error::InvalidStoreName {
+        Err(Error::Usage(crate::UsageError::InvalidStoreName {
             name: name.chars().take(200).collect(),
             reason,
-        })
+        }))
     };
     if name.is_empty() {
         return bad("it is empty");
@@ -291,7 +291,7 @@ pub struct StoreInfo {
 }
 
 /// The types a store was created with: what its bytes mean. Opening it with other types would
-/// misread every item (and break key order), so it is refused with [`Error::TypeMismatch`].
+/// misread every item (and break key order), so it is refused with [`UsageError::TypeMismatch`](crate::UsageError::TypeMismatch).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StoreTypes {
     /// The key type's name (`std::any::type_name`).
@@ -382,15 +382,15 @@ impl StoreInfo {
     /// when they match (every open checks).
     ///
     /// # Errors
-    /// [`Error::TypeMismatch`] when the store recorded other types.
+    /// [`UsageError::TypeMismatch`](crate::UsageError::TypeMismatch) when the store recorded other types.
     pub fn check_types(&self, key: &str, value: &str, order: &str) -> Result<()> {
         match &self.types {
             Some(holds) if holds.key != key || holds.value != value || holds.order != order => {
-                Err(Error::TypeMismatch {
+                Err(Error::Usage(crate::UsageError::TypeMismatch {
                     store: self.name.clone(),
                     asked: format!("{key} -> {value} ordered by {order}"),
                     holds: holds.to_string(),
-                })
+                }))
             }
             _ => Ok(()),
         }
@@ -400,13 +400,13 @@ impl StoreInfo {
     /// (slot length, uniqueness, value placement, balancing) would misread its nodes.
     ///
     /// # Errors
-    /// [`Error::InvalidOptions`] naming the first setting that differs.
+    /// [`UsageError::InvalidOptions`](crate::UsageError::InvalidOptions) naming the first setting that differs.
     pub fn check_compatible(&self, options: &StoreOptions) -> Result<()> {
         let differs = |what: &str, stored: String, asked: String| {
-            Err(Error::InvalidOptions {
+            Err(Error::Usage(crate::UsageError::InvalidOptions {
                 store: self.name.clone(),
                 reason: format!("{what} is {stored} in the stored store but {asked} was asked"),
-            })
+            }))
         };
         if self.name != options.name {
             return differs("the name", self.name.clone(), options.name.clone());
@@ -483,7 +483,7 @@ mod tests {
                 .validate()
                 .unwrap_err();
             assert!(
-                matches!(err, Error::SlotLengthOutOfRange { got, min: 2, max: 10_000 } if got == n),
+                matches!(err, Error::Usage(crate::UsageError::SlotLengthOutOfRange { got, min: 2, max: 10_000 }) if got == n),
                 "{err}"
             );
         }
@@ -497,7 +497,10 @@ mod tests {
         for name in ["", ".hidden", "a/b", "a b", &"x".repeat(129), "é"] {
             let err = StoreOptions::new(name).validate().unwrap_err();
             assert!(
-                matches!(err, Error::InvalidStoreName { .. }),
+                matches!(
+                    err,
+                    Error::Usage(crate::UsageError::InvalidStoreName { .. })
+                ),
                 "{name:?}: {err}"
             );
         }
@@ -510,7 +513,10 @@ mod tests {
             .value_globally_cached(true)
             .validate()
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Usage(crate::UsageError::InvalidOptions { .. })),
+            "{err}"
+        );
     }
 
     #[test]

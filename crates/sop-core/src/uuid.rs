@@ -67,12 +67,12 @@ impl FromStr for Uuid {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::Uuid::parse_str(s)
-            .map(Uuid)
-            .map_err(|e| Error::InvalidId {
+        uuid::Uuid::parse_str(s).map(Uuid).map_err(|e| {
+            Error::Usage(crate::UsageError::InvalidId {
                 input: s.chars().take(64).collect(),
                 reason: e.to_string(),
             })
+        })
     }
 }
 
@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn bad_text_is_a_typed_error() {
         let err = "not-a-uuid".parse::<Uuid>().unwrap_err();
-        assert!(matches!(err, Error::InvalidId { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Usage(crate::UsageError::InvalidId { .. })),
+            "{err}"
+        );
         assert!(err.to_string().contains("not-a-uuid"));
     }
 

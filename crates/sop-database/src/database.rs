@@ -147,7 +147,7 @@ impl Database {
     /// Opens (or creates) a standalone database in `path` with the default options.
     ///
     /// # Errors
-    /// [`Error::InUse`] when another process (or `Database`) has the folder open; storage
+    /// [`UsageError::InUse`](sop_core::UsageError::InUse) when another process (or `Database`) has the folder open; storage
     /// errors; corruption.
     pub fn standalone(path: impl AsRef<Path>) -> Result<Self> {
         Self::open(path, DatabaseOptions::default())
@@ -156,7 +156,7 @@ impl Database {
     /// Opens (or creates) a standalone database in `path`.
     ///
     /// # Errors
-    /// As [`Database::standalone`]; [`Error::InvalidConfig`] for options that cannot work or
+    /// As [`Database::standalone`]; [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) for options that cannot work or
     /// differ from the ones the database was created with.
     pub fn open(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
@@ -203,8 +203,8 @@ impl Database {
     /// Opens an existing standalone database to read only: nothing is written (not the lock
     /// file, the log, the registry or a checkpoint), so it works on a read-only mount or a
     /// snapshot of the folder; reads see every commit that was durable; every change is
-    /// refused with [`Error::InvalidConfig`]. A process writing the folder excludes it
-    /// ([`Error::InUse`]), as it excludes a second writer.
+    /// refused with [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig). A process writing the folder excludes it
+    /// ([`UsageError::InUse`](sop_core::UsageError::InUse)), as it excludes a second writer.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -226,7 +226,7 @@ impl Database {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InUse`] while a process writes the folder; [`Error::InvalidConfig`] when the
+    /// [`UsageError::InUse`](sop_core::UsageError::InUse) while a process writes the folder; [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) when the
     /// folder is not a database or needs a recovery that writes (open it read-write once);
     /// storage errors; corruption.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
@@ -239,16 +239,16 @@ impl Database {
 
     fn open_read_only_with(path: PathBuf, mut options: DatabaseOptions) -> Result<Self> {
         if options.replication.is_some() || options.erasure.is_some() {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "read-only open",
                 reason: "not available yet with replication or erasure coding".into(),
-            });
+            }));
         }
         if !path.join("meta").exists() {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "read-only open",
                 reason: format!("{} is not a database folder (no meta/)", path.display()),
-            });
+            }));
         }
         let lock = FolderLock::acquire_read_only(&path)?;
         let fs: Arc<dyn FileSystem> = match options.fs.take() {
@@ -265,7 +265,7 @@ impl Database {
     /// `redis_url` (clustered mode): the same B-tree and transaction API as standalone.
     ///
     /// # Errors
-    /// [`Error::Coordination`] when Redis cannot be reached; [`Error::InUse`] when a
+    /// [`CoordinationError::Redis`](sop_core::CoordinationError::Redis) when Redis cannot be reached; [`UsageError::InUse`](sop_core::UsageError::InUse) when a
     /// standalone process has the folder; storage errors.
     pub async fn clustered(path: impl AsRef<Path>, redis_url: &str) -> Result<Self> {
         Self::open_clustered(path, ClusterOptions::new(redis_url)).await
@@ -278,12 +278,12 @@ impl Database {
     pub async fn open_clustered(path: impl AsRef<Path>, options: ClusterOptions) -> Result<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
             // Its Redis client runs on tokio: without a runtime it could only panic later.
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "clustered mode",
                 reason: "it needs a tokio runtime (with I/O and timers enabled): open it from \
                          async code running on tokio, or use sop::blocking::Database"
                     .into(),
-            });
+            }));
         }
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire_shared(&path)?;
@@ -476,7 +476,7 @@ impl Database {
     /// Creates a B-tree in `tx` (visible to others when `tx` commits).
     ///
     /// # Errors
-    /// [`Error::StoreExists`], invalid options, a read-only transaction.
+    /// [`UsageError::StoreExists`](sop_core::UsageError::StoreExists), invalid options, a read-only transaction.
     pub fn new_btree<K: Data + Ord, V: Data>(
         &self,
         tx: &Transaction,
@@ -506,7 +506,7 @@ impl Database {
     /// Opens a B-tree in `tx`.
     ///
     /// # Errors
-    /// [`Error::StoreNotFound`], storage errors.
+    /// [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound), storage errors.
     pub fn open_btree<K: Data + Ord, V: Data>(
         &self,
         tx: &Transaction,
@@ -520,18 +520,17 @@ impl Database {
     /// option is an error naming it).
     ///
     /// # Errors
-    /// [`Error::InvalidOptions`], [`Error::StoreNotFound`], storage errors.
+    /// [`UsageError::InvalidOptions`](sop_core::UsageError::InvalidOptions), [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound), storage errors.
     pub fn open_btree_checked<K: Data + Ord, V: Data>(
         &self,
         tx: &Transaction,
         options: &StoreOptions,
     ) -> Result<Store<K, V>> {
-        let info = self
-            .engine
-            .store_info(&options.name)?
-            .ok_or_else(|| Error::StoreNotFound {
+        let info = self.engine.store_info(&options.name)?.ok_or_else(|| {
+            Error::Usage(sop_core::UsageError::StoreNotFound {
                 name: options.name.clone(),
-            })?;
+            })
+        })?;
         info.check_compatible(options)?;
         self.open_btree(tx, &options.name)
     }
@@ -575,10 +574,12 @@ impl Database {
         if tx.is_open() {
             Ok(())
         } else {
-            Err(Error::TransactionState {
-                id: tx.id(),
-                reason: "it has ended; begin a new one".into(),
-            })
+            Err(Error::Transaction(
+                sop_core::TransactionError::TransactionState {
+                    id: tx.id(),
+                    reason: "it has ended; begin a new one".into(),
+                },
+            ))
         }
     }
 
@@ -586,7 +587,7 @@ impl Database {
     /// may be using it: one that is will fail its commit.
     ///
     /// # Errors
-    /// [`Error::StoreNotFound`], storage errors.
+    /// [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound), storage errors.
     pub fn remove_btree(&self, name: &str) -> Result<()> {
         self.engine.remove_store(name)
     }
@@ -634,14 +635,14 @@ impl Database {
     /// Brings a failed registry drive back (see `ReplicatedFs::reinstate`).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when the registry is not replicated; storage errors.
+    /// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) when the registry is not replicated; storage errors.
     pub fn reinstate(&self) -> Result<sop_registry::Reinstated> {
         match &self.replicated {
             Some(r) => r.reinstate(),
-            None => Err(Error::InvalidConfig {
+            None => Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "replication",
                 reason: "the database was opened without replication folders".into(),
-            }),
+            })),
         }
     }
 }
@@ -676,9 +677,9 @@ async fn database_id(path: &Path) -> Result<sop_core::Uuid> {
         }
         sop_blobstore_ec::pause(std::time::Duration::from_millis(5)).await;
     }
-    Err(Error::Corruption {
+    Err(Error::Corruption(sop_core::CorruptionError::Damaged {
         what: "database id",
         location: file.display().to_string(),
         detail: "not a uuid".into(),
-    })
+    }))
 }

@@ -88,26 +88,26 @@ impl Database {
     /// leftover (it says what to restore instead).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a clustered database; I/O errors that stop the walk.
+    /// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) for a clustered database; I/O errors that stop the walk.
     pub async fn verify(&self, repair: bool) -> Result<VerifyReport> {
         if self.is_clustered() {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "verify",
                 reason: "verification needs the folder to itself: close every process and open it standalone".into(),
-            });
+            }));
         }
         let engine = self.engine();
         if engine.is_read_only() {
             // Verification reads the registry as the checkpoint left it: read-only, it can
             // only vouch for a database whose log holds nothing after its checkpoint.
             if repair || self.recovery().replayed > 0 || self.recovery().damage.is_some() {
-                return Err(Error::InvalidConfig {
+                return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                     what: "verify",
                     reason: "a read-only database can be verified (not repaired) only when its \
                              log holds nothing after the last checkpoint (as after a clean \
                              close); open it read-write to verify or repair it"
                         .into(),
-                });
+                }));
             }
         } else {
             engine.log().flush()?;
@@ -255,9 +255,9 @@ impl Database {
         live: &mut BTreeMap<u32, u64>,
     ) -> Result<StoreCheck> {
         let engine = self.engine();
-        let info = self
-            .store_info(name)?
-            .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
+        let info = self.store_info(name)?.ok_or_else(|| {
+            Error::Usage(sop_core::UsageError::StoreNotFound { name: name.into() })
+        })?;
         let mut check = StoreCheck {
             name: name.into(),
             count: info.count,
@@ -380,7 +380,7 @@ impl Database {
         let t = self.open_btree::<String, String>(&tx, name).ok()?;
         let ok = match t.check().await {
             Ok(_) => Some(true),
-            Err(Error::Invariant { .. }) => Some(false),
+            Err(Error::Corruption(sop_core::CorruptionError::Invariant { .. })) => Some(false),
             Err(_) => None,
         };
         drop(t);

@@ -17,12 +17,14 @@ pub(crate) const CONF_FORMAT_VERSION: u8 = 1;
 /// The handles of one registry block (`BLOCK_SIZE` bytes); an all-zero block is empty.
 ///
 /// # Errors
-/// [`Error::Corruption`] naming `location` for a wrong size, checksum or version.
+/// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) naming `location` for a wrong size, checksum or version.
 pub fn block(bytes: &[u8], location: &dyn Display) -> Result<Vec<Handle>> {
-    let bad = |detail: String| Error::Corruption {
-        what: "registry block",
-        location: location.to_string(),
-        detail,
+    let bad = |detail: String| {
+        Error::Corruption(sop_core::CorruptionError::Damaged {
+            what: "registry block",
+            location: location.to_string(),
+            detail,
+        })
     };
     let bytes: &[u8; BLOCK_SIZE] = bytes
         .try_into()
@@ -37,7 +39,7 @@ pub fn block(bytes: &[u8], location: &dyn Display) -> Result<Vec<Handle>> {
 /// from 1, and file paths that stay under the registry folder.
 ///
 /// # Errors
-/// [`Error::Corruption`] for a frame whose checksum holds but whose contents are malformed.
+/// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) for a frame whose checksum holds but whose contents are malformed.
 pub(crate) fn journal_entries(
     bytes: &[u8],
     location: &dyn Display,
@@ -46,10 +48,12 @@ pub(crate) fn journal_entries(
         return Ok(None);
     };
     let entries: Vec<JournalEntry> = codec::decode(payload, "registry journal")?;
-    let bad = |detail: String| Error::Corruption {
-        what: "registry journal",
-        location: location.to_string(),
-        detail,
+    let bad = |detail: String| {
+        Error::Corruption(sop_core::CorruptionError::Damaged {
+            what: "registry journal",
+            location: location.to_string(),
+            detail,
+        })
     };
     for e in &entries {
         match e {
@@ -86,7 +90,7 @@ pub fn journal(bytes: &[u8], location: &dyn Display) -> Result<usize> {
 /// A store file (`stores/<name>.store`).
 ///
 /// # Errors
-/// [`Error::Corruption`] or a decode error.
+/// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) or a decode error.
 pub fn store_info(bytes: &[u8], location: &dyn Display) -> Result<StoreInfo> {
     if bytes.first() == Some(&1) {
         // Format 1: written before stores recorded their types.
@@ -101,7 +105,7 @@ pub fn store_info(bytes: &[u8], location: &dyn Display) -> Result<StoreInfo> {
 /// `registry.conf`: the blocks per segment (hash mod) the registry was created with.
 ///
 /// # Errors
-/// [`Error::Corruption`] or a decode error.
+/// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) or a decode error.
 pub fn registry_conf(bytes: &[u8], location: &dyn Display) -> Result<u32> {
     let payload = unseal(bytes, CONF_FORMAT_VERSION, "registry config", location)?;
     codec::decode(payload, "registry config")
@@ -110,7 +114,7 @@ pub fn registry_conf(bytes: &[u8], location: &dyn Display) -> Result<u32> {
 /// A replication `replication.status` file; returns its term.
 ///
 /// # Errors
-/// [`Error::Corruption`] or a decode error.
+/// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) or a decode error.
 pub fn replication_status(bytes: &[u8], location: &dyn Display) -> Result<u64> {
     Ok(crate::replicated::parse_status(bytes, location)?.term)
 }

@@ -205,12 +205,14 @@ impl Shared {
     /// The active side failed: the passive side takes over.
     fn failover(&self, st: &mut State) -> io::Result<()> {
         if !st.passive_ok {
-            return Err(io::Error::other(Error::NoReplicaLeft {
-                detail: format!(
-                    "the active side {} failed and the passive side is already down",
-                    self.roots[st.active].display()
-                ),
-            }));
+            return Err(io::Error::other(Error::Storage(
+                sop_core::StorageError::NoReplicaLeft {
+                    detail: format!(
+                        "the active side {} failed and the passive side is already down",
+                        self.roots[st.active].display()
+                    ),
+                },
+            )));
         }
         st.active = 1 - st.active;
         self.passive_down(st)
@@ -297,7 +299,7 @@ impl ReplicatedFs {
     /// status record describes.
     ///
     /// # Errors
-    /// [`Error::NoReplicaLeft`] when neither root can be used; I/O errors.
+    /// [`StorageError::NoReplicaLeft`](sop_core::StorageError::NoReplicaLeft) when neither root can be used; I/O errors.
     pub fn open(inner: Arc<dyn FileSystem>, roots: [PathBuf; 2]) -> Result<Self> {
         let usable: Vec<bool> = roots
             .iter()
@@ -329,11 +331,11 @@ impl ReplicatedFs {
                         }
                     }
                     if !usable[0] || !usable[1] {
-                        shared
-                            .passive_down(&mut st)
-                            .map_err(|e| Error::NoReplicaLeft {
+                        shared.passive_down(&mut st).map_err(|e| {
+                            Error::Storage(sop_core::StorageError::NoReplicaLeft {
                                 detail: e.to_string(),
-                            })?;
+                            })
+                        })?;
                     }
                 }
                 Some((s, _)) => {
@@ -354,11 +356,11 @@ impl ReplicatedFs {
                             Err(_) => shared.start_delta(&mut st, s.term.saturating_sub(1))?,
                         }
                     } else if !passive_current {
-                        shared
-                            .passive_down(&mut st)
-                            .map_err(|e| Error::NoReplicaLeft {
+                        shared.passive_down(&mut st).map_err(|e| {
+                            Error::Storage(sop_core::StorageError::NoReplicaLeft {
                                 detail: e.to_string(),
-                            })?;
+                            })
+                        })?;
                     }
                 }
             }
@@ -470,11 +472,13 @@ pub(crate) fn parse_delta(bytes: &[u8], path: &Path) -> Result<Vec<DeltaOp>> {
 fn replay(fs: &dyn FileSystem, root: &Path, op: &DeltaOp) -> Result<()> {
     let p = |s: &str| root.join(s);
     let ignore_missing = |r: io::Result<()>, op: &'static str, path: PathBuf| match r {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io {
-            op,
-            path,
-            source: e,
-        }),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(Error::Storage(sop_core::StorageError::Io {
+                op,
+                path,
+                source: e,
+            }))
+        }
         _ => Ok(()),
     };
     match op {

@@ -91,11 +91,11 @@ impl StoreRepository {
         match read_file(self.fs.as_ref(), &path) {
             Ok(bytes) => Ok(Some(crate::formats::store_info(&bytes, &path.display())?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Io {
+            Err(e) => Err(Error::Storage(sop_core::StorageError::Io {
                 op: "read",
                 path,
                 source: e,
-            }),
+            })),
         }
     }
 
@@ -108,14 +108,14 @@ impl StoreRepository {
     /// Creates a store.
     ///
     /// # Errors
-    /// [`Error::StoreExists`], I/O errors.
+    /// [`UsageError::StoreExists`](sop_core::UsageError::StoreExists), I/O errors.
     pub fn add(&self, info: &StoreInfo) -> Result<()> {
         validate_store_name(&info.name)?;
         let _g = self.lock.lock();
         if self.get(&info.name)?.is_some() {
-            return Err(Error::StoreExists {
+            return Err(Error::Usage(sop_core::UsageError::StoreExists {
                 name: info.name.clone(),
-            });
+            }));
         }
         self.put(info)
     }
@@ -124,20 +124,24 @@ impl StoreRepository {
     /// `count_delta`: concurrent committers each apply their own delta. Returns the new info.
     ///
     /// # Errors
-    /// [`Error::StoreNotFound`], [`Error::InvalidOptions`] for a count that would go below zero,
+    /// [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound), [`UsageError::InvalidOptions`](sop_core::UsageError::InvalidOptions) for a count that would go below zero,
     /// corruption and I/O errors.
     pub fn update(&self, info: &StoreInfo, count_delta: i64) -> Result<StoreInfo> {
         validate_store_name(&info.name)?;
         let _g = self.lock.lock();
-        let current = self.get(&info.name)?.ok_or_else(|| Error::StoreNotFound {
-            name: info.name.clone(),
+        let current = self.get(&info.name)?.ok_or_else(|| {
+            Error::Usage(sop_core::UsageError::StoreNotFound {
+                name: info.name.clone(),
+            })
         })?;
         let count = current
             .count
             .checked_add_signed(count_delta)
-            .ok_or_else(|| Error::InvalidOptions {
-                store: info.name.clone(),
-                reason: format!("count {} cannot change by {count_delta}", current.count),
+            .ok_or_else(|| {
+                Error::Usage(sop_core::UsageError::InvalidOptions {
+                    store: info.name.clone(),
+                    reason: format!("count {} cannot change by {count_delta}", current.count),
+                })
             })?;
         let next = StoreInfo {
             count,
@@ -150,20 +154,22 @@ impl StoreRepository {
     /// Removes a store's info. A store that does not exist is an error.
     ///
     /// # Errors
-    /// [`Error::StoreNotFound`], I/O errors.
+    /// [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound), I/O errors.
     pub fn remove(&self, name: &str) -> Result<()> {
         validate_store_name(name)?;
         let _g = self.lock.lock();
         let path = self.path(name);
         match self.fs.remove_file(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(Error::StoreNotFound { name: name.into() })
+                Err(Error::Usage(sop_core::UsageError::StoreNotFound {
+                    name: name.into(),
+                }))
             }
-            Err(e) => Err(Error::Io {
+            Err(e) => Err(Error::Storage(sop_core::StorageError::Io {
                 op: "remove",
                 path,
                 source: e,
-            }),
+            })),
             Ok(()) => self
                 .fs
                 .sync_dir(&self.dir)

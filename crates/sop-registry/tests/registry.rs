@@ -110,7 +110,7 @@ proptest! {
             let r = reg.write(&batch);
             prop_assert_eq!(r.is_ok(), ok, "{:?}", r);
             if let Err(e) = r {
-                prop_assert!(matches!(e, Error::HandleExists { .. } | Error::HandleNotFound { .. }), "{}", e);
+                prop_assert!(matches!(e, Error::Corruption(sop_core::CorruptionError::HandleExists { .. }) | Error::Corruption(sop_core::CorruptionError::HandleNotFound { .. })), "{}", e);
             } else {
                 model = next;
             }
@@ -182,7 +182,12 @@ fn a_torn_block_write_is_completed_from_the_journal_on_reopen() {
     // The journal is durable, so the batch is committed: Ok, even though applying it failed.
     reg.write(&update).unwrap();
     assert!(
-        matches!(reg.get("t", &ids), Err(Error::Poisoned { .. })),
+        matches!(
+            reg.get("t", &ids),
+            Err(Error::Transaction(
+                sop_core::TransactionError::Poisoned { .. }
+            ))
+        ),
         "no reads while the batch is not applied and cannot be"
     );
     drop(reg);
@@ -253,7 +258,13 @@ fn a_bit_flip_in_a_block_is_a_corruption_error_naming_file_and_offset() {
         std::fs::write(&segment, &raw).unwrap();
         let reg = open(fs.clone(), dir.path());
         let err = reg.get_one("t", id).unwrap_err();
-        assert!(matches!(err, Error::Corruption { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Corruption(sop_core::CorruptionError::Damaged { .. })
+            ),
+            "{err}"
+        );
         let msg = err.to_string();
         assert!(
             msg.contains("t-1.reg") && msg.contains(&format!("offset {}", block * BLOCK_SIZE)),
@@ -278,7 +289,13 @@ fn the_hash_mod_is_chosen_once() {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Usage(sop_core::UsageError::InvalidConfig { .. })
+            ),
+            "{err}"
+        );
     }
     let reg = Registry::open(
         fs.clone(),
@@ -332,11 +349,11 @@ fn version_checks_fence_the_whole_batch_and_files_ride_along() {
     assert!(
         matches!(
             err,
-            Error::VersionMismatch {
+            Error::Transaction(sop_core::TransactionError::VersionMismatch {
                 expected: 7,
                 found: 1,
                 ..
-            }
+            })
         ),
         "{err}"
     );

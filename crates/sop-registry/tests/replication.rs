@@ -92,26 +92,38 @@ fn store_repository_creates_updates_with_deltas_and_removes() {
     let repo = StoreRepository::open(fs.clone(), dir.path()).unwrap();
     let info = StoreInfo::new(&StoreOptions::new("a").slot_length(8), 1).unwrap();
     repo.add(&info).unwrap();
-    assert!(matches!(repo.add(&info), Err(Error::StoreExists { .. })));
+    assert!(matches!(
+        repo.add(&info),
+        Err(Error::Usage(sop_core::UsageError::StoreExists { .. }))
+    ));
     repo.add(&StoreInfo::new(&StoreOptions::new("b"), 1).unwrap())
         .unwrap();
     assert_eq!(repo.list().unwrap(), ["a", "b"]);
     assert_eq!(repo.update(&info, 5).unwrap().count, 5);
     assert_eq!(repo.update(&info, -2).unwrap().count, 3, "deltas add up");
     assert!(
-        matches!(repo.update(&info, -4), Err(Error::InvalidOptions { .. })),
+        matches!(
+            repo.update(&info, -4),
+            Err(Error::Usage(sop_core::UsageError::InvalidOptions { .. }))
+        ),
         "no negative count"
     );
     assert_eq!(repo.get("a").unwrap().unwrap().count, 3);
     repo.remove("a").unwrap();
-    assert!(matches!(repo.remove("a"), Err(Error::StoreNotFound { .. })));
+    assert!(matches!(
+        repo.remove("a"),
+        Err(Error::Usage(sop_core::UsageError::StoreNotFound { .. }))
+    ));
     assert_eq!(repo.get("a").unwrap(), None);
     // A damaged store file is a corruption error, not a panic or a wrong count.
     let path = dir.path().join("stores").join("b.store");
     let mut raw = std::fs::read(&path).unwrap();
     raw[20] ^= 4;
     std::fs::write(&path, raw).unwrap();
-    assert!(matches!(repo.get("b"), Err(Error::Corruption { .. })));
+    assert!(matches!(
+        repo.get("b"),
+        Err(Error::Corruption(sop_core::CorruptionError::Damaged { .. }))
+    ));
 }
 
 #[test]
@@ -212,5 +224,8 @@ fn losing_both_drives_is_an_error_not_a_silent_loss() {
     let err = reg
         .write(&RegistryBatch::new().add("t", Handle::new(Uuid::new_v4())))
         .unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Storage(sop_core::StorageError::Io { .. })),
+        "{err}"
+    );
 }

@@ -84,11 +84,11 @@ impl Catalog {
                 )?),
                 None => {
                     if !meta.store_names()?.is_empty() || !meta.tables()?.is_empty() {
-                        return Err(Error::Corruption {
+                        return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                             what: "checkpoint record",
                             location: meta.replay_point_location(),
                             detail: "stores exist but the record of where to replay the log from is missing; restore the file or the database".into(),
-                        });
+                        }));
                     }
                     None
                 }

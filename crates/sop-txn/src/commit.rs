@@ -60,11 +60,13 @@ pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepare
     let mut last_busy: Option<Error> = None;
     for round in 0..MAX_ROUNDS {
         if Instant::now() >= tx.deadline {
-            return Err(last_busy.unwrap_or(Error::Timeout {
-                id: tx.id,
-                max_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
-                during: "commit",
-            }));
+            return Err(last_busy.unwrap_or(Error::Transaction(
+                sop_core::TransactionError::Timeout {
+                    id: tx.id,
+                    max_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
+                    during: "commit",
+                },
+            )));
         }
         if tx.mode != TxMode::NoCheck || round > 0 {
             let mut merged = false;
@@ -93,7 +95,9 @@ pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepare
             }
             // Clustered: reads are re-checked at the gate, which makes them one state.
             match validate_reads(tx, &plans).await {
-                Err(Error::VersionMismatch { .. }) => continue,
+                Err(Error::Transaction(sop_core::TransactionError::VersionMismatch { .. })) => {
+                    continue;
+                }
                 r => return r.map(|()| None),
             }
         }
@@ -104,10 +108,10 @@ pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepare
             k
         };
         if let Some(held) = engine.locker.try_lock(&keys, tx.id, tx.max_time).await? {
-            last_busy = Some(Error::LockBusy {
+            last_busy = Some(Error::Transaction(sop_core::TransactionError::LockBusy {
                 key: held,
                 waited_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
-            });
+            }));
             sop_blobstore_ec::pause(jitter(round)).await;
             continue;
         }
@@ -127,7 +131,9 @@ pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepare
                 Err(e) => {
                     unlock(engine, &keys, tx.id).await;
                     match e {
-                        Error::VersionMismatch { .. } => continue,
+                        Error::Transaction(sop_core::TransactionError::VersionMismatch {
+                            ..
+                        }) => continue,
                         e => return Err(e),
                     }
                 }
@@ -141,14 +147,16 @@ pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepare
                 return Ok(None);
             }
             // Someone committed between the check and the commit point: merge and go round.
-            Err(Error::VersionMismatch { .. }) => {}
+            Err(Error::Transaction(sop_core::TransactionError::VersionMismatch { .. })) => {}
             Err(e) => return Err(e),
         }
     }
-    Err(last_busy.unwrap_or(Error::Conflict {
-        store: String::new(),
-        detail: format!("gave up after {MAX_ROUNDS} rounds of merging with other commits"),
-    }))
+    Err(
+        last_busy.unwrap_or(Error::Transaction(sop_core::TransactionError::Conflict {
+            store: String::new(),
+            detail: format!("gave up after {MAX_ROUNDS} rounds of merging with other commits"),
+        })),
+    )
 }
 
 async fn unlock(engine: &Engine, keys: &[String], owner: Uuid) {
@@ -211,11 +219,11 @@ pub(crate) async fn commit_prepared(tx: &TxInner, p: Prepared) -> Result<()> {
         let (lsn, len) = engine
             .at_gate(tx.id, tx.deadline, || {
                 if !engine.holds_gate(tx.id) {
-                    return Err(Error::Timeout {
+                    return Err(Error::Transaction(sop_core::TransactionError::Timeout {
                         id: tx.id,
                         max_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
                         during: "the time between prepare and commit (the gate was taken back)",
-                    });
+                    }));
                 }
                 let r = publish(engine, &p.record);
                 engine.release_gate(tx.id);
@@ -223,7 +231,7 @@ pub(crate) async fn commit_prepared(tx: &TxInner, p: Prepared) -> Result<()> {
             })
             .await?;
         engine.log.wait_durable(lsn).await?;
-        Ok(len)
+        Ok::<u64, Error>(len)
     }
     .await;
     unlock(engine, &p.keys, tx.id).await;
@@ -254,10 +262,12 @@ fn jitter(round: usize) -> Duration {
 async fn wait_snapshot_durable(engine: &Engine, snap: u64) -> Result<()> {
     match engine.log.wait_durable(snap).await {
         Ok(()) => Ok(()),
-        Err(Error::Io { .. }) => Err(Error::Conflict {
-            store: String::new(),
-            detail: "this transaction read commits that a failed log sync voided".into(),
-        }),
+        Err(Error::Storage(sop_core::StorageError::Io { .. })) => {
+            Err(Error::Transaction(sop_core::TransactionError::Conflict {
+                store: String::new(),
+                detail: "this transaction read commits that a failed log sync voided".into(),
+            }))
+        }
         Err(e) => Err(e),
     }
 }
@@ -303,12 +313,12 @@ async fn write_and_commit(tx: &TxInner, plans: &[StorePlan]) -> Result<(Vec<Vec<
 }
 
 fn mismatch(table: &str, id: Uuid, expected: u64, found: Option<u64>) -> Error {
-    Error::VersionMismatch {
+    Error::Transaction(sop_core::TransactionError::VersionMismatch {
         table: table.into(),
         id,
         expected,
         found: found.unwrap_or(0),
-    }
+    })
 }
 
 /// Appends every plan's node pieces (no sync); their locations per plan, their bytes and the
@@ -449,16 +459,16 @@ fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
     let current = tx.engine.catalog.latest_store_info(&p.name)?;
     let mut info = match (&p.created, current) {
         (Some(_), Some(_)) => {
-            return Err(Error::StoreExists {
+            return Err(Error::Usage(sop_core::UsageError::StoreExists {
                 name: p.name.clone(),
-            });
+            }));
         }
         (Some(created), None) => created.clone(),
         (None, None) => {
-            return Err(Error::Conflict {
+            return Err(Error::Transaction(sop_core::TransactionError::Conflict {
                 store: p.name.clone(),
                 detail: "the store was removed by another transaction".into(),
-            });
+            }));
         }
         (None, Some(_)) if p.count_delta == 0 => return Ok(None),
         (None, Some(info)) => (*info).clone(),
@@ -466,9 +476,11 @@ fn store_info_after(tx: &TxInner, p: &StorePlan) -> Result<Option<StoreInfo>> {
     info.count = info
         .count
         .checked_add_signed(p.count_delta)
-        .ok_or_else(|| Error::Invariant {
-            store: p.name.clone(),
-            detail: format!("count {} cannot change by {}", info.count, p.count_delta),
+        .ok_or_else(|| {
+            Error::Corruption(sop_core::CorruptionError::Invariant {
+                store: p.name.clone(),
+                detail: format!("count {} cannot change by {}", info.count, p.count_delta),
+            })
         })?;
     info.updated_ms = now_millis();
     Ok(Some(info))

@@ -84,7 +84,7 @@ impl Engine {
     /// checkpoints by itself; safe to call any time, while transactions run.
     ///
     /// # Errors
-    /// [`Error::Corruption`] when a tree cannot be walked, or a registry table has no store
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) when a tree cannot be walked, or a registry table has no store
     /// (its metadata is lost): compaction then removes nothing, since it cannot know what
     /// that table refers to. Storage errors.
     pub fn compact(&self) -> Result<CompactionReport> {
@@ -190,11 +190,11 @@ impl Engine {
         let names = self.catalog.store_names(snap)?;
         for table in self.catalog.meta.tables()? {
             if !names.contains(&table) && self.catalog.store_info(&table, snap)?.is_none() {
-                return Err(Error::Corruption {
+                return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                     what: "store metadata",
                     location: table,
                     detail: "a registry table has no store info; compaction removes nothing until it is restored (or the removal finished: sop verify --repair)".into(),
-                });
+                }));
             }
         }
         let mut nodes = Vec::new();
@@ -215,11 +215,11 @@ impl Engine {
                     if info.count == 0 && lid == info.root_id {
                         continue;
                     }
-                    return Err(Error::Corruption {
+                    return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                         what: "b-tree node",
                         location: format!("store {name:?} node {lid}"),
                         detail: "no handle: compaction cannot tell what the tree refers to".into(),
-                    });
+                    }));
                 };
                 let loc = Loc::parse(handle.active_id(), "node handle")?;
                 let mark = self.mark_of(loc)?;

@@ -109,12 +109,12 @@ pub struct Engine {
 
 /// What a change in a read-only database gets.
 pub(crate) fn read_only_error() -> Error {
-    Error::InvalidConfig {
+    Error::Usage(sop_core::UsageError::InvalidConfig {
         what: "read-only database",
         reason: "it was opened read-only (Database::open_read_only); open it read-write to \
                  change it"
             .into(),
-    }
+    })
 }
 
 /// The right to write a database's folder: it holds the folder lock ([`EngineParts::hold`]),
@@ -194,10 +194,12 @@ impl Engine {
             damage: replay.damage.clone(),
         };
         for (lsn, bytes) in &replay.records {
-            let rec = CommitRecord::decode(bytes).map_err(|e| Error::Corruption {
-                what: "commit record",
-                location: format!("{} LSN {lsn}", log.dir().display()),
-                detail: e.to_string(),
+            let rec = CommitRecord::decode(bytes).map_err(|e| {
+                Error::Corruption(sop_core::CorruptionError::Damaged {
+                    what: "commit record",
+                    location: format!("{} LSN {lsn}", log.dir().display()),
+                    detail: e.to_string(),
+                })
             })?;
             catalog.publish(*lsn, &rec);
             report.replayed += 1;
@@ -277,17 +279,20 @@ impl Engine {
     /// The lease, for a call that writes the folder.
     ///
     /// # Errors
-    /// [`Error::TransactionState`]-like refusal when the engine lost its lease (its database
+    /// [`TransactionError::TransactionState`](sop_core::TransactionError::TransactionState)-like refusal when the engine lost its lease (its database
     /// was closed).
     pub(crate) fn writer(&self) -> Result<Arc<Lease>> {
         if self.read_only {
             return Err(read_only_error());
         }
-        self.lease().ok_or_else(|| Error::InvalidConfig {
-            what: "engine",
-            reason: "its Database was closed (and the folder may be open again elsewhere): this \
+        self.lease().ok_or_else(|| {
+            Error::Usage(sop_core::UsageError::InvalidConfig {
+                what: "engine",
+                reason:
+                    "its Database was closed (and the folder may be open again elsewhere): this \
                      engine no longer writes; open the Database again"
-                .into(),
+                        .into(),
+            })
         })
     }
 
@@ -389,10 +394,10 @@ impl Engine {
                     }
                 }
                 if Instant::now() >= deadline {
-                    return Err(Error::LockBusy {
+                    return Err(Error::Transaction(sop_core::TransactionError::LockBusy {
                         key: "the commit gate, reserved by a prepared transaction".into(),
                         waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    });
+                    }));
                 }
                 sop_blobstore_ec::pause(Duration::from_millis(1)).await;
             }
@@ -407,10 +412,10 @@ impl Engine {
             .is_some()
         {
             if Instant::now() >= deadline {
-                return Err(Error::LockBusy {
+                return Err(Error::Transaction(sop_core::TransactionError::LockBusy {
                     key: key.clone(),
                     waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-                });
+                }));
             }
             sop_blobstore_ec::pause(Duration::from_millis(pause)).await;
             pause = (pause * 2).min(20);
@@ -495,18 +500,20 @@ impl Engine {
     /// recognisable ([`Metadata::remove_store`]).
     ///
     /// # Errors
-    /// [`Error::StoreNotFound`], storage errors.
+    /// [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound), storage errors.
     pub fn remove_store(&self, name: &str) -> Result<()> {
         let _lease = self.writer()?;
         let _g = self.local_gate.lock();
         if self.reserved_by_other(Uuid::NIL) {
-            return Err(Error::LockBusy {
+            return Err(Error::Transaction(sop_core::TransactionError::LockBusy {
                 key: "the commit gate, reserved by a prepared transaction".into(),
                 waited_ms: 0,
-            });
+            }));
         }
         if self.catalog.latest_store_info(name)?.is_none() {
-            return Err(Error::StoreNotFound { name: name.into() });
+            return Err(Error::Usage(sop_core::UsageError::StoreNotFound {
+                name: name.into(),
+            }));
         }
         if self.catalog.versioned() {
             self.log.flush()?;
@@ -549,11 +556,11 @@ impl Engine {
                 sop_btree::PieceKind::Full => return Ok(chain),
                 sop_btree::PieceKind::Delta { base, .. } => {
                     if chain.len() > usize::from(crate::maint::HARD_CHAIN) + 1 {
-                        return Err(Error::Corruption {
+                        return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                             what: "node delta",
                             location: loc.to_string(),
                             detail: "the delta chain does not end".into(),
-                        });
+                        }));
                     }
                     at = Loc::parse(base, "node delta base")?;
                 }
@@ -598,10 +605,10 @@ impl Engine {
 /// Applies a chain (head first) from its full image up.
 fn resolve(chain: &[(Loc, Vec<u8>)]) -> Result<(sop_btree::RawNode<'_>, Vec<Loc>)> {
     let Some((_, full)) = chain.last() else {
-        return Err(Error::Invariant {
+        return Err(Error::Corruption(sop_core::CorruptionError::Invariant {
             store: String::new(),
             detail: "an empty piece chain".into(),
-        });
+        }));
     };
     let mut raw = sop_btree::RawNode::parse(full)?;
     for (_, delta) in chain.iter().rev().skip(1) {

@@ -40,6 +40,9 @@ pub use record::{
 };
 pub use repo::{Data, TxRepo, VALUE_FORMAT_VERSION};
 pub use retry::{backoff, is_retryable, run};
+/// How a transaction ended or why it cannot go on (defined in `sop-core`, which every layer
+/// shares: conflicts come up through the tree's repository).
+pub use sop_core::TransactionError;
 pub use store::Store;
 pub use store_read::{StoreCursor, StoreRange};
 pub use table::TableDefinition;

@@ -51,9 +51,11 @@ impl Maintenance {
         let handle = std::thread::Builder::new()
             .name("sop-maintenance".into())
             .spawn(move || run(&weak, &rx))
-            .map_err(|e| Error::Invariant {
-                store: String::new(),
-                detail: format!("cannot start the maintenance thread: {e}"),
+            .map_err(|e| {
+                Error::Corruption(sop_core::CorruptionError::Invariant {
+                    store: String::new(),
+                    detail: format!("cannot start the maintenance thread: {e}"),
+                })
             })?;
         *engine.maintenance.sender.lock() = Some(tx);
         *engine.maintenance.thread.lock() = Some(handle);
@@ -405,10 +407,10 @@ impl Engine {
 /// A node's chain as one full piece, with the values in `moved` at their new places.
 fn consolidate(chain: &[(Loc, Vec<u8>)], moved: &HashMap<Uuid, Uuid>) -> Result<Vec<u8>> {
     let Some((_, full)) = chain.last() else {
-        return Err(Error::Invariant {
+        return Err(Error::Corruption(sop_core::CorruptionError::Invariant {
             store: String::new(),
             detail: "an empty piece chain".into(),
-        });
+        }));
     };
     let mut raw = sop_btree::RawNode::parse(full)?;
     for (_, delta) in chain.iter().rev().skip(1) {

@@ -98,7 +98,7 @@ pub(crate) trait StoreTx: Send + Sync {
     /// Whether a committed node this transaction read or changed has a newer version now.
     fn stale(&self) -> Result<bool>;
     /// Replays the transaction's item-level changes onto the current committed state, after
-    /// checking that nothing it read changed at item level ([`Error::Conflict`] otherwise).
+    /// checking that nothing it read changed at item level ([`TransactionError::Conflict`](sop_core::TransactionError::Conflict) otherwise).
     fn merge(self: Arc<Self>) -> BoxFuture<'static, Result<()>>;
 }
 
@@ -119,10 +119,10 @@ where
     fn plan(&self, mode: TxMode) -> Result<StorePlan> {
         let mut st = self.state.lock();
         if let Some(cause) = &st.broken {
-            return Err(Error::Poisoned {
+            return Err(Error::Transaction(sop_core::TransactionError::Poisoned {
                 store: self.name.clone(),
                 cause: cause.clone(),
-            });
+            }));
         }
         let mut plan = StorePlan {
             name: self.name.clone(),
@@ -191,12 +191,12 @@ where
             let full = u64::from(write.l1.full_len).max(write.bytes.len() as u64);
             if full > codec::MAX_VALUE_BYTES {
                 // Readable now, but no full image of it could ever be read back.
-                return Err(Error::ValueTooLarge {
+                return Err(Error::Usage(sop_core::UsageError::ValueTooLarge {
                     store: self.name.clone(),
                     what: "a node (its inline keys and values together)",
                     size: full,
                     max: codec::MAX_VALUE_BYTES,
-                });
+                }));
             }
             plan.nodes.push(write);
         }
@@ -419,10 +419,10 @@ pub(crate) fn lock_key(lid: Uuid) -> String {
 }
 
 fn conflict(store: &str, detail: String) -> Error {
-    Error::Conflict {
+    Error::Transaction(sop_core::TransactionError::Conflict {
         store: store.into(),
         detail,
-    }
+    })
 }
 
 /// The committed nodes a transaction read, as a read-only repository: the state it read from.

@@ -57,7 +57,7 @@ impl CommitRecord {
     /// Reads a record, checking its table and store names.
     ///
     /// # Errors
-    /// [`Error::Corruption`] / decode errors for anything but a well-formed record.
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) / decode errors for anything but a well-formed record.
     pub fn decode(bytes: &[u8]) -> Result<CommitRecord> {
         let r: CommitRecord = if bytes.first() == Some(&1) {
             // Format 1: store infos without their types (logs of earlier versions).
@@ -116,7 +116,7 @@ impl CheckpointRecord {
     /// Reads the file.
     ///
     /// # Errors
-    /// [`Error::Corruption`] naming `location` for a damaged file.
+    /// [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) naming `location` for a damaged file.
     pub fn decode(bytes: &[u8], location: &dyn std::fmt::Display) -> Result<CheckpointRecord> {
         let payload = unseal(
             bytes,
@@ -126,11 +126,11 @@ impl CheckpointRecord {
         )?;
         let r: CheckpointRecord = codec::decode(payload, "checkpoint record")?;
         if r.segment == 0 || r.next_lsn <= r.lsn {
-            return Err(Error::Corruption {
+            return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                 what: "checkpoint record",
                 location: location.to_string(),
                 detail: format!("impossible position {r:?}"),
-            });
+            }));
         }
         Ok(r)
     }

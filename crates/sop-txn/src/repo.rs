@@ -64,10 +64,10 @@ pub struct TxRepo<K, V, C> {
 
 impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
     fn conflict(&self, detail: String) -> Error {
-        Error::Conflict {
+        Error::Transaction(sop_core::TransactionError::Conflict {
             store: self.shared.name.clone(),
             detail,
-        }
+        })
     }
 
     /// Clustered mode: checks that every committed node this transaction read is still
@@ -123,10 +123,10 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         };
         let handle = handle.ok_or_else(|| {
             if engine.catalog.versioned() {
-                Error::NodeNotFound {
+                Error::Corruption(sop_core::CorruptionError::NodeNotFound {
                     store: name.clone(),
                     id,
-                }
+                })
             } else {
                 self.conflict(format!(
                     "node {id} is gone: the tree changed while this transaction read it"
@@ -136,11 +136,11 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         let loc = Loc::parse(handle.active_id(), "node handle")?;
         let c = self.node_at(loc, 0).await?;
         if c.node.id != id {
-            return Err(Error::Corruption {
+            return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                 what: "b-tree node",
                 location: format!("store {name:?} {loc}"),
                 detail: format!("holds node {}, its handle says {id}", c.node.id),
-            });
+            }));
         }
         Ok(Read {
             node: Arc::clone(&c.node),
@@ -188,11 +188,11 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
             },
             PieceKind::Delta { base, depth, .. } => {
                 if hops > crate::maint::HARD_CHAIN {
-                    return Err(Error::Corruption {
+                    return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                         what: "node delta",
                         location: loc.to_string(),
                         detail: "the delta chain is too long (a loop?)".into(),
-                    });
+                    }));
                 }
                 let base = Loc::parse(base, "node delta base")?;
                 let b = Box::pin(self.node_at(base, hops + 1)).await?;
@@ -212,19 +212,19 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
     fn lookup(&self, id: Uuid) -> Result<Option<Arc<Node<K, V>>>> {
         let st = self.shared.state.lock();
         if let Some(broken) = &st.broken {
-            return Err(Error::Poisoned {
+            return Err(Error::Transaction(sop_core::TransactionError::Poisoned {
                 store: self.shared.name.clone(),
                 cause: broken.clone(),
-            });
+            }));
         }
         if let Some(n) = st.changed.get(&id) {
             return Ok(Some(Arc::clone(n)));
         }
         if st.removed.contains(&id) {
-            return Err(Error::NodeNotFound {
+            return Err(Error::Corruption(sop_core::CorruptionError::NodeNotFound {
                 store: self.shared.name.clone(),
                 id,
-            });
+            }));
         }
         Ok(st.snapshot.get(&id).map(|r| Arc::clone(&r.node)))
     }
@@ -371,9 +371,11 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
             let engine = &self.shared.engine;
             let (locs, _) = engine.log.append_pieces(&[&bytes])?;
             engine.note_appended(bytes.len() as u64);
-            let loc = locs.first().copied().ok_or_else(|| Error::Invariant {
-                store: self.shared.name.clone(),
-                detail: "the log returned no location for a value".into(),
+            let loc = locs.first().copied().ok_or_else(|| {
+                Error::Corruption(sop_core::CorruptionError::Invariant {
+                    store: self.shared.name.clone(),
+                    detail: "the log returned no location for a value".into(),
+                })
             })?;
             self.shared.state.lock().values_written.insert(id, loc);
         } else {

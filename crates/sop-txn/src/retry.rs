@@ -50,10 +50,12 @@ where
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or(Error::Conflict {
-        store: String::new(),
-        detail: "no attempt was made".into(),
-    }))
+    Err(
+        last.unwrap_or(Error::Transaction(sop_core::TransactionError::Conflict {
+            store: String::new(),
+            detail: "no attempt was made".into(),
+        })),
+    )
 }
 
 /// The pause before attempt `attempt` (1-based retries) of a transaction that conflicted:

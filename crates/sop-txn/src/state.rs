@@ -187,9 +187,11 @@ impl<K, V, C> StoreShared<K, V, C> {
 
     /// The transaction, while it is alive.
     pub fn tx(&self) -> Result<Arc<TxInner>> {
-        self.tx.upgrade().ok_or_else(|| Error::TransactionState {
-            id: self.tid,
-            reason: "it was dropped (and rolled back); begin a new one".into(),
+        self.tx.upgrade().ok_or_else(|| {
+            Error::Transaction(sop_core::TransactionError::TransactionState {
+                id: self.tid,
+                reason: "it was dropped (and rolled back); begin a new one".into(),
+            })
         })
     }
 }

@@ -86,12 +86,14 @@ where
     fn check_size<T: Data>(&self, what: &'static str, data: &T) -> Result<()> {
         let size = sop_core::codec::encoded_len(data)?;
         if size > sop_core::codec::MAX_VALUE_BYTES {
-            return Err(sop_core::Error::ValueTooLarge {
-                store: self.shared.name.clone(),
-                what,
-                size,
-                max: sop_core::codec::MAX_VALUE_BYTES,
-            });
+            return Err(sop_core::Error::Usage(
+                sop_core::UsageError::ValueTooLarge {
+                    store: self.shared.name.clone(),
+                    what,
+                    size,
+                    max: sop_core::codec::MAX_VALUE_BYTES,
+                },
+            ));
         }
         Ok(())
     }
@@ -125,7 +127,8 @@ where
         if let Err(e) = &r
             && !matches!(
                 e,
-                sop_core::Error::NoCurrentItem { .. } | sop_core::Error::KeyChanged { .. }
+                sop_core::Error::Cursor(sop_core::CursorError::NoCurrentItem { .. })
+                    | sop_core::Error::Cursor(sop_core::CursorError::KeyChanged { .. })
             )
         {
             self.shared.state.lock().broken.get_or_insert(e.to_string());
@@ -159,7 +162,7 @@ where
     /// whole key range: any commit that adds or removes items conflicts with it.
     ///
     /// # Errors
-    /// [`sop_core::Error::TransactionState`] once the transaction has ended.
+    /// [`TransactionError::TransactionState`](sop_core::TransactionError::TransactionState) once the transaction has ended.
     pub fn count(&self) -> Result<u64> {
         self.enter_read()?;
         self.read(Bound::Unbounded, Bound::Unbounded);
@@ -396,7 +399,7 @@ where
     /// Replaces the cursor's key with an equal one (metadata-carrying keys).
     ///
     /// # Errors
-    /// As [`Store::add`], and [`sop_core::Error::KeyChanged`].
+    /// As [`Store::add`], and [`CursorError::KeyChanged`](sop_core::CursorError::KeyChanged).
     pub async fn update_current_key(&mut self, key: K) -> Result<()> {
         self.enter_write()?;
         let value = self.current_value().await?;

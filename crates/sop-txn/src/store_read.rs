@@ -35,7 +35,7 @@ where
     /// ```
     ///
     /// # Errors
-    /// Storage errors, [`sop_core::Error::TransactionState`] once the transaction has ended.
+    /// Storage errors, [`TransactionError::TransactionState`](sop_core::TransactionError::TransactionState) once the transaction has ended.
     pub async fn get(&self, key: &K) -> Result<Option<V>> {
         self.enter_read()?;
         let r = self.tree().get(key).await;

@@ -11,7 +11,7 @@ use crate::transaction::Transaction;
 
 /// A store's name with its key and value types (and key order), declared once, usually as a
 /// `const`, and used to open it in any transaction: the types are recorded when the store is
-/// created and checked at every open ([`sop_core::Error::TypeMismatch`]).
+/// created and checked at every open ([`UsageError::TypeMismatch`](sop_core::UsageError::TypeMismatch)).
 ///
 /// ```
 /// use sop_txn::{Engine, TableDefinition, TxMode, TxOptions};
@@ -29,7 +29,7 @@ use crate::transaction::Transaction;
 /// assert_eq!(tx.open_table(&USERS)?.get(&1).await?.as_deref(), Some("Ada"));
 /// // The same store opened as other types is refused, never misread.
 /// let wrong = tx.open_btree::<i64, String>("users");
-/// assert!(matches!(wrong, Err(sop_core::Error::TypeMismatch { .. })));
+/// assert!(matches!(wrong, Err(sop_core::Error::Usage(sop_core::UsageError::TypeMismatch { .. }))));
 /// # Ok::<(), sop_core::Error>(())
 /// # }).unwrap();
 /// ```
@@ -97,7 +97,7 @@ impl Transaction {
     /// [`Transaction::new_btree_with`] for other options).
     ///
     /// # Errors
-    /// [`Error::TypeMismatch`] when the store holds other types; [`Error::StoreNotFound`] in a
+    /// [`UsageError::TypeMismatch`](sop_core::UsageError::TypeMismatch) when the store holds other types; [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound) in a
     /// `ForReading` transaction when it does not exist; storage errors.
     pub fn open_table<K, V, C>(
         &self,
@@ -109,7 +109,9 @@ impl Transaction {
         C: KeyComparator<K> + Clone + Send + Sync + 'static,
     {
         match self.open_btree_with(table.name, table.order.clone()) {
-            Err(Error::StoreNotFound { .. }) if self.mode() != crate::TxMode::ForReading => {
+            Err(Error::Usage(sop_core::UsageError::StoreNotFound { .. }))
+                if self.mode() != crate::TxMode::ForReading =>
+            {
                 self.new_btree_with(&StoreOptions::new(table.name), table.order.clone())
             }
             r => r,

@@ -102,16 +102,20 @@ impl TxInner {
     pub fn check_open(&self) -> Result<()> {
         match *self.status.lock() {
             Status::Open | Status::Committing | Status::Prepared => Ok(()),
-            Status::Closed => Err(Error::TransactionState {
-                id: self.id,
-                reason: "its Database was closed (the engine no longer writes); open the \
+            Status::Closed => Err(Error::Transaction(
+                sop_core::TransactionError::TransactionState {
+                    id: self.id,
+                    reason: "its Database was closed (the engine no longer writes); open the \
                          Database again and begin there"
-                    .into(),
-            }),
-            s => Err(Error::TransactionState {
-                id: self.id,
-                reason: format!("it has ended ({s:?}); begin a new one"),
-            }),
+                        .into(),
+                },
+            )),
+            s => Err(Error::Transaction(
+                sop_core::TransactionError::TransactionState {
+                    id: self.id,
+                    reason: format!("it has ended ({s:?}); begin a new one"),
+                },
+            )),
         }
     }
 
@@ -126,19 +130,22 @@ impl TxInner {
             return Err(crate::engine::read_only_error());
         }
         if status == Status::Prepared {
-            return Err(Error::TransactionState {
-                id: self.id,
-                reason: "it is prepared (phase 1 of its commit is done): commit or roll it back"
-                    .into(),
-            });
+            return Err(Error::Transaction(
+                sop_core::TransactionError::TransactionState {
+                    id: self.id,
+                    reason:
+                        "it is prepared (phase 1 of its commit is done): commit or roll it back"
+                            .into(),
+                },
+            ));
         }
         if self.mode == TxMode::ForReading {
-            return Err(Error::TransactionState {
+            return Err(Error::Transaction(sop_core::TransactionError::TransactionState {
                 id: self.id,
                 reason:
                     "it is read-only (ForReading); begin a ForWriting transaction to change data"
                         .into(),
-            });
+            }));
         }
         Ok(())
     }
@@ -276,10 +283,14 @@ impl Transaction {
     fn check_not_open_yet(&self, name: &str) -> Result<()> {
         self.inner.check_open()?;
         if self.inner.stores.lock().iter().any(|s| s.name() == name) {
-            return Err(Error::TransactionState {
-                id: self.inner.id,
-                reason: format!("store {name:?} is already open in it; use the handle you have"),
-            });
+            return Err(Error::Transaction(
+                sop_core::TransactionError::TransactionState {
+                    id: self.inner.id,
+                    reason: format!(
+                        "store {name:?} is already open in it; use the handle you have"
+                    ),
+                },
+            ));
         }
         Ok(())
     }
@@ -287,7 +298,7 @@ impl Transaction {
     /// Creates a store in this transaction (it exists for others once the transaction commits).
     ///
     /// # Errors
-    /// [`Error::StoreExists`], invalid options, a read-only transaction.
+    /// [`UsageError::StoreExists`](sop_core::UsageError::StoreExists), invalid options, a read-only transaction.
     pub fn new_btree<K: Data + Ord, V: Data>(
         &self,
         options: &StoreOptions,
@@ -310,9 +321,9 @@ impl Transaction {
         self.inner.check_writable()?;
         self.check_not_open_yet(&options.name)?;
         if self.inner.engine.store_info(&options.name)?.is_some() {
-            return Err(Error::StoreExists {
+            return Err(Error::Usage(sop_core::UsageError::StoreExists {
                 name: options.name.clone(),
-            });
+            }));
         }
         let mut info = StoreInfo::new(options, now_millis())?;
         info.types = Some(store_types::<K, V, C>(&cmp));
@@ -331,7 +342,7 @@ impl Transaction {
     /// Opens an existing store.
     ///
     /// # Errors
-    /// [`Error::StoreNotFound`], storage errors.
+    /// [`UsageError::StoreNotFound`](sop_core::UsageError::StoreNotFound), storage errors.
     pub fn open_btree<K: Data + Ord, V: Data>(&self, name: &str) -> Result<Store<K, V>> {
         self.open_btree_with(name, NaturalOrder)
     }
@@ -354,7 +365,9 @@ impl Transaction {
             .engine
             .catalog
             .store_info(name, self.inner.snap)?
-            .ok_or_else(|| Error::StoreNotFound { name: name.into() })?;
+            .ok_or_else(|| {
+                Error::Usage(sop_core::UsageError::StoreNotFound { name: name.into() })
+            })?;
         check_types::<K, V, C>(&info, &cmp)?;
         let shared = self.register(Arc::clone(&info), false, cmp.clone());
         let tree = BTree::open(
@@ -386,15 +399,17 @@ impl Transaction {
         let shared = existing
             .as_any()
             .downcast::<StoreShared<K, V, C>>()
-            .map_err(|_| Error::TypeMismatch {
-                store: name.into(),
-                asked: format!(
-                    "{} -> {} ordered by {}",
-                    std::any::type_name::<K>(),
-                    std::any::type_name::<V>(),
-                    std::any::type_name::<C>()
-                ),
-                holds: "other types (as opened earlier in this transaction)".into(),
+            .map_err(|_| {
+                Error::Usage(sop_core::UsageError::TypeMismatch {
+                    store: name.into(),
+                    asked: format!(
+                        "{} -> {} ordered by {}",
+                        std::any::type_name::<K>(),
+                        std::any::type_name::<V>(),
+                        std::any::type_name::<C>()
+                    ),
+                    holds: "other types (as opened earlier in this transaction)".into(),
+                })
             })?;
         let (info, count) = {
             let st = shared.state.lock();
@@ -445,12 +460,12 @@ impl Transaction {
     }
 
     /// Commits: durable when it returns `Ok`, with every read and write validated (unless
-    /// `NoCheck`). On a conflict it returns [`Error::Conflict`] and has rolled back; run the
+    /// `NoCheck`). On a conflict it returns [`TransactionError::Conflict`](sop_core::TransactionError::Conflict) and has rolled back; run the
     /// transaction again (see [`crate::run`]). After [`Transaction::prepare`] it is phase 2,
     /// which cannot conflict.
     ///
     /// # Errors
-    /// [`Error::Conflict`], [`Error::Timeout`], [`Error::LockBusy`], storage errors.
+    /// [`TransactionError::Conflict`](sop_core::TransactionError::Conflict), [`TransactionError::Timeout`](sop_core::TransactionError::Timeout), [`TransactionError::LockBusy`](sop_core::TransactionError::LockBusy), storage errors.
     pub async fn commit(&self) -> Result<()> {
         let prepared = {
             let mut s = self.inner.status.lock();
@@ -458,10 +473,12 @@ impl Transaction {
                 Status::Open => None,
                 Status::Prepared => self.inner.prepared.lock().take(),
                 _ => {
-                    return Err(Error::TransactionState {
-                        id: self.inner.id,
-                        reason: format!("cannot commit: it has ended ({s:?})"),
-                    });
+                    return Err(Error::Transaction(
+                        sop_core::TransactionError::TransactionState {
+                            id: self.inner.id,
+                            reason: format!("cannot commit: it has ended ({s:?})"),
+                        },
+                    ));
                 }
             };
             let was_prepared = *s == Status::Prepared;
@@ -498,7 +515,7 @@ impl Transaction {
     /// [`rollback`](Transaction::rollback). Until then no other commit of the database passes
     /// its commit point (they wait), so keep the time between the phases short: past the
     /// transaction's `max_time`, or [`crate::PREPARED_HOLD`] (60 s) when shorter, the
-    /// reservation is dropped and phase 2 fails with [`Error::Timeout`].
+    /// reservation is dropped and phase 2 fails with [`TransactionError::Timeout`](sop_core::TransactionError::Timeout).
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -516,22 +533,24 @@ impl Transaction {
     ///
     /// # Errors
     /// As [`Transaction::commit`] (on an error it has rolled back);
-    /// [`Error::InvalidConfig`] in clustered mode, which has no two-phase commit yet (the
+    /// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) in clustered mode, which has no two-phase commit yet (the
     /// transaction stays open).
     pub async fn prepare(&self) -> Result<()> {
         if !self.inner.engine.catalog.versioned() {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "two-phase commit",
                 reason: "not available in clustered mode yet; commit in one step".into(),
-            });
+            }));
         }
         {
             let mut s = self.inner.status.lock();
             if *s != Status::Open {
-                return Err(Error::TransactionState {
-                    id: self.inner.id,
-                    reason: format!("cannot prepare: it is {s:?}"),
-                });
+                return Err(Error::Transaction(
+                    sop_core::TransactionError::TransactionState {
+                        id: self.inner.id,
+                        reason: format!("cannot prepare: it is {s:?}"),
+                    },
+                ));
             }
             *s = Status::Committing;
         }

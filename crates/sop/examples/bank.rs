@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let db = loop {
         match Database::clustered(&path, &url).await {
             Ok(db) => break db,
-            Err(e @ Error::Coordination { .. }) => {
+            Err(e @ Error::Coordination(sop::CoordinationError::Redis { .. })) => {
                 eprintln!("waiting for redis: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
     match setup {
-        Ok(()) | Err(Error::StoreExists { .. }) => {}
+        Ok(()) | Err(Error::Usage(sop::UsageError::StoreExists { .. })) => {}
         Err(e) => return Err(e.into()),
     }
 
@@ -93,7 +93,9 @@ async fn main() -> anyhow::Result<()> {
                 Ok(()) => break,
                 // Redis away or busy: nothing was committed; try again.
                 Err(
-                    Error::Coordination { .. } | Error::LockBusy { .. } | Error::Timeout { .. },
+                    Error::Coordination(sop::CoordinationError::Redis { .. })
+                    | Error::Transaction(sop::TransactionError::LockBusy { .. })
+                    | Error::Transaction(sop::TransactionError::Timeout { .. }),
                 ) => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

@@ -61,10 +61,12 @@ impl Rt {
             .thread_name("sop-blocking")
             .enable_all()
             .build()
-            .map_err(|e| Error::Io {
-                op: "start the blocking API's runtime",
-                path: std::path::PathBuf::new(),
-                source: e,
+            .map_err(|e| {
+                Error::Storage(crate::StorageError::Io {
+                    op: "start the blocking API's runtime",
+                    path: std::path::PathBuf::new(),
+                    source: e,
+                })
             })?;
         Ok(Arc::new(Rt(Some(rt))))
     }
@@ -72,20 +74,20 @@ impl Rt {
     /// Runs `f` to completion on this thread.
     fn block_on<F: Future<Output = Result<T>>, T>(&self, f: F) -> Result<T> {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(crate::UsageError::InvalidConfig {
                 what: "blocking API",
                 reason: "called from inside an async runtime, where blocking would stall it; \
                          use the async API (sop::Database) there, or call from a plain thread \
                          (tokio::task::spawn_blocking)"
                     .into(),
-            });
+            }));
         }
         match &self.0 {
             Some(rt) => rt.block_on(f),
-            None => Err(Error::InvalidConfig {
+            None => Err(Error::Usage(crate::UsageError::InvalidConfig {
                 what: "blocking API",
                 reason: "its runtime is shut down".into(),
-            }),
+            })),
         }
     }
 }
@@ -222,10 +224,12 @@ impl Database {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or(Error::Conflict {
-            store: String::new(),
-            detail: "no attempt was made".into(),
-        }))
+        Err(
+            last.unwrap_or(Error::Transaction(crate::TransactionError::Conflict {
+                store: String::new(),
+                detail: "no attempt was made".into(),
+            })),
+        )
     }
 
     /// Removes a store and its data (see [`crate::Database::remove_btree`]).

@@ -33,8 +33,9 @@ pub use sop_btree::{
     NaturalOrder, Range, TreeStats,
 };
 pub use sop_core::{
-    CodecError, Error, ErrorKind, Result, StoreCacheConfig, StoreInfo, StoreOptions, StoreTypes,
-    Uuid, ValueDataSize,
+    CodecError, CoordinationError, CorruptionError, CursorError, Error, ErrorKind, Result,
+    StorageError, StoreCacheConfig, StoreInfo, StoreOptions, StoreTypes, TransactionError,
+    UsageError, Uuid, ValueDataSize,
 };
 pub use sop_database::{
     ClusterOptions, Database, DatabaseOptions, RedisConfig, StoreCheck, StoreStats, VerifyReport,

@@ -69,7 +69,10 @@ fn the_blocking_api_inside_an_async_runtime_is_a_typed_error_not_a_panic() {
         let tx = db.begin(TxMode::ForWriting);
         let mut t = tx.new_btree::<u32, u32>(&StoreOptions::new("t")).unwrap();
         let e = t.add(1, 1).unwrap_err();
-        assert!(matches!(e, sop::Error::InvalidConfig { .. }), "{e}");
+        assert!(
+            matches!(e, sop::Error::Usage(sop::UsageError::InvalidConfig { .. })),
+            "{e}"
+        );
         assert!(e.to_string().contains("async API"), "{e}");
     });
     // Dropped inside no runtime afterwards: fine.
@@ -155,6 +158,9 @@ fn the_async_api_under_another_executor_works_under_contention() {
 fn clustered_mode_without_a_tokio_runtime_is_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     let e = block_on(sop::Database::clustered(dir.path(), "redis://127.0.0.1:1")).unwrap_err();
-    assert!(matches!(e, sop::Error::InvalidConfig { .. }), "{e}");
+    assert!(
+        matches!(e, sop::Error::Usage(sop::UsageError::InvalidConfig { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("sop::blocking"), "{e}");
 }

@@ -15,7 +15,7 @@ fn slot_length_out_of_range_is_a_typed_error() {
             .err()
             .expect("refused");
         assert!(
-            matches!(err, Error::SlotLengthOutOfRange { got, .. } if got == n),
+            matches!(err, Error::Usage(sop_core::UsageError::SlotLengthOutOfRange { got, .. }) if got == n),
             "{err}"
         );
     }
@@ -38,7 +38,13 @@ fn calls_on_an_empty_cursor_are_typed_errors_and_change_nothing() {
             t.update_current_item(1, 1).await.unwrap_err(),
             t.remove_current_item().await.unwrap_err(),
         ] {
-            assert!(matches!(err, Error::NoCurrentItem { .. }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    Error::Cursor(sop_core::CursorError::NoCurrentItem { .. })
+                ),
+                "{err}"
+            );
             assert!(err.to_string().contains("find, first or last"), "{err}");
         }
         assert_eq!(t.current_item().await?, None);
@@ -58,7 +64,10 @@ fn a_key_that_would_move_the_item_is_refused() {
         t.add(2, "b").await?;
         assert!(t.find(&1, true).await?);
         let err = t.update_current_item(5, "x").await.unwrap_err();
-        assert!(matches!(err, Error::KeyChanged { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Cursor(sop_core::CursorError::KeyChanged { .. })),
+            "{err}"
+        );
         // Cursor still on the item; nothing changed.
         assert_eq!(t.current_key(), Some(&1));
         assert_eq!(t.current_value().await?, Some("a"));
@@ -82,11 +91,11 @@ impl Faulty {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         if n == self.fail_at {
-            return Err(Error::Io {
+            return Err(Error::Storage(sop_core::StorageError::Io {
                 op: "read",
                 path: "injected-fault".into(),
                 source: std::io::Error::other("injected"),
-            });
+            }));
         }
         Ok(())
     }
@@ -153,17 +162,30 @@ fn a_repository_error_mid_change_poisons_the_tree() {
             }
             let Some(e) = failed else { continue };
             faults_hit += 1;
-            assert!(matches!(e, Error::Io { .. }), "fail_at {fail_at}: {e}");
+            assert!(
+                matches!(e, Error::Storage(sop_core::StorageError::Io { .. })),
+                "fail_at {fail_at}: {e}"
+            );
             let again = t.add(1000, 0).await.unwrap_err();
             assert!(
-                matches!(again, Error::Poisoned { .. }),
+                matches!(
+                    again,
+                    Error::Transaction(sop_core::TransactionError::Poisoned { .. })
+                ),
                 "fail_at {fail_at}: {again}"
             );
             assert!(again.to_string().contains("roll the transaction back"));
-            assert!(matches!(t.first().await, Err(Error::Poisoned { .. })));
+            assert!(matches!(
+                t.first().await,
+                Err(Error::Transaction(
+                    sop_core::TransactionError::Poisoned { .. }
+                ))
+            ));
             assert!(matches!(
                 t.range(..).next().await,
-                Err(Error::Poisoned { .. })
+                Err(Error::Transaction(
+                    sop_core::TransactionError::Poisoned { .. }
+                ))
             ));
             assert_eq!(t.current_key(), None);
         }

@@ -294,21 +294,36 @@ impl Run {
             Op::UpdateCurrentKey { same } => {
                 let Some((k, _)) = self.model.cursor else {
                     let err = t.update_current_key(0).await.unwrap_err();
-                    assert!(matches!(err, Error::NoCurrentItem { .. }), "{err}");
+                    assert!(
+                        matches!(
+                            err,
+                            Error::Cursor(sop_core::CursorError::NoCurrentItem { .. })
+                        ),
+                        "{err}"
+                    );
                     return;
                 };
                 if same {
                     t.update_current_key(k).await.unwrap();
                 } else {
                     let err = t.update_current_key(k.wrapping_add(1)).await.unwrap_err();
-                    assert!(matches!(err, Error::KeyChanged { .. }), "{err}");
+                    assert!(
+                        matches!(err, Error::Cursor(sop_core::CursorError::KeyChanged { .. })),
+                        "{err}"
+                    );
                 }
             }
             Op::UpdateCurrentValue | Op::UpdateCurrentItem => {
                 let v = self.fresh_value();
                 let Some((k, j)) = self.model.cursor else {
                     let err = self.tree.update_current_value(v).await.unwrap_err();
-                    assert!(matches!(err, Error::NoCurrentItem { .. }), "{err}");
+                    assert!(
+                        matches!(
+                            err,
+                            Error::Cursor(sop_core::CursorError::NoCurrentItem { .. })
+                        ),
+                        "{err}"
+                    );
                     return;
                 };
                 if matches!(op, Op::UpdateCurrentValue) {
@@ -321,7 +336,13 @@ impl Run {
             Op::RemoveCurrent => match self.model.cursor.take() {
                 None => {
                     let err = t.remove_current_item().await.unwrap_err();
-                    assert!(matches!(err, Error::NoCurrentItem { .. }), "{err}");
+                    assert!(
+                        matches!(
+                            err,
+                            Error::Cursor(sop_core::CursorError::NoCurrentItem { .. })
+                        ),
+                        "{err}"
+                    );
                 }
                 Some(c) => {
                     t.remove_current_item().await.unwrap();

@@ -46,11 +46,11 @@ pub struct FaultyMetadata {
 }
 
 fn injected(what: &str) -> Error {
-    Error::Io {
+    Error::Storage(crate::StorageError::Io {
         op: "metadata (injected fault)",
         path: PathBuf::from(what),
         source: std::io::Error::other("injected fault"),
-    }
+    })
 }
 
 impl FaultyMetadata {

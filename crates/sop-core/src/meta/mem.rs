@@ -66,19 +66,21 @@ impl MemMetadata {
 fn change(table: &str, t: &mut HashMap<Uuid, Handle>, c: &HandleChange) -> Result<()> {
     let id = c.id();
     let stored = t.get(&id).map(|h| h.version);
-    let mismatch = |expected: u64| Error::VersionMismatch {
-        table: table.to_string(),
-        id,
-        expected,
-        found: stored.unwrap_or(0),
+    let mismatch = |expected: u64| {
+        Error::Transaction(crate::TransactionError::VersionMismatch {
+            table: table.to_string(),
+            id,
+            expected,
+            found: stored.unwrap_or(0),
+        })
     };
     match c {
         HandleChange::Add(h) => {
             if stored.is_some() {
-                return Err(Error::HandleExists {
+                return Err(Error::Corruption(crate::CorruptionError::HandleExists {
                     table: table.to_string(),
                     id,
-                });
+                }));
             }
             t.insert(id, *h);
         }

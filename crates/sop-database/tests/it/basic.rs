@@ -66,7 +66,10 @@ fn a_second_open_of_the_folder_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let _db = Database::standalone(dir.path()).unwrap();
     let err = Database::standalone(dir.path()).unwrap_err();
-    assert!(matches!(err, Error::InUse { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Usage(sop_core::UsageError::InUse { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("in use"), "{err}");
 }
 
@@ -141,7 +144,13 @@ fn write_skew_cannot_commit_twice() {
             "exactly one commits: {ra:?} {rb:?}"
         );
         let err = ra.err().or(rb.err()).unwrap();
-        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Transaction(sop_core::TransactionError::Conflict { .. })
+            ),
+            "{err}"
+        );
 
         let tx = db.begin(TxMode::ForReading);
         let t = db.open_btree::<String, i64>(&tx, "oncall").unwrap();
@@ -211,7 +220,13 @@ fn disjoint_items_in_one_node_merge_instead_of_conflicting() {
         tb.update(&5, 2).await.unwrap();
         a.commit().await.unwrap();
         let err = b.commit().await.unwrap_err();
-        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Transaction(sop_core::TransactionError::Conflict { .. })
+            ),
+            "{err}"
+        );
     });
 }
 
@@ -319,17 +334,35 @@ fn opening_with_incompatible_options_names_the_setting() {
         let err = db
             .open_btree_checked::<u32, u32>(&tx, &StoreOptions::new("o").slot_length(32))
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Usage(sop_core::UsageError::InvalidOptions { .. })
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("slot"), "{err}");
         db.open_btree_checked::<u32, u32>(&tx, &StoreOptions::new("o").slot_length(16))
             .unwrap();
         let err = db.open_btree::<u32, u32>(&tx, "missing").unwrap_err();
-        assert!(matches!(err, Error::StoreNotFound { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Usage(sop_core::UsageError::StoreNotFound { .. })
+            ),
+            "{err}"
+        );
         // A reader cannot write.
         let r = db.begin(TxMode::ForReading);
         let mut t = db.open_btree::<u32, u32>(&r, "o").unwrap();
         let err = t.add(1, 1).await.unwrap_err();
-        assert!(matches!(err, Error::TransactionState { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Transaction(sop_core::TransactionError::TransactionState { .. })
+            ),
+            "{err}"
+        );
         // Removing a store takes its data.
         drop(tx);
         db.remove_btree("o").unwrap();

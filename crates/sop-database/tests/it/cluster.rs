@@ -32,7 +32,9 @@ async fn open(path: &Path, url: &str) -> Database {
     loop {
         match Database::open_clustered(path, options(url)).await {
             Ok(db) => return db,
-            Err(Error::Coordination { .. }) if Instant::now() < deadline => {
+            Err(Error::Coordination(sop_core::CoordinationError::Redis { .. }))
+                if Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("{e}"),
@@ -72,8 +74,11 @@ fn worker() {
                         *errors.entry("conflict retries".into()).or_default() += attempts - 1;
                         break;
                     }
-                    Err(e @ (Error::Coordination { .. } | Error::Timeout { .. }))
-                    | Err(e @ Error::LockBusy { .. }) => {
+                    Err(
+                        e @ (Error::Coordination(sop_core::CoordinationError::Redis { .. })
+                        | Error::Transaction(sop_core::TransactionError::Timeout { .. })),
+                    )
+                    | Err(e @ Error::Transaction(sop_core::TransactionError::LockBusy { .. })) => {
                         *errors.entry(kind(&e)).or_default() += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
@@ -245,7 +250,13 @@ fn unreachable_redis_fails_fast_with_a_typed_error() {
         let t = Instant::now();
         let err = Database::open_clustered(dir.path(), o).await.unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(3));
-        assert!(matches!(err, Error::Coordination { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Coordination(sop_core::CoordinationError::Redis { .. })
+            ),
+            "{err}"
+        );
 
         // Redis dies under an open database: commits fail with the typed error, in time, and
         // nothing committed is lost.
@@ -264,7 +275,13 @@ fn unreachable_redis_fails_fast_with_a_typed_error() {
         let t0 = Instant::now();
         let err = tx.commit().await.unwrap_err();
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
-        assert!(matches!(err, Error::Coordination { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Coordination(sop_core::CoordinationError::Redis { .. })
+            ),
+            "{err}"
+        );
         server.restart();
         drop(db);
         let db = open(dir.path(), &server.url()).await;
@@ -281,13 +298,19 @@ fn standalone_and_clustered_exclude_each_other() {
     rt().block_on(async {
         let c = open(dir.path(), &server.url()).await;
         let err = Database::standalone(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::InUse { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Usage(sop_core::UsageError::InUse { .. })),
+            "{err}"
+        );
         drop(c);
         let s = Database::standalone(dir.path()).unwrap();
         let err = Database::open_clustered(dir.path(), options(&server.url()))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::InUse { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Usage(sop_core::UsageError::InUse { .. })),
+            "{err}"
+        );
         drop(s);
     });
 }
@@ -324,7 +347,7 @@ fn a_process_that_vanishes_mid_transaction_leaves_nothing_visible_across_redis_r
                     t.upsert(100, vec![v as u8]).await.unwrap();
                     match tx.commit().await {
                         Ok(()) => return,
-                        Err(Error::Coordination { .. }) => {
+                        Err(Error::Coordination(sop_core::CoordinationError::Redis { .. })) => {
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                         Err(e) => panic!("{e}"),

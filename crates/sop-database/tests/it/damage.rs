@@ -187,7 +187,7 @@ fn a_missing_or_cut_segment_is_corruption_naming_it_not_a_conflict() {
         assert!(!errors.is_empty(), "the cut lost nothing?");
         for e in &errors {
             assert!(
-                matches!(e, Error::Corruption { location, .. } if location.contains(&first.display().to_string())),
+                matches!(e, Error::Corruption(sop_core::CorruptionError::Damaged { location, .. }) if location.contains(&first.display().to_string())),
                 "{e:?}"
             );
         }
@@ -199,7 +199,7 @@ fn a_missing_or_cut_segment_is_corruption_naming_it_not_a_conflict() {
         let t = db.open_btree::<u32, String>(&tx, "k").unwrap();
         let e = t.range(..).collect().await.unwrap_err();
         assert!(
-            matches!(&e, Error::Corruption { location, .. } if location.contains(&first.display().to_string())),
+            matches!(&e, Error::Corruption(sop_core::CorruptionError::Damaged { location, .. }) if location.contains(&first.display().to_string())),
             "{e:?}"
         );
     });
@@ -222,7 +222,13 @@ fn a_missing_registry_configuration_beside_data_is_an_error() {
         let conf = dir.path().join("meta/registry.conf");
         std::fs::remove_file(&conf).unwrap();
         let e = Database::standalone(dir.path()).unwrap_err();
-        assert!(matches!(e, Error::Corruption { .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Corruption(sop_core::CorruptionError::Damaged { .. })
+            ),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("registry.conf"), "{e}");
         assert!(!conf.exists(), "it must not be re-created with defaults");
     });

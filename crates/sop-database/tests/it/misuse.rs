@@ -20,28 +20,46 @@ fn the_folder_stays_locked_while_a_transaction_is_open_and_old_handles_never_wri
         drop(db);
         // The transaction can still write: a second database on the folder would corrupt it.
         let e = Database::standalone(dir.path()).unwrap_err();
-        assert!(matches!(e, Error::InUse { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Usage(sop_core::UsageError::InUse { .. })),
+            "{e}"
+        );
         assert!(e.to_string().contains("drop them first"), "{e}");
         t.add(1, "one".into()).await.unwrap();
         tx.commit().await.unwrap();
         // Ended, it no longer holds the folder, though the handles live on.
         let db = Database::standalone(dir.path()).unwrap();
         let e = t.add(2, "two".into()).await.unwrap_err();
-        assert!(matches!(e, Error::TransactionState { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Transaction(sop_core::TransactionError::TransactionState { .. })
+            ),
+            "{e}"
+        );
 
         // An engine clone outliving its database cannot write once the folder is reopened.
         let old = db.engine().clone();
         let old_tx = old.begin(sop_txn::TxOptions::new(TxMode::ForWriting));
         drop(db);
         assert!(
-            matches!(Database::standalone(dir.path()), Err(Error::InUse { .. })),
+            matches!(
+                Database::standalone(dir.path()),
+                Err(Error::Usage(sop_core::UsageError::InUse { .. }))
+            ),
             "an open transaction of the old engine holds the folder"
         );
         drop(old_tx);
         let db = Database::standalone(dir.path()).unwrap();
         let late = old.begin(sop_txn::TxOptions::new(TxMode::ForWriting));
         let e = late.open_btree::<u32, String>("t").unwrap_err();
-        assert!(matches!(e, Error::TransactionState { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Transaction(sop_core::TransactionError::TransactionState { .. })
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("closed"), "{e}");
         assert!(old.compact().is_err());
         assert!(old.checkpoint().is_err());
@@ -94,7 +112,10 @@ fn a_store_opened_as_other_types_or_order_is_refused() {
             .map(|_| ()),
         ] {
             let e = e.unwrap_err();
-            assert!(matches!(e, Error::TypeMismatch { .. }), "{e}");
+            assert!(
+                matches!(e, Error::Usage(sop_core::UsageError::TypeMismatch { .. })),
+                "{e}"
+            );
             assert!(e.to_string().contains("u32"), "{e}");
         }
         // The refusals changed nothing: the right types still work in the same transaction.
@@ -120,10 +141,16 @@ fn a_value_or_key_too_big_to_read_back_is_refused_before_it_changes_anything() {
         let max = usize::try_from(sop_core::codec::MAX_VALUE_BYTES).unwrap();
         let big = vec![0u8; max];
         let e = t.add(2, big.clone()).await.unwrap_err();
-        assert!(matches!(e, Error::ValueTooLarge { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Usage(sop_core::UsageError::ValueTooLarge { .. })),
+            "{e}"
+        );
         assert!(e.to_string().contains("streaming"), "{e}");
         let e = t.update(&1, big).await.unwrap_err();
-        assert!(matches!(e, Error::ValueTooLarge { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Usage(sop_core::UsageError::ValueTooLarge { .. })),
+            "{e}"
+        );
         // Nothing changed and the transaction still commits.
         assert_eq!(t.get(&1).await.unwrap(), Some(vec![1; 10]));
         assert_eq!(t.count().unwrap(), 1);
@@ -134,7 +161,10 @@ fn a_value_or_key_too_big_to_read_back_is_refused_before_it_changes_anything() {
             .new_btree::<Vec<u8>, u8>(&tx, &StoreOptions::new("keys"))
             .unwrap();
         let e = k.add(vec![0u8; max], 1).await.unwrap_err();
-        assert!(matches!(e, Error::ValueTooLarge { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Usage(sop_core::UsageError::ValueTooLarge { .. })),
+            "{e}"
+        );
         k.add(vec![1], 1).await.unwrap();
         tx.commit().await.unwrap();
     });
@@ -155,7 +185,15 @@ fn a_handle_used_after_its_transaction_ended_errors_on_every_call() {
         let mut range = t.range(..);
         assert!(range.next().await.unwrap().is_some());
         tx.commit().await.unwrap();
-        let ended = |e: Error| assert!(matches!(e, Error::TransactionState { .. }), "{e}");
+        let ended = |e: Error| {
+            assert!(
+                matches!(
+                    e,
+                    Error::Transaction(sop_core::TransactionError::TransactionState { .. })
+                ),
+                "{e}"
+            )
+        };
         ended(range.next().await.unwrap_err());
         ended(range.next_back().await.unwrap_err());
         drop(range);
@@ -210,7 +248,13 @@ fn a_refused_write_in_a_read_only_transaction_leaves_its_reads_working() {
             t.remove_current_item().await.unwrap_err(),
         ];
         for e in refused {
-            assert!(matches!(e, Error::TransactionState { .. }), "{e}");
+            assert!(
+                matches!(
+                    e,
+                    Error::Transaction(sop_core::TransactionError::TransactionState { .. })
+                ),
+                "{e}"
+            );
             assert!(e.to_string().contains("ForWriting"), "{e}");
         }
         // Reads (and the handle's own cursor) go on as before; the commit succeeds.
@@ -251,7 +295,7 @@ fn a_store_opened_twice_in_one_transaction_shares_its_changes() {
         assert_eq!(b.count().unwrap(), 22);
         assert!(matches!(
             db.open_btree::<u64, u32>(&tx, "t").unwrap_err(),
-            Error::TypeMismatch { .. }
+            Error::Usage(sop_core::UsageError::TypeMismatch { .. })
         ));
         tx.commit().await.unwrap();
 

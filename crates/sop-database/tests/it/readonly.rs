@@ -51,7 +51,10 @@ fn a_read_only_open_reads_everything_and_changes_no_byte() {
             let db = Database::open_read_only(dir.path()).unwrap();
             // A writer is excluded while it is open.
             let e = Database::standalone(dir.path()).unwrap_err();
-            assert!(matches!(e, Error::InUse { .. }), "{e}");
+            assert!(
+                matches!(e, Error::Usage(sop_core::UsageError::InUse { .. })),
+                "{e}"
+            );
             let tx = db.begin(TxMode::ForReading);
             let t = db.open_btree::<u32, String>(&tx, "t").unwrap();
             let items = t.range(..).collect().await.unwrap();
@@ -86,7 +89,10 @@ fn a_read_only_open_reads_everything_and_changes_no_byte() {
         tx.commit().await.unwrap();
         // ... and a writer excludes a read-only open.
         let e = Database::open_read_only(dir.path()).unwrap_err();
-        assert!(matches!(e, Error::InUse { .. }), "{e}");
+        assert!(
+            matches!(e, Error::Usage(sop_core::UsageError::InUse { .. })),
+            "{e}"
+        );
     });
 }
 
@@ -94,7 +100,10 @@ fn a_read_only_open_reads_everything_and_changes_no_byte() {
 fn a_read_only_open_of_a_folder_that_is_no_database_is_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     let e = Database::open_read_only(dir.path()).unwrap_err();
-    assert!(matches!(e, Error::InvalidConfig { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Usage(sop_core::UsageError::InvalidConfig { .. })),
+        "{e}"
+    );
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "it wrote"

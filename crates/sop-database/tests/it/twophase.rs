@@ -126,7 +126,15 @@ fn while_one_is_prepared_other_commits_wait_and_its_phase_2_cannot_conflict() {
         a.commit().await.unwrap();
         // Then B goes on: its read of item 1 is stale, so it conflicts (A's value stays).
         let r = b.await.unwrap();
-        assert!(matches!(r, Err(Error::Conflict { .. })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::Transaction(
+                    sop_core::TransactionError::Conflict { .. }
+                ))
+            ),
+            "{r:?}"
+        );
         assert_eq!(value(&db, 1).await, Some(10));
         assert_eq!(value(&db, 2).await, Some(0));
     });
@@ -151,7 +159,13 @@ fn a_prepared_transaction_past_its_time_loses_the_gate_and_fails_phase_2() {
         tx.commit().await.unwrap();
         // ... and A's phase 2 says it timed out; nothing of A is visible.
         let e = a.commit().await.unwrap_err();
-        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Transaction(sop_core::TransactionError::Timeout { .. })
+            ),
+            "{e}"
+        );
         assert_eq!(
             (value(&db, 1).await, value(&db, 2).await),
             (Some(0), Some(2))

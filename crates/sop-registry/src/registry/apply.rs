@@ -22,11 +22,11 @@ impl Registry {
     ///
     /// `Ok` means the batch is durable (if applying it in place failed, the registry finishes it
     /// from the journal before serving the next call). An error other than
-    /// [`Error::Poisoned`] means it was not written and never will be; `Poisoned` means its
+    /// [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned) means it was not written and never will be; `Poisoned` means its
     /// outcome is in doubt until the journal is replayed: do not undo anything it depends on.
     ///
     /// # Errors
-    /// [`Error::HandleExists`] / [`Error::HandleNotFound`] (nothing is written then), corruption
+    /// [`CorruptionError::HandleExists`](sop_core::CorruptionError::HandleExists) / [`CorruptionError::HandleNotFound`](sop_core::CorruptionError::HandleNotFound) (nothing is written then), corruption
     /// and I/O errors.
     pub fn write(&self, batch: &RegistryBatch) -> Result<()> {
         self.check_failed()?;
@@ -76,12 +76,14 @@ impl Registry {
                     _ => stored == Some(expected),
                 };
                 if !ok {
-                    return Err(Error::VersionMismatch {
-                        table: table.clone(),
-                        id,
-                        expected,
-                        found: stored.unwrap_or(0),
-                    });
+                    return Err(Error::Transaction(
+                        sop_core::TransactionError::VersionMismatch {
+                            table: table.clone(),
+                            id,
+                            expected,
+                            found: stored.unwrap_or(0),
+                        },
+                    ));
                 }
             }
             match (change, found) {
@@ -96,16 +98,18 @@ impl Registry {
                     dirty.insert((table.clone(), segment, block));
                 }
                 (Change::Add(_), Some(_)) => {
-                    return Err(Error::HandleExists {
+                    return Err(Error::Corruption(sop_core::CorruptionError::HandleExists {
                         table: table.clone(),
                         id,
-                    });
+                    }));
                 }
                 (Change::Update(..) | Change::Remove(..), None) => {
-                    return Err(Error::HandleNotFound {
-                        table: table.clone(),
-                        id,
-                    });
+                    return Err(Error::Corruption(
+                        sop_core::CorruptionError::HandleNotFound {
+                            table: table.clone(),
+                            id,
+                        },
+                    ));
                 }
                 (Change::Update(h, _), Some((segment, slot))) => {
                     self.set_slot(&mut working, table, segment, block, slot, Some(*h))?;
@@ -162,17 +166,17 @@ impl Registry {
             // it was, and synced, proves the batch will never be replayed; otherwise its
             // outcome is in doubt until the journal is replayed (refusing every call until then).
             let cut = journal.file.set_len(at).and_then(|()| journal.file.sync());
-            let err = Error::Io {
+            let err = Error::Storage(sop_core::StorageError::Io {
                 op: "write",
                 path: journal_path,
                 source: e,
-            };
+            });
             if cut.is_err() {
                 *self.failed.lock() = Some(err.to_string());
-                return Err(Error::Poisoned {
+                return Err(Error::Transaction(sop_core::TransactionError::Poisoned {
                     store: format!("registry at {}", self.base.display()),
                     cause: format!("the outcome of a batch is in doubt: {err}"),
-                });
+                }));
             }
             return Err(err);
         }
@@ -207,7 +211,7 @@ impl Registry {
     /// when dropped; call it before changing, outside batches, a file that batches also write.
     ///
     /// # Errors
-    /// [`Error::Poisoned`] when a batch is not applied yet and cannot be; I/O errors (then the
+    /// [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned) when a batch is not applied yet and cannot be; I/O errors (then the
     /// journal still holds every batch, and nothing is lost).
     pub fn checkpoint(&self) -> Result<()> {
         self.check_failed()?;
@@ -284,13 +288,13 @@ impl Registry {
             let _alone = self.blocks.write();
             for (table, segment, block, image) in &writes {
                 let path = || self.segment_path(table, *segment);
-                let file = self
-                    .file(table, *segment, false)?
-                    .ok_or_else(|| Error::Io {
+                let file = self.file(table, *segment, false)?.ok_or_else(|| {
+                    Error::Storage(sop_core::StorageError::Io {
                         op: "open",
                         path: path(),
                         source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                    })?;
+                    })
+                })?;
                 file.write_at(image, block * BLOCK_SIZE as u64)
                     .map_err(Error::io("write", path()))?;
             }

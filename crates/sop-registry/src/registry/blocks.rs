@@ -46,11 +46,11 @@ impl Registry {
             Ok(f) => Arc::from(f),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(Error::Io {
+                return Err(Error::Storage(sop_core::StorageError::Io {
                     op: "open",
                     path,
                     source: e,
-                });
+                }));
             }
         };
         let size = u64::from(self.hash_mod) * BLOCK_SIZE as u64;
@@ -77,10 +77,12 @@ impl Registry {
         // A short read is the unwritten (sparse) end of a segment: zeros.
         {
             let _shared = self.blocks.read();
-            file.read_at(&mut buf, offset).map_err(|e| Error::Io {
-                op: "read",
-                path: path(),
-                source: e,
+            file.read_at(&mut buf, offset).map_err(|e| {
+                Error::Storage(sop_core::StorageError::Io {
+                    op: "read",
+                    path: path(),
+                    source: e,
+                })
             })?;
         }
         let decoded = Block::decode(&buf);
@@ -95,20 +97,24 @@ impl Registry {
                 if !read_gen(f.as_ref()).is_multiple_of(2) {
                     continue;
                 }
-                file.read_at(&mut buf, offset).map_err(|e| Error::Io {
-                    op: "read",
-                    path: path(),
-                    source: e,
+                file.read_at(&mut buf, offset).map_err(|e| {
+                    Error::Storage(sop_core::StorageError::Io {
+                        op: "read",
+                        path: path(),
+                        source: e,
+                    })
                 })?;
                 if let Ok(b) = Block::decode(&buf) {
                     return Ok(Some(b));
                 }
             }
         }
-        decoded.map(Some).map_err(|detail| Error::Corruption {
-            what: "registry block",
-            location: format!("{} offset {offset}", path().display()),
-            detail,
+        decoded.map(Some).map_err(|detail| {
+            Error::Corruption(sop_core::CorruptionError::Damaged {
+                what: "registry block",
+                location: format!("{} offset {offset}", path().display()),
+                detail,
+            })
         })
     }
 
@@ -223,12 +229,12 @@ impl Registry {
             }
             b.overflow = true;
         }
-        Err(Error::InvalidConfig {
+        Err(Error::Usage(sop_core::UsageError::InvalidConfig {
             what: "registry",
             reason: format!(
                 "table {table:?} needs more than {MAX_SEGMENTS} segments at block {block}; create the database with a larger hash mod"
             ),
-        })
+        }))
     }
 
     /// The segment file a block image goes to, created (with its folder) when new.
@@ -242,11 +248,11 @@ impl Registry {
         validate_store_name(table)?;
         let path = self.segment_path(table, segment);
         if image.len() != BLOCK_SIZE {
-            return Err(Error::Corruption {
+            return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                 what: "registry journal",
                 location: path.display().to_string(),
                 detail: format!("a block image of {} bytes", image.len()),
-            });
+            }));
         }
         let file = match self.file(table, segment, false)? {
             Some(f) => f,
@@ -260,10 +266,12 @@ impl Registry {
                     new_dirs.insert(self.base.clone());
                 }
                 new_dirs.insert(dir);
-                self.file(table, segment, true)?.ok_or_else(|| Error::Io {
-                    op: "create",
-                    path: path.clone(),
-                    source: std::io::ErrorKind::NotFound.into(),
+                self.file(table, segment, true)?.ok_or_else(|| {
+                    Error::Storage(sop_core::StorageError::Io {
+                        op: "create",
+                        path: path.clone(),
+                        source: std::io::ErrorKind::NotFound.into(),
+                    })
                 })?
             }
         };

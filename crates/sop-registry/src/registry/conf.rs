@@ -17,23 +17,25 @@ impl Registry {
         if let Some(m) = asked
             && !(MIN_HASH_MOD..=MAX_HASH_MOD).contains(&m)
         {
-            return Err(Error::InvalidConfig {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
                 what: "registry",
                 reason: format!("hash mod {m} is out of range {MIN_HASH_MOD}..={MAX_HASH_MOD}"),
-            });
+            }));
         }
         let path = base.join(CONF_FILE);
         match read_file(fs, &path) {
             Ok(bytes) => {
                 let stored = crate::formats::registry_conf(&bytes, &path.display())?;
                 match asked {
-                    Some(m) if m != stored => Err(Error::InvalidConfig {
-                        what: "registry",
-                        reason: format!(
-                            "hash mod {m} was asked but the registry at {} was created with {stored}; it cannot change",
-                            base.display()
-                        ),
-                    }),
+                    Some(m) if m != stored => {
+                        Err(Error::Usage(sop_core::UsageError::InvalidConfig {
+                            what: "registry",
+                            reason: format!(
+                                "hash mod {m} was asked but the registry at {} was created with {stored}; it cannot change",
+                                base.display()
+                            ),
+                        }))
+                    }
                     _ => Ok(stored),
                 }
             }
@@ -43,14 +45,14 @@ impl Registry {
                 for dir in [TABLES_DIR, "stores"] {
                     let p = base.join(dir);
                     if fs.list_dir(&p).is_ok_and(|names| !names.is_empty()) {
-                        return Err(Error::Corruption {
+                        return Err(Error::Corruption(sop_core::CorruptionError::Damaged {
                             what: "registry configuration",
                             location: path.display().to_string(),
                             detail: format!(
                                 "missing, but {} holds data: restore the file (its hash mod cannot be guessed safely)",
                                 p.display()
                             ),
-                        });
+                        }));
                     }
                 }
                 let m = asked.unwrap_or(MIN_HASH_MOD);
@@ -58,11 +60,11 @@ impl Registry {
                 write_file_atomic(fs, &path, &bytes).map_err(Error::io("write", &path))?;
                 Ok(m)
             }
-            Err(e) => Err(Error::Io {
+            Err(e) => Err(Error::Storage(sop_core::StorageError::Io {
                 op: "read",
                 path,
                 source: e,
-            }),
+            })),
         }
     }
 }

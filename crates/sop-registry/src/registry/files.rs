@@ -19,10 +19,10 @@ pub(crate) fn check_rel_path(path: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidConfig {
+        Err(Error::Usage(sop_core::UsageError::InvalidConfig {
             what: "registry batch",
             reason: format!("{path:?} is not a plain relative path"),
-        })
+        }))
     }
 }
 
@@ -37,11 +37,11 @@ impl Registry {
         match read_file(self.fs.as_ref(), &full) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Io {
+            Err(e) => Err(Error::Storage(sop_core::StorageError::Io {
                 op: "read",
                 path: full,
                 source: e,
-            }),
+            })),
         }
     }
 
@@ -55,11 +55,11 @@ impl Registry {
         match self.fs.list_dir(&full) {
             Ok(v) => Ok(v),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::Io {
+            Err(e) => Err(Error::Storage(sop_core::StorageError::Io {
                 op: "list",
                 path: full,
                 source: e,
-            }),
+            })),
         }
     }
 

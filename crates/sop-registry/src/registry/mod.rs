@@ -71,7 +71,7 @@ pub const DEFAULT_CHECKPOINT_BYTES: u64 = 4 << 20;
 /// (`high 64 bits % hash_mod`) and probed through segment files `<table>/<table>-<n>.reg`.
 ///
 /// Writes are batched and atomic ([`Registry::write`]); reads verify every block's CRC32C and
-/// fail with [`Error::Corruption`] naming the file and offset. One process owns a registry
+/// fail with [`CorruptionError::Damaged`](sop_core::CorruptionError::Damaged) naming the file and offset. One process owns a registry
 /// folder at a time (the transaction layer enforces it); within the process it is safe to share.
 pub struct Registry {
     fs: Arc<dyn FileSystem>,
@@ -111,7 +111,7 @@ impl Registry {
     /// Opens (or creates) the registry under `base`, finishing any batch a crash interrupted.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a hash mod out of range or different from the stored one;
+    /// [`UsageError::InvalidConfig`](sop_core::UsageError::InvalidConfig) for a hash mod out of range or different from the stored one;
     /// corruption and I/O errors.
     pub fn open(
         fs: Arc<dyn FileSystem>,
@@ -188,7 +188,7 @@ impl Registry {
     /// store info.
     ///
     /// # Errors
-    /// [`Error::Poisoned`] when the journal still cannot be applied.
+    /// [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned) when the journal still cannot be applied.
     pub fn ensure_current(&self) -> Result<()> {
         self.check_failed()
     }
@@ -204,10 +204,10 @@ impl Registry {
             *self.failed.lock() = None;
             return Ok(());
         }
-        Err(Error::Poisoned {
+        Err(Error::Transaction(sop_core::TransactionError::Poisoned {
             store: format!("registry at {}", self.base.display()),
             cause,
-        })
+        }))
     }
 
     /// Blocks per segment file.

@@ -46,10 +46,12 @@ pub(super) struct OsLockGuard<'a>(Option<&'a std::fs::File>);
 impl<'a> OsLockGuard<'a> {
     pub(super) fn take(file: Option<&'a std::fs::File>) -> Result<Self> {
         if let Some(f) = file {
-            f.lock().map_err(|e| Error::Io {
-                op: "lock",
-                path: std::path::PathBuf::from("registry.lock"),
-                source: e,
+            f.lock().map_err(|e| {
+                Error::Storage(sop_core::StorageError::Io {
+                    op: "lock",
+                    path: std::path::PathBuf::from("registry.lock"),
+                    source: e,
+                })
             })?;
         }
         Ok(OsLockGuard(file))

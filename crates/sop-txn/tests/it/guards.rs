@@ -74,5 +74,11 @@ async fn a_range_read_through_guards_conflicts_with_a_commit_inside_it() {
     // The reader writes elsewhere: its range read makes it conflict.
     t.upsert(30, "mine".into()).await.unwrap();
     let e = reader.commit().await.unwrap_err();
-    assert!(matches!(e, Error::Conflict { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Transaction(sop_core::TransactionError::Conflict { .. })
+        ),
+        "{e}"
+    );
 }
