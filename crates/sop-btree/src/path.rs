@@ -41,9 +41,8 @@ fn head_range<K, V, C: KeyComparator<K>>(
 ) -> Option<(usize, usize)> {
     let heads = node.index.heads(&node.items, cmp)?;
     let h = cmp.head(key)?;
-    let lo = heads.partition_point(|x| *x < h);
-    let hi = lo + heads.get(lo..)?.partition_point(|x| *x == h);
-    Some((lo, hi))
+    let lo = heads.lower(h);
+    Some((lo, lo + heads.run(lo, h)))
 }
 
 /// The first index in `lo..hi` (as found by the heads, or the whole node) whose item does not

@@ -13,7 +13,7 @@
 //! 2 s) for another process to finish applying a batch, so it runs through `blocking`: on a
 //! multi-threaded runtime tokio first moves the worker's other tasks elsewhere.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,7 +52,9 @@ pub(crate) struct Catalog {
     /// The LSN of the last commit published: a new snapshot sees everything up to it.
     published: AtomicU64,
     /// Open snapshots (LSN → how many).
-    readers: Mutex<BTreeMap<u64, usize>>,
+    // A sorted vector, not a map: a read transaction registers and leaves without allocating
+    // (a handful of distinct snapshots are open at once).
+    readers: Mutex<Vec<(u64, usize)>>,
     /// The LSN the registry holds everything up to, and where a replay would start; one
     /// checkpoint at a time.
     checkpointed: Mutex<(u64, Option<LogPos>)>,
@@ -103,7 +105,7 @@ impl Catalog {
                 versioned,
                 overlay: RwLock::new(Overlay::default()),
                 published: AtomicU64::new(lsn),
-                readers: Mutex::new(BTreeMap::new()),
+                readers: Mutex::new(Vec::new()),
                 checkpointed: Mutex::new((lsn, ck.map(|c| c.position()))),
                 base_stores: Mutex::new(HashMap::new()),
                 base: quick_cache::sync::Cache::new(BASE_HANDLES),
@@ -153,17 +155,20 @@ impl Catalog {
         self.drop_voids(log);
         let mut r = self.readers.lock();
         let snap = self.published();
-        *r.entry(snap).or_default() += 1;
+        match r.binary_search_by_key(&snap, |e| e.0) {
+            Ok(i) => r[i].1 += 1,
+            Err(i) => r.insert(i, (snap, 1)),
+        }
         snap
     }
 
     /// Ends a read view.
     pub fn end_read(&self, snap: u64) {
         let mut r = self.readers.lock();
-        if let Some(n) = r.get_mut(&snap) {
-            *n -= 1;
-            if *n == 0 {
-                r.remove(&snap);
+        if let Ok(i) = r.binary_search_by_key(&snap, |e| e.0) {
+            r[i].1 -= 1;
+            if r[i].1 == 0 {
+                r.remove(i);
             }
         }
     }
@@ -171,7 +176,7 @@ impl Catalog {
     /// The oldest open snapshot (the newest published commit when none is open).
     pub fn oldest_reader(&self) -> u64 {
         let r = self.readers.lock();
-        r.keys().next().copied().unwrap_or_else(|| self.published())
+        r.first().map_or_else(|| self.published(), |e| e.0)
     }
 
     /// Whether any snapshot reader is open (it may still read locations a rewrite moves).
