@@ -57,6 +57,13 @@ impl<K: Data, V: Data> Cached<K, V> {
     }
 }
 
+/// What a node not yet in the transaction needs to be fetched: the snapshot, and the handle a
+/// read-only transaction kept for a leaf it read before (without keeping the leaf).
+struct Miss {
+    snap: u64,
+    seen: Option<sop_core::Handle>,
+}
+
 /// The [`NodeRepository`] and [`ValueStore`] of a tree inside a transaction.
 pub struct TxRepo<K, V, C> {
     pub(crate) shared: Arc<StoreShared<K, V, C>>,
@@ -92,15 +99,13 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         }
     }
 
-    /// The committed node `id` as this transaction sees it.
-    pub(crate) async fn fetch(&self, id: Uuid) -> Result<Read<K, V>> {
+    /// The committed node `id` as this transaction sees it (`miss`: what [`TxRepo::lookup`]
+    /// found out about it under the same lock).
+    async fn fetch(&self, id: Uuid, miss: Miss) -> Result<Read<K, V>> {
         let engine = &self.shared.engine;
         let name = &self.shared.name;
         let handle = if engine.catalog.versioned() {
-            let (snap, seen) = {
-                let st = self.shared.state.lock();
-                (st.snap, st.seen.get(&id).copied())
-            };
+            let Miss { snap, seen } = miss;
             match seen {
                 // A leaf this read-only transaction read before (not kept): its handle as of
                 // the snapshot, without asking the catalog again.
@@ -209,7 +214,9 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         Ok(cached)
     }
 
-    fn lookup(&self, id: Uuid) -> Result<Option<Arc<Node<K, V>>>> {
+    /// The node `id` as this transaction has it (changed or read before), or what fetching it
+    /// needs: one lock of the store's state for both.
+    fn lookup(&self, id: Uuid) -> Result<Result<Arc<Node<K, V>>, Miss>> {
         let st = self.shared.state.lock();
         if let Some(broken) = &st.broken {
             return Err(Error::Transaction(sop_core::TransactionError::Poisoned {
@@ -218,7 +225,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
             }));
         }
         if let Some(n) = st.changed.get(&id) {
-            return Ok(Some(Arc::clone(n)));
+            return Ok(Ok(Arc::clone(n)));
         }
         if st.removed.contains(&id) {
             return Err(Error::Corruption(sop_core::CorruptionError::NodeNotFound {
@@ -226,7 +233,13 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
                 id,
             }));
         }
-        Ok(st.snapshot.get(&id).map(|r| Arc::clone(&r.node)))
+        Ok(match st.snapshot.get(&id) {
+            Some(r) => Ok(Arc::clone(&r.node)),
+            None => Err(Miss {
+                snap: st.snap,
+                seen: st.seen.get(&id).copied(),
+            }),
+        })
     }
 
     fn bump(&self) {
@@ -235,6 +248,9 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
+    // The store checked this before the tree started its change (so a refused write poisons
+    // nothing); checked again per node write because the transaction can end from another task
+    // while a change awaits I/O, and no node may change after that.
     fn writable(&self) -> Result<()> {
         self.shared.tx()?.check_writable()
     }
@@ -271,10 +287,11 @@ fn crc32c_ok(bytes: &[u8], crc: u32) -> bool {
 impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo<K, V, C> {
     async fn get(&self, id: Uuid) -> Result<Arc<Node<K, V>>> {
         self.shared.tx()?.check_open()?;
-        if let Some(n) = self.lookup(id)? {
-            return Ok(n);
-        }
-        let read = self.fetch(id).await?;
+        let miss = match self.lookup(id)? {
+            Ok(n) => return Ok(n),
+            Err(miss) => miss,
+        };
+        let read = self.fetch(id, miss).await?;
         let mut st = self.shared.state.lock();
         if !self.shared.record_reads && read.node.is_leaf() {
             // A read-only snapshot transaction validates nothing, so what it keeps is only a
