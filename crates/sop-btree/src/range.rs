@@ -17,8 +17,8 @@ type Step<K, V> = Arc<NodeItem<K, V>>;
 enum End<K, V> {
     /// Not moved yet: the first call seeks the bound.
     Unstarted,
-    /// On the item it last returned (its key and id kept to tell where the ends meet).
-    At(Held<K, V>, K, Uuid),
+    /// On the item it last returned (kept, shared with its node, to tell where the ends meet).
+    At(Held<K, V>, Arc<NodeItem<K, V>>),
     /// Past the bound, or met the other end.
     Done,
 }
@@ -26,7 +26,7 @@ enum End<K, V> {
 impl<K, V> End<K, V> {
     fn last(&self) -> Option<(&K, Uuid)> {
         match self {
-            End::At(_, k, id) => Some((k, *id)),
+            End::At(_, item) => Some((&item.key, item.id)),
             _ => None,
         }
     }
@@ -156,7 +156,7 @@ where
                 };
                 self.tree.seek_forward(seek).await?
             }
-            End::At(held, _, _) => self.tree.after(held).await?,
+            End::At(held, _) => self.tree.after(held).await?,
         };
         self.settle(path, true)
     }
@@ -178,7 +178,7 @@ where
             self.back = End::Done;
             return Ok(None);
         }
-        let end = End::At(self.tree.hold(path), item.key.clone(), item.id);
+        let end = End::At(self.tree.hold(path), Arc::clone(&item));
         if front {
             self.front = end;
         } else {
@@ -221,7 +221,7 @@ where
                 };
                 self.tree.seek_backward(seek).await?
             }
-            End::At(held, _, _) => self.tree.before(held).await?,
+            End::At(held, _) => self.tree.before(held).await?,
         };
         self.settle(path, false)
     }
