@@ -15,6 +15,9 @@ pub(crate) struct Entry {
     pub depth: u8,
     /// About how big a full piece of it is.
     pub full_len: u32,
+    /// A second key for a node another entry holds (see [`NodeCache::alias`]): weighed as
+    /// one byte, since the node's memory is counted once, under its new location.
+    pub alias: bool,
 }
 
 #[derive(Clone)]
@@ -22,7 +25,11 @@ struct ByBytes;
 
 impl Weighter<Uuid, Entry> for ByBytes {
     fn weight(&self, _: &Uuid, v: &Entry) -> u64 {
-        u64::from(v.full_len).max(1)
+        if v.alias {
+            1
+        } else {
+            u64::from(v.full_len).max(1)
+        }
     }
 }
 
@@ -64,12 +71,22 @@ impl NodeCache {
 
     /// A background rewrite put the node cached at `old` at `new` as one full piece of
     /// `full_len` bytes: same content, so the decoded node serves the new location. With
-    /// `keep_old` (snapshot readers are open: they still read the old location) it serves both
-    /// (one node, two keys; the old key ages out once unread), else it moves.
+    /// `keep_old` (snapshot readers are open: they still read the old location) it serves both:
+    /// one node under two keys, the old one an alias weighed as one byte (counting the node
+    /// twice halved what L1 held while a rewrite ran under a long reader), which ages out
+    /// once unread. Else it moves.
     pub fn alias(&self, old: Uuid, new: Uuid, full_len: u32, keep_old: bool) {
         let entry = if keep_old {
             // Not counted as a use: the old key should age out once its readers end.
-            self.cache.peek(&old)
+            self.cache.peek(&old).inspect(|e| {
+                self.cache.insert(
+                    old,
+                    Entry {
+                        alias: true,
+                        ..e.clone()
+                    },
+                );
+            })
         } else {
             self.cache.remove(&old).map(|(_, e)| e)
         };
@@ -80,8 +97,52 @@ impl NodeCache {
                     node: e.node,
                     depth: 0,
                     full_len,
+                    alias: false,
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(node: &Arc<Vec<u8>>, full_len: u32) -> Entry {
+        Entry {
+            node: Arc::clone(node) as Arc<dyn Any + Send + Sync>,
+            depth: 2,
+            full_len,
+            alias: false,
+        }
+    }
+
+    fn id(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn a_rewrite_under_open_readers_serves_both_locations_and_counts_the_node_once() {
+        let l1 = NodeCache::new(1 << 20);
+        let node = Arc::new(vec![7u8; 10]);
+        l1.insert(id(1), entry(&node, 10_000));
+        l1.alias(id(1), id(2), 9_000, true);
+        let (old, _, _) = l1.get::<Vec<u8>>(id(1)).expect("kept for open readers");
+        let (new, depth, full_len) = l1.get::<Vec<u8>>(id(2)).expect("moved");
+        assert!(Arc::ptr_eq(&old, &new) && Arc::ptr_eq(&new, &node));
+        assert_eq!((depth, full_len), (0, 9_000));
+        // The node once (under its new location) and one byte for the old key.
+        assert_eq!(l1.cache.weight(), 9_001);
+    }
+
+    #[test]
+    fn a_rewrite_with_no_reader_moves_the_node() {
+        let l1 = NodeCache::new(1 << 20);
+        let node = Arc::new(vec![7u8; 10]);
+        l1.insert(id(1), entry(&node, 10_000));
+        l1.alias(id(1), id(2), 9_000, false);
+        assert!(l1.get::<Vec<u8>>(id(1)).is_none());
+        assert!(l1.get::<Vec<u8>>(id(2)).is_some());
+        assert_eq!(l1.cache.weight(), 9_000);
     }
 }

@@ -53,6 +53,7 @@ impl<K: Data, V: Data> Cached<K, V> {
             node: Arc::clone(&self.node) as Arc<dyn std::any::Any + Send + Sync>,
             depth: self.depth,
             full_len: self.full_len,
+            alias: false,
         }
     }
 }
