@@ -1,7 +1,7 @@
 //! The process-wide cache of decoded nodes (L1), bounded in bytes.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use quick_cache::Weighter;
 use sop_core::Uuid;
@@ -10,25 +10,46 @@ use sop_core::Uuid;
 #[derive(Clone)]
 pub(crate) struct Entry {
     /// An `Arc<Node<K, V>>` of the store's types.
-    pub node: Arc<dyn Any + Send + Sync>,
+    pub node: Slot,
     /// Deltas in its chain (0: a full piece).
     pub depth: u8,
     /// About how big a full piece of it is.
     pub full_len: u32,
-    /// A second key for a node another entry holds (see [`NodeCache::alias`]): weighed as
-    /// one byte, since the node's memory is counted once, under its new location.
-    pub alias: bool,
 }
+
+/// How an entry holds its node.
+#[derive(Clone)]
+pub(crate) enum Slot {
+    /// The node, counted at its full size.
+    Held(Arc<dyn Any + Send + Sync>),
+    /// A second key for a node the entry of its new location holds (see
+    /// [`NodeCache::alias`]): weak, so it never keeps the node alive once that entry is gone,
+    /// and weighed as what the entry itself costs.
+    Alias(Weak<dyn Any + Send + Sync>),
+}
+
+impl Entry {
+    /// An entry holding `node`.
+    pub fn held(node: Arc<dyn Any + Send + Sync>, depth: u8, full_len: u32) -> Self {
+        Entry {
+            node: Slot::Held(node),
+            depth,
+            full_len,
+        }
+    }
+}
+
+/// What an alias entry is weighed as: its key, its slot and the cache's bookkeeping.
+const ALIAS_WEIGHT: u64 = 64;
 
 #[derive(Clone)]
 struct ByBytes;
 
 impl Weighter<Uuid, Entry> for ByBytes {
     fn weight(&self, _: &Uuid, v: &Entry) -> u64 {
-        if v.alias {
-            1
-        } else {
-            u64::from(v.full_len).max(1)
+        match v.node {
+            Slot::Held(_) => u64::from(v.full_len).max(1),
+            Slot::Alias(_) => ALIAS_WEIGHT,
         }
     }
 }
@@ -50,7 +71,18 @@ impl NodeCache {
     /// The node at `pid`, if cached with type `T`, with its chain depth and full size.
     pub fn get<T: Any + Send + Sync>(&self, pid: Uuid) -> Option<(Arc<T>, u8, u32)> {
         let e = self.cache.get(&pid)?;
-        let node = Arc::downcast::<T>(e.node).ok()?;
+        let node = match e.node {
+            Slot::Held(n) => n,
+            Slot::Alias(w) => match w.upgrade() {
+                Some(n) => n,
+                None => {
+                    // Its node left with the entry that held it: a miss from now on.
+                    self.cache.remove(&pid);
+                    return None;
+                }
+            },
+        };
+        let node = Arc::downcast::<T>(node).ok()?;
         Some((node, e.depth, e.full_len))
     }
 
@@ -71,36 +103,41 @@ impl NodeCache {
 
     /// A background rewrite put the node cached at `old` at `new` as one full piece of
     /// `full_len` bytes: same content, so the decoded node serves the new location. With
-    /// `keep_old` (snapshot readers are open: they still read the old location) it serves both:
-    /// one node under two keys, the old one an alias weighed as one byte (counting the node
-    /// twice halved what L1 held while a rewrite ran under a long reader), which ages out
-    /// once unread. Else it moves.
+    /// `keep_old` (snapshot readers are open: they still read the old location) the old key
+    /// stays as a weak alias of it: the node is counted once, under the new location
+    /// (counting it twice halved what L1 held while a rewrite ran under a long reader), and
+    /// an alias never keeps a node alive once the new location's entry is superseded or
+    /// evicted. Else the entry moves.
     pub fn alias(&self, old: Uuid, new: Uuid, full_len: u32, keep_old: bool) {
-        let entry = if keep_old {
-            // Not counted as a use: the old key should age out once its readers end.
-            self.cache.peek(&old).inspect(|e| {
-                self.cache.insert(
-                    old,
-                    Entry {
-                        alias: true,
-                        ..e.clone()
-                    },
-                );
-            })
-        } else {
-            self.cache.remove(&old).map(|(_, e)| e)
-        };
-        if let Some(e) = entry {
-            self.cache.insert(
-                new,
-                Entry {
-                    node: e.node,
-                    depth: 0,
-                    full_len,
-                    alias: false,
+        let node = if keep_old {
+            let Some(e) = self.cache.peek(&old) else {
+                return;
+            };
+            let node = match &e.node {
+                Slot::Held(n) => Arc::clone(n),
+                Slot::Alias(w) => match w.upgrade() {
+                    Some(n) => n,
+                    None => return,
                 },
-            );
-        }
+            };
+            let alias = Entry {
+                node: Slot::Alias(Arc::downgrade(&node)),
+                ..e
+            };
+            // Soft: not counted as a use, so the old key ages out once its readers end.
+            let _ = self.cache.replace(old, alias, true);
+            node
+        } else {
+            match self.cache.remove(&old).map(|(_, e)| e.node) {
+                Some(Slot::Held(n)) => n,
+                Some(Slot::Alias(w)) => match w.upgrade() {
+                    Some(n) => n,
+                    None => return,
+                },
+                None => return,
+            }
+        };
+        self.cache.insert(new, Entry::held(node, 0, full_len));
     }
 }
 
@@ -109,12 +146,7 @@ mod tests {
     use super::*;
 
     fn entry(node: &Arc<Vec<u8>>, full_len: u32) -> Entry {
-        Entry {
-            node: Arc::clone(node) as Arc<dyn Any + Send + Sync>,
-            depth: 2,
-            full_len,
-            alias: false,
-        }
+        Entry::held(Arc::clone(node) as Arc<dyn Any + Send + Sync>, 2, full_len)
     }
 
     fn id(n: u8) -> Uuid {
@@ -131,8 +163,13 @@ mod tests {
         let (new, depth, full_len) = l1.get::<Vec<u8>>(id(2)).expect("moved");
         assert!(Arc::ptr_eq(&old, &new) && Arc::ptr_eq(&new, &node));
         assert_eq!((depth, full_len), (0, 9_000));
-        // The node once (under its new location) and one byte for the old key.
-        assert_eq!(l1.cache.weight(), 9_001);
+        // The node once (under its new location), and what the old key's entry costs.
+        assert_eq!(l1.cache.weight(), 9_000 + ALIAS_WEIGHT);
+        drop((old, new, node));
+        // The next version supersedes the new location's entry: the alias keeps nothing alive.
+        l1.remove(id(2));
+        assert!(l1.get::<Vec<u8>>(id(1)).is_none());
+        assert_eq!(l1.cache.weight(), 0);
     }
 
     #[test]

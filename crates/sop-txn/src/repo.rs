@@ -49,12 +49,11 @@ pub(crate) struct Cached<K, V> {
 impl<K: Data, V: Data> Cached<K, V> {
     /// What L1 holds for it.
     pub fn entry(&self) -> crate::l1::Entry {
-        crate::l1::Entry {
-            node: Arc::clone(&self.node) as Arc<dyn std::any::Any + Send + Sync>,
-            depth: self.depth,
-            full_len: self.full_len,
-            alias: false,
-        }
+        crate::l1::Entry::held(
+            Arc::clone(&self.node) as Arc<dyn std::any::Any + Send + Sync>,
+            self.depth,
+            self.full_len,
+        )
     }
 }
 
