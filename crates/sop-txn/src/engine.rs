@@ -20,6 +20,11 @@ use crate::{Transaction, TxOptions};
 /// How long the cluster-wide commit gate is held at most (a holder that pauses longer loses it).
 pub const GATE_TTL: Duration = Duration::from_secs(30);
 
+/// Stored bytes of leaves a standalone transaction keeps for itself by default: beyond, it
+/// keeps their handles only and reads them through L1 again, so a scan holds a bounded number
+/// of nodes whatever the tree's size.
+const KEEP_LEAF_BYTES: u64 = 4 << 20;
+
 /// Who may reach the commit point at a time.
 #[derive(Clone, Debug)]
 pub enum Gate {
@@ -100,6 +105,8 @@ pub struct Engine {
     since_checkpoint: AtomicU64,
     /// Commits that wrote something, ever: the maintenance thread's sign of activity.
     pub(crate) commits: AtomicU64,
+    /// Stored bytes of leaves a standalone transaction keeps for itself (see `TxRepo::read`).
+    keep_leaf_bytes: AtomicU64,
     /// Opened read-only (`LogOptions::read_only`): nothing is ever written.
     pub(crate) read_only: bool,
     /// The right to write the folder (see [`Lease`]): owned here until [`Engine::detach_lease`]
@@ -227,6 +234,7 @@ impl Engine {
             checkpoint_bytes: parts.checkpoint_bytes.max(1),
             since_checkpoint: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            keep_leaf_bytes: AtomicU64::new(KEEP_LEAF_BYTES),
             read_only,
             lease: Mutex::new(LeaseSlot::Owned(Arc::new(Lease { _hold: parts.hold }))),
         });
@@ -490,6 +498,19 @@ impl Engine {
     }
 
     /// A piece's bytes (a node version, delta or value).
+    /// Stored bytes of leaves a standalone transaction keeps for itself.
+    pub(crate) fn keep_leaf_bytes(&self) -> u64 {
+        self.keep_leaf_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Sets how many bytes of leaves a standalone transaction keeps for itself (default
+    /// 4 MiB); beyond, it keeps their handles only. For tests: 0 makes every leaf read go
+    /// through the handle path.
+    #[doc(hidden)]
+    pub fn set_keep_leaf_bytes(&self, bytes: u64) {
+        self.keep_leaf_bytes.store(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn read_piece(&self, loc: Loc) -> Result<Vec<u8>> {
         self.log.read(loc)
     }

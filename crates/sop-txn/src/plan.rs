@@ -213,6 +213,15 @@ where
                     plan.checks.push((*lid, r.handle.version));
                 }
             }
+            // Leaves read beyond the keep budget (handles only): validated the same way.
+            for (lid, h) in &st.seen {
+                if !st.snapshot.contains_key(lid)
+                    && !st.changed.contains_key(lid)
+                    && !st.removed.contains(lid)
+                {
+                    plan.checks.push((*lid, h.version));
+                }
+            }
         }
         plan.count_delta = i64::try_from(st.count).unwrap_or(i64::MAX)
             - i64::try_from(st.info.count).unwrap_or(i64::MAX);

@@ -13,10 +13,6 @@ use sop_core::{Error, Loc, Result, Uuid, codec};
 use crate::engine::Engine;
 use crate::state::{Read, StoreShared};
 
-/// Stored bytes of leaves a read-only snapshot transaction keeps for itself (beyond, it reads
-/// them through L1 each time).
-const READ_ONLY_KEEP_BYTES: u64 = 4 << 20;
-
 /// Format version of a value piece (the codec's encoding of the value).
 pub const VALUE_FORMAT_VERSION: u8 = 1;
 
@@ -214,6 +210,33 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         Ok(cached)
     }
 
+    /// The committed node `id` as this transaction reads it, kept in its snapshot map (`keep`,
+    /// or inner nodes, or leaves within the engine's byte budget) or, for a leaf beyond the
+    /// budget in standalone mode, through its handle only: the handle keeps the version the
+    /// commit validates (see `plan.rs`), and a re-read goes to L1 without the catalog. So a
+    /// scan holds a bounded number of nodes, in write transactions too; clustered mode keeps
+    /// every node (its readers re-check them when another process commits).
+    async fn read(&self, id: Uuid, keep: bool) -> Result<Arc<Node<K, V>>> {
+        self.shared.tx()?.check_open()?;
+        let miss = match self.lookup(id)? {
+            Ok(n) => return Ok(n),
+            Err(miss) => miss,
+        };
+        let read = self.fetch(id, miss).await?;
+        let engine = &self.shared.engine;
+        let mut st = self.shared.state.lock();
+        if !keep && read.node.is_leaf() && engine.catalog.versioned() {
+            if st.kept_bytes >= engine.keep_leaf_bytes() {
+                st.seen.insert(id, read.handle);
+                return Ok(read.node);
+            }
+            st.kept_bytes += u64::from(read.full_len);
+        }
+        st.seen.remove(&id);
+        let entry = st.snapshot.entry(id).or_insert(read);
+        Ok(Arc::clone(&entry.node))
+    }
+
     /// The node `id` as this transaction has it (changed or read before), or what fetching it
     /// needs: one lock of the store's state for both.
     fn lookup(&self, id: Uuid) -> Result<Result<Arc<Node<K, V>>, Miss>> {
@@ -286,26 +309,7 @@ fn crc32c_ok(bytes: &[u8], crc: u32) -> bool {
 
 impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo<K, V, C> {
     async fn get(&self, id: Uuid) -> Result<Arc<Node<K, V>>> {
-        self.shared.tx()?.check_open()?;
-        let miss = match self.lookup(id)? {
-            Ok(n) => return Ok(n),
-            Err(miss) => miss,
-        };
-        let read = self.fetch(id, miss).await?;
-        let mut st = self.shared.state.lock();
-        if !self.shared.record_reads && read.node.is_leaf() {
-            // A read-only snapshot transaction validates nothing, so what it keeps is only a
-            // cache: leaves up to a byte budget (then L1 serves them), so a scan holds a
-            // bounded number of nodes, not the whole tree; inner nodes always stay.
-            if st.kept_bytes >= READ_ONLY_KEEP_BYTES {
-                // Its handle only (a few dozen bytes): the next read of it goes to L1 directly.
-                st.seen.insert(id, read.handle);
-                return Ok(read.node);
-            }
-            st.kept_bytes += u64::from(read.full_len);
-        }
-        let entry = st.snapshot.entry(id).or_insert(read);
-        Ok(Arc::clone(&entry.node))
+        self.read(id, false).await
     }
 
     async fn checkout(&mut self, id: Uuid) -> Result<Node<K, V>> {
@@ -314,7 +318,9 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
         if let Some(n) = taken {
             return Ok(Arc::try_unwrap(n).unwrap_or_else(|shared| (*shared).clone()));
         }
-        let n = self.get(id).await?;
+        // Kept whatever the budget: the commit writes a changed node as a delta over the
+        // version read, and checks that version.
+        let n = self.read(id, true).await?;
         Ok((*n).clone())
     }
 

@@ -48,9 +48,10 @@ pub(crate) struct StoreState<K, V> {
     pub snap: u64,
     /// Committed nodes read, with the handle they were read through.
     pub snapshot: IdMap<Uuid, Read<K, V>>,
-    /// Stored bytes of the leaves in `snapshot` (read-only transactions keep a budget).
+    /// Stored bytes of the leaves kept in `snapshot` under the engine's keep budget.
     pub kept_bytes: u64,
-    /// Read-only transactions: handles of leaves read but not kept in `snapshot`.
+    /// Handles of leaves read but not kept in `snapshot` (beyond the keep budget): their
+    /// versions are validated like the kept ones'.
     pub seen: IdMap<Uuid, Handle>,
     /// Nodes added or changed by this transaction, latest copy.
     pub changed: IdMap<Uuid, Arc<Node<K, V>>>,
@@ -106,6 +107,8 @@ impl<K, V> StoreState<K, V> {
         self.info = info;
         self.snap = snap;
         self.snapshot.clear();
+        self.seen.clear();
+        self.kept_bytes = 0;
         self.changed.clear();
         self.added.clear();
         self.removed.clear();
@@ -167,13 +170,19 @@ impl<K, V, C> StoreShared<K, V, C> {
     /// The first committed node this transaction read whose version in the registry is no
     /// longer the one it read, if any.
     pub fn changed_node(&self) -> Result<Option<Uuid>> {
-        let read: Vec<(Uuid, u64)> = self
-            .state
-            .lock()
-            .snapshot
-            .iter()
-            .map(|(id, r)| (*id, r.handle.version))
-            .collect();
+        let read: Vec<(Uuid, u64)> = {
+            let st = self.state.lock();
+            st.snapshot
+                .iter()
+                .map(|(id, r)| (*id, r.handle.version))
+                .chain(
+                    st.seen
+                        .iter()
+                        .filter(|(id, _)| !st.snapshot.contains_key(id))
+                        .map(|(id, h)| (*id, h.version)),
+                )
+                .collect()
+        };
         if read.is_empty() {
             return Ok(None);
         }

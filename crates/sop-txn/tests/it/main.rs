@@ -2,6 +2,7 @@
 //! simulated file system for the log: no registry, no folder.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bounded;
 mod faults;
 mod guards;
 mod model;

@@ -69,7 +69,7 @@ impl Rig {
         meta: Arc<dyn Metadata>,
         checkpoint_bytes: u64,
     ) -> Result<(Arc<Engine>, RecoveryReport)> {
-        Engine::open(EngineParts {
+        let opened = Engine::open(EngineParts {
             meta,
             log_fs: Arc::new(self.fs.clone()),
             log_dir: Path::new("/sim/log").to_path_buf(),
@@ -85,6 +85,10 @@ impl Rig {
             checkpoint_bytes,
             background_maintenance: false,
             hold: Vec::new(),
-        })
+        })?;
+        // Transactions keep no leaf they do not change: every read beyond what a change needs
+        // goes the handle-only way, so the model and fault tests cover it.
+        opened.0.set_keep_leaf_bytes(0);
+        Ok(opened)
     }
 }
