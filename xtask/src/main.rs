@@ -7,7 +7,8 @@
 //! - `stress`: the long runs (bank, clustered, 100 SIGKILL rounds, the large power-loss workload).
 //! - `fuzz [--secs N]`: every cargo-fuzz target in `fuzz/` for N seconds.
 //! - `bench [--n N] [--engines ..]`: sop-rs and its peers on redb's workload (`bench/`, its own
-//!   workspace so the peers never enter the default build); `bench --micro`: criterion.
+//!   workspace so the peers never enter the default build); `bench --micro`: criterion;
+//!   `bench --cluster`: P processes in clustered mode on one folder (`bench/src/bin/cluster.rs`).
 //! - `ycsb [...]`: the YCSB core workloads.
 
 use std::process::{Command, ExitCode};
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
                 "sop-database",
             ],
         ),
+        Some("bench") if flags.contains(&"--cluster") => peers("cluster", &flags),
         Some("bench") => peers("sop-bench", &flags),
         Some("ycsb") => peers("ycsb", &flags),
         _ => {
@@ -50,6 +52,8 @@ fn main() -> ExitCode {
   fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench [--n N] [--engines sop,redb,..]
                    sop-rs side by side with redb, LMDB, SQLite, fjall (bench/, own workspace)
   bench --micro    the criterion micro-benchmarks
+  bench --cluster [--secs S] [--procs 1,2,4,8] [--keys K]
+                   clustered scale-out: P processes, one folder, one private redis-server
   ycsb [--workload a..f|a,c] [--records N] [--ops M] [--threads T] [--engines ..]
                    YCSB core workloads"
             );
