@@ -1,9 +1,13 @@
-//! `cargo xtask bench --cluster [--secs S] [--procs 1,2,4,8] [--keys K]`: clustered scale-out.
-//! P OS processes open one database folder in clustered mode against one private
-//! `redis-server`; each commits one key per transaction in a key range of its own (the
-//! partitioned workload: no two processes ever touch the same key) for S seconds. Prints, per P,
-//! transactions/s, the speed-up over P = 1, retries, and p50/p99 commit latency; written to
-//! `target/bench/cluster.md`. Each P runs on a fresh folder (the same data loaded first).
+//! `cargo xtask bench --cluster [--secs S] [--procs 1,2,4,8] [--keys K] [--records R]
+//! [--workload partitioned,a,b]`: clustered scale-out. P OS processes open one database folder
+//! in clustered mode against one private `redis-server` for S seconds:
+//! - `partitioned`: each commits one key per transaction in a key range of its own (K keys; no
+//!   two processes ever touch the same key);
+//! - `a` / `b`: YCSB A (50% reads, 50% updates) and B (95% reads) over R shared records,
+//!   scrambled Zipfian keys, every operation its own transaction.
+//!
+//! Prints, per workload and P, operations/s, the speed-up over P = 1, retries, and p50/p99
+//! latency; written to `target/bench/cluster.md`. Each run is on a fresh folder.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use sop::{ClusterOptions, Database, StoreOptions, TxMode};
+use sop_bench::rng::Rng;
+use sop_bench::ycsb::Zipfian;
 
 const STORE: &str = "kv";
 const VALUE: usize = 150;
@@ -24,6 +30,12 @@ fn main() -> Result<()> {
     let value = |name: &str| sop_bench::flag(&args, name);
     let secs: u64 = value("--secs").map_or(Ok(5), |s| s.parse())?;
     let keys: u64 = value("--keys").map_or(Ok(1_000), |s| s.parse())?;
+    let records: u64 = value("--records").map_or(Ok(10_000), |s| s.parse())?;
+    let workloads: Vec<String> = value("--workload")
+        .unwrap_or_else(|| "partitioned,a,b".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let procs: Vec<usize> = value("--procs")
         .unwrap_or_else(|| "1,2,4,8".into())
         .split(',')
@@ -32,15 +44,25 @@ fn main() -> Result<()> {
     let root = PathBuf::from(value("--dir").unwrap_or_else(|| "target/bench/cluster-data".into()));
     let redis = sop_testkit::RedisServer::start();
     let mut rows = Vec::new();
-    for &p in &procs {
-        let dir = root.join(format!("p{p}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        load(&dir, &redis.url(), p as u64 * keys)?;
-        eprintln!("  P = {p}: {secs} s of one-key transactions, {keys} keys per process");
-        rows.push(measure(&dir, &redis.url(), p, keys, secs)?);
+    for w in &workloads {
+        if !matches!(w.as_str(), "partitioned" | "a" | "b") {
+            bail!("unknown workload {w:?}: partitioned, a or b");
+        }
+        for &p in &procs {
+            let dir = root.join(format!("{w}-p{p}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            let (loaded, range) = if w == "partitioned" {
+                (p as u64 * keys, keys)
+            } else {
+                (records, records)
+            };
+            load(&dir, &redis.url(), loaded)?;
+            eprintln!("  {w}, P = {p}: {secs} s");
+            rows.push(measure(&dir, &redis.url(), w, p, range, secs)?);
+        }
     }
-    let report = table(&rows, secs, keys);
+    let report = table(&rows, secs, keys, records);
     print!("{report}");
     std::fs::create_dir_all("target/bench")?;
     std::fs::write("target/bench/cluster.md", &report)?;
@@ -88,6 +110,7 @@ struct Done {
 
 /// One row of the table.
 struct Row {
+    workload: String,
     procs: usize,
     commits: u64,
     retries: u64,
@@ -95,7 +118,7 @@ struct Row {
     p99_us: u64,
 }
 
-fn measure(dir: &Path, url: &str, p: usize, keys: u64, secs: u64) -> Result<Row> {
+fn measure(dir: &Path, url: &str, workload: &str, p: usize, keys: u64, secs: u64) -> Result<Row> {
     // All start at the same moment, after every process has opened the database.
     let start_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64 + 3_000;
     let children: Vec<Child> = (0..p)
@@ -104,7 +127,16 @@ fn measure(dir: &Path, url: &str, p: usize, keys: u64, secs: u64) -> Result<Row>
                 .env("SOP_CLUSTER_WORKER", "1")
                 .env("SOP_CLUSTER_DB", dir)
                 .env("SOP_CLUSTER_REDIS", url)
-                .env("SOP_CLUSTER_FIRST", (i as u64 * keys).to_string())
+                .env("SOP_CLUSTER_WORKLOAD", workload)
+                .env("SOP_CLUSTER_SEED", (i as u64 + 1).to_string())
+                .env(
+                    "SOP_CLUSTER_FIRST",
+                    if workload == "partitioned" {
+                        (i as u64 * keys).to_string()
+                    } else {
+                        "0".into()
+                    },
+                )
                 .env("SOP_CLUSTER_KEYS", keys.to_string())
                 .env("SOP_CLUSTER_START", start_at.to_string())
                 .env("SOP_CLUSTER_SECS", secs.to_string())
@@ -134,6 +166,7 @@ fn measure(dir: &Path, url: &str, p: usize, keys: u64, secs: u64) -> Result<Row>
             .unwrap_or(0)
     };
     Ok(Row {
+        workload: workload.to_string(),
         procs: p,
         commits,
         retries,
@@ -172,6 +205,16 @@ fn worker() -> Result<()> {
     let keys: u64 = var("SOP_CLUSTER_KEYS")?.parse()?;
     let start_at: u64 = var("SOP_CLUSTER_START")?.parse()?;
     let secs: u64 = var("SOP_CLUSTER_SECS")?.parse()?;
+    let workload = var("SOP_CLUSTER_WORKLOAD")?;
+    let seed: u64 = var("SOP_CLUSTER_SEED")?.parse()?;
+    // The share of operations that read: YCSB A 50%, B 95%; the partitioned workload writes.
+    let reads = match workload.as_str() {
+        "a" => 0.5,
+        "b" => 0.95,
+        _ => 0.0,
+    };
+    let zipf = (reads > 0.0).then(|| Zipfian::new(keys, 0.99));
+    let mut rng = Rng::new(seed);
     let done = runtime()?.block_on(async {
         let db = Database::open_clustered(&dir, ClusterOptions::new(url)).await?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
@@ -184,22 +227,52 @@ fn worker() -> Result<()> {
         };
         let mut i = 0u64;
         while Instant::now() < deadline {
-            let k = first + i % keys;
+            let k = match &zipf {
+                Some(z) => z.next_scrambled(&mut rng, keys),
+                None => first + i % keys,
+            };
             i += 1;
             let began = Instant::now();
+            let read = reads > 0.0 && rng.unit() < reads;
             loop {
-                let tx = db.begin(TxMode::ForWriting);
+                let mode = if read {
+                    TxMode::ForReading
+                } else {
+                    TxMode::ForWriting
+                };
+                let tx = db.begin(mode);
                 let r = async {
                     let mut t = db.open_btree::<u64, Vec<u8>>(&tx, STORE)?;
-                    t.upsert(k, value_of(k + i)).await?;
-                    tx.commit().await
+                    let found = if read {
+                        t.get_ref(&k).await?.is_some()
+                    } else {
+                        t.upsert(k, value_of(k + i)).await?;
+                        true
+                    };
+                    drop(t);
+                    tx.commit().await.map(|()| found)
                 }
                 .await;
                 match r {
-                    Ok(()) => break,
-                    Err(e) if e.is_retryable() => {
+                    Ok(true) => break,
+                    Ok(false) => bail!("key {k} is missing"),
+                    // Run again, as an application would: conflicts, busy locks, and a Redis
+                    // too slow to answer under load (all counted as retries).
+                    Err(e)
+                        if e.is_retryable()
+                            || matches!(
+                                e,
+                                sop::Error::Coordination(_)
+                                    | sop::Error::Transaction(
+                                        sop::TransactionError::Timeout { .. }
+                                    )
+                            ) =>
+                    {
                         let _ = tx.rollback().await;
                         done.retries += 1;
+                        if matches!(e, sop::Error::Coordination(_)) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
                     }
                     Err(e) => return Err(anyhow::Error::new(e)),
                 }
@@ -215,23 +288,28 @@ fn worker() -> Result<()> {
     Ok(())
 }
 
-fn table(rows: &[Row], secs: u64, keys: u64) -> String {
+fn table(rows: &[Row], secs: u64, keys: u64, records: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Clustered, partitioned: each process upserts its own {keys} keys, one key per durable \
-         transaction, for {secs} s; one private redis-server; one folder\n"
+        "Clustered, {secs} s per run, one private redis-server, one folder, every operation its \
+         own durable transaction. partitioned: each process upserts its own {keys} keys; a / b: \
+         YCSB A (50% reads) / B (95% reads) over {records} shared records, scrambled Zipfian\n"
     );
     let _ = writeln!(
         out,
-        "| processes | transactions/s | speed-up over 1 | retries | p50 commit µs | p99 commit µs |"
+        "| workload | processes | operations/s | speed-up over 1 | retries | p50 µs | p99 µs |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
-    let base = rows.first().map_or(0.0, |r| r.commits as f64);
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     for r in rows {
+        let base = rows
+            .iter()
+            .find(|b| b.workload == r.workload)
+            .map_or(0.0, |b| b.commits as f64);
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {} | {} | {} |",
+            r.workload,
             r.procs,
             r.commits as f64 / secs as f64,
             if base > 0.0 {
