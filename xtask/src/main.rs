@@ -52,7 +52,7 @@ fn main() -> ExitCode {
   fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench [--n N] [--engines sop,redb,..]
                    sop-rs side by side with redb, LMDB, SQLite, fjall (bench/, own workspace)
   bench --micro    the criterion micro-benchmarks
-  bench --cluster [--secs S] [--procs 1,2,4,8] [--keys K]
+  bench --cluster [--secs S] [--procs 1,2,4,8] [--workload partitioned,a,b]
                    clustered scale-out: P processes, one folder, one private redis-server
   ycsb [--workload a..f|a,c] [--records N] [--ops M] [--threads T] [--engines ..]
                    YCSB core workloads"
