@@ -215,10 +215,7 @@ where
             }
             // Leaves read beyond the keep budget (handles only): validated the same way.
             for (lid, h) in &st.seen {
-                if !st.snapshot.contains_key(lid)
-                    && !st.changed.contains_key(lid)
-                    && !st.removed.contains(lid)
-                {
+                if !st.changed.contains_key(lid) && !st.removed.contains(lid) {
                     plan.checks.push((*lid, h.version));
                 }
             }

@@ -53,8 +53,8 @@ impl<K: Data, V: Data> Cached<K, V> {
     }
 }
 
-/// What a node not yet in the transaction needs to be fetched: the snapshot, and the handle a
-/// read-only transaction kept for a leaf it read before (without keeping the leaf).
+/// What a node not yet in the transaction needs to be fetched: the snapshot, and the handle
+/// kept for a leaf read before beyond the keep budget (without keeping the leaf).
 struct Miss {
     snap: u64,
     seen: Option<sop_core::Handle>,
@@ -103,8 +103,8 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> TxRepo<K, V, C> {
         let handle = if engine.catalog.versioned() {
             let Miss { snap, seen } = miss;
             match seen {
-                // A leaf this read-only transaction read before (not kept): its handle as of
-                // the snapshot, without asking the catalog again.
+                // A leaf read before beyond the keep budget: its handle as of the snapshot,
+                // without asking the catalog again.
                 Some(h) => Some(h),
                 None => engine.catalog.handle(name, id, snap)?,
             }

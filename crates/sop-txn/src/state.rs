@@ -51,7 +51,8 @@ pub(crate) struct StoreState<K, V> {
     /// Stored bytes of the leaves kept in `snapshot` under the engine's keep budget.
     pub kept_bytes: u64,
     /// Handles of leaves read but not kept in `snapshot` (beyond the keep budget): their
-    /// versions are validated like the kept ones'.
+    /// versions are validated like the kept ones'. Never in `snapshot` too (`TxRepo::read`
+    /// takes a node out of it when it keeps one).
     pub seen: IdMap<Uuid, Handle>,
     /// Nodes added or changed by this transaction, latest copy.
     pub changed: IdMap<Uuid, Arc<Node<K, V>>>,
@@ -175,12 +176,7 @@ impl<K, V, C> StoreShared<K, V, C> {
             st.snapshot
                 .iter()
                 .map(|(id, r)| (*id, r.handle.version))
-                .chain(
-                    st.seen
-                        .iter()
-                        .filter(|(id, _)| !st.snapshot.contains_key(id))
-                        .map(|(id, h)| (*id, h.version)),
-                )
+                .chain(st.seen.iter().map(|(id, h)| (*id, h.version)))
                 .collect()
         };
         if read.is_empty() {
