@@ -160,6 +160,24 @@ pub trait Metadata: Send + Sync + fmt::Debug {
     /// errors, after which the batch may or may not have taken effect (read again to know).
     fn apply(&self, batch: &MetaBatch) -> Result<()>;
 
+    /// Applies a batch whose store infos are computed from the current ones (a commit's count
+    /// change): `finish` adds them to `batch` at a point where the infos of `stores` cannot
+    /// change until the batch is written (clustered: holding their locks and the locks of the
+    /// batch's handles). By default the caller serialises its batches, and this is `finish`
+    /// then [`Metadata::apply`].
+    ///
+    /// # Errors
+    /// As [`Metadata::apply`], and what `finish` returns.
+    fn apply_with_stores(
+        &self,
+        batch: MetaBatch,
+        stores: &[String],
+        finish: &mut dyn FnMut(MetaBatch) -> Result<MetaBatch>,
+    ) -> Result<()> {
+        let _ = stores;
+        self.apply(&finish(batch)?)
+    }
+
     /// Removes a store's info and its table, so that an interruption is told apart from lost
     /// metadata (the real implementation leaves a marker until both are gone).
     ///

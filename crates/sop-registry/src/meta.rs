@@ -119,6 +119,23 @@ impl Metadata for RegistryMetadata {
         self.registry.write(&Self::registry_batch(batch)?)
     }
 
+    /// Clustered: the store files are read and written holding their locks (and the blocks'),
+    /// so two processes changing one store's count each add their own change.
+    fn apply_with_stores(
+        &self,
+        batch: MetaBatch,
+        stores: &[String],
+        finish: &mut dyn FnMut(MetaBatch) -> Result<MetaBatch>,
+    ) -> Result<()> {
+        let pre = Self::registry_batch(&batch)?;
+        let files: Vec<String> = stores
+            .iter()
+            .map(|n| StoreRepository::relative_path(n))
+            .collect();
+        self.registry
+            .write_with(&pre, &files, || Self::registry_batch(&finish(batch)?))
+    }
+
     /// A marker is written with the store file's removal and taken away last, so an
     /// interrupted removal is told apart from lost metadata (`verify --repair` finishes the one
     /// and refuses to touch the other).

@@ -6,7 +6,10 @@
 //! 1        flags: bit 0 = overflow (a handle that hashes here lives in a later segment)
 //! 2..4     reserved, 0
 //! 4..4034  62 handle records of 65 bytes
-//! 4034..4092 zero
+//! 4034..4084 zero
+//! 4084..4092 write sequence (u64 LE): 1 more than the image it replaced (clustered mode;
+//!          0 in a block only standalone registries wrote); a replayed journal image
+//!          older than the block is skipped
 //! 4092..4096 CRC32C (LE) of bytes 0..4092
 //!
 //! handle record (65 bytes; all zero = empty slot)
@@ -28,6 +31,7 @@ pub const BLOCK_FORMAT_VERSION: u8 = 1;
 
 const HEADER: usize = 4;
 const CRC_AT: usize = BLOCK_SIZE - 4;
+const SEQ_AT: usize = CRC_AT - 8;
 const FLAG_OVERFLOW: u8 = 1;
 
 /// A block, decoded and checked.
@@ -35,6 +39,8 @@ const FLAG_OVERFLOW: u8 = 1;
 pub(crate) struct Block {
     pub slots: Vec<Option<Handle>>,
     pub overflow: bool,
+    /// Clustered mode: how many times the block was written (see the module doc).
+    pub seq: u64,
 }
 
 impl Block {
@@ -42,6 +48,7 @@ impl Block {
         Block {
             slots: vec![None; SLOTS_PER_BLOCK],
             overflow: false,
+            seq: 0,
         }
     }
 
@@ -70,9 +77,12 @@ impl Block {
             .chunks_exact(RECORD_SIZE)
             .map(decode_record)
             .collect();
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&bytes[SEQ_AT..CRC_AT]);
         Ok(Block {
             slots,
             overflow: bytes[1] & FLAG_OVERFLOW != 0,
+            seq: u64::from_le_bytes(seq),
         })
     }
 
@@ -89,6 +99,7 @@ impl Block {
                 encode_record(h, chunk);
             }
         }
+        out[SEQ_AT..CRC_AT].copy_from_slice(&self.seq.to_le_bytes());
         let crc = crc32c::crc32c(&out[..CRC_AT]);
         out[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         out

@@ -442,15 +442,27 @@ fn shared_batch(plans: &[StorePlan], locs: &[Vec<Loc>]) -> MetaBatch {
     batch
 }
 
-/// Clustered commit point, at the cluster gate: store infos read and written under it, then one
-/// atomic registry batch.
-fn shared_commit_point(tx: &TxInner, plans: &[StorePlan], mut batch: MetaBatch) -> Result<()> {
-    for p in plans {
-        if let Some(info) = store_info_after(tx, p)? {
-            batch = batch.put_store(info);
-        }
-    }
-    tx.engine.catalog.meta.apply(&batch)
+/// Clustered commit point: one atomic registry batch, which locks exactly the registry blocks
+/// of its handles and the files of the store infos it changes (read under those locks).
+fn shared_commit_point(tx: &TxInner, plans: &[StorePlan], batch: MetaBatch) -> Result<()> {
+    // Only stores whose info changes are read under their locks (a count that does not move
+    // makes no two commits wait for each other).
+    let stores: Vec<String> = plans
+        .iter()
+        .filter(|p| p.created.is_some() || p.count_delta != 0)
+        .map(|p| p.name.clone())
+        .collect();
+    tx.engine
+        .catalog
+        .meta
+        .apply_with_stores(batch, &stores, &mut |mut batch| {
+            for p in plans {
+                if let Some(info) = store_info_after(tx, p)? {
+                    batch = batch.put_store(info);
+                }
+            }
+            Ok(batch)
+        })
 }
 
 /// The store's info to write with the commit: created, or its count moved by this commit's

@@ -170,6 +170,17 @@ impl Metadata for FaultyMetadata {
         self.write("batch", || self.inner.apply(batch))
     }
 
+    fn apply_with_stores(
+        &self,
+        batch: MetaBatch,
+        stores: &[String],
+        finish: &mut dyn FnMut(MetaBatch) -> Result<MetaBatch>,
+    ) -> Result<()> {
+        self.write("batch", || {
+            self.inner.apply_with_stores(batch, stores, finish)
+        })
+    }
+
     fn remove_store(&self, name: &str) -> Result<()> {
         self.write(name, || self.inner.remove_store(name))
     }

@@ -8,10 +8,9 @@ use sop_core::codec::{self, seal};
 use sop_core::vfs::remove_file_if_present;
 use sop_core::{Error, Result, validate_store_name};
 
+use super::Registry;
 use super::batch::{Change, FileChange, RegistryBatch};
 use super::files::{check_rel_path, replace_file_unsynced};
-use super::shared::OsLockGuard;
-use super::{JOURNAL_FILE, Registry};
 use crate::journal::{JOURNAL_FORMAT_VERSION, Journal, JournalEntry, Unsynced};
 use crate::record::BLOCK_SIZE;
 
@@ -33,12 +32,12 @@ impl Registry {
         if batch.is_empty() {
             return Ok(());
         }
+        if let Some(sh) = &self.shared {
+            return self.write_shared(sh, batch, &[], || Ok(batch.clone()));
+        }
         let mut journal = self.journal.lock();
         let journal = &mut *journal;
-        let _os = OsLockGuard::take(self.os_lock.as_ref())?;
-        // Shared mode: a batch another process synced but did not finish applying (it died)
-        // comes first. (In lazy mode the journal is never empty for that reason.)
-        let journal_path = self.base.join(JOURNAL_FILE);
+        let journal_path = self.journal_path.clone();
         if self.checkpoint_bytes == 0
             && journal
                 .file
@@ -48,6 +47,63 @@ impl Registry {
         {
             self.replay(journal)?;
         }
+        let entries = self.entries(batch)?;
+        if entries.is_empty() {
+            // Only checks: validated under the journal lock, nothing to write.
+            return Ok(());
+        }
+        self.append_journal(journal, &entries)?;
+        // From here the batch is committed: the journal is durable and will be replayed.
+        let lazy = self.checkpoint_bytes > 0;
+        let applied = self
+            .apply(&entries, &mut journal.unsynced, false)
+            .and_then(|()| {
+                if lazy && journal.end < self.checkpoint_bytes {
+                    Ok(())
+                } else if lazy {
+                    self.checkpoint_locked(journal)
+                } else {
+                    // Synced in place: empty the journal without a sync; a journal that still
+                    // holds this batch is replayed (idempotently) before the next batch or on
+                    // the next open.
+                    self.sync_unsynced(&mut journal.unsynced)?;
+                    let _ = journal.file.set_len(0);
+                    journal.end = 0;
+                    Ok(())
+                }
+            });
+        if let Err(e) = applied {
+            // Readers are refused until the journal is replayed (next call, or the next open).
+            *self.failed.lock() = Some(e.to_string());
+        }
+        Ok(())
+    }
+
+    /// As [`Registry::write`], for a batch built from what it replaces (a store's count): in
+    /// shared mode, the locks of every block `pre` touches and of `files` (paths relative to
+    /// the registry folder) are taken first, then `finish` builds the batch to write, which
+    /// may touch only those; so nothing `finish` read can change before the batch is written.
+    /// Not shared: `finish`, then [`Registry::write`] (the caller serialises).
+    ///
+    /// # Errors
+    /// As [`Registry::write`]; [`CorruptionError::Invariant`](sop_core::CorruptionError::Invariant)
+    /// when the finished batch touches something not locked.
+    pub fn write_with(
+        &self,
+        pre: &RegistryBatch,
+        files: &[String],
+        finish: impl FnOnce() -> Result<RegistryBatch>,
+    ) -> Result<()> {
+        self.check_failed()?;
+        match &self.shared {
+            Some(sh) => self.write_shared(sh, pre, files, finish),
+            None => self.write(&finish()?),
+        }
+    }
+
+    /// Checks a batch against the blocks as they are and computes what it writes: the new
+    /// image of every block it changes (its write sequence one more) and its file changes.
+    pub(super) fn entries(&self, batch: &RegistryBatch) -> Result<Vec<JournalEntry>> {
         let mut working = BTreeMap::new();
         let mut dirty = BTreeSet::new();
         for (table, change) in &batch.changes {
@@ -125,11 +181,14 @@ impl Registry {
         let mut entries: Vec<JournalEntry> = dirty
             .into_iter()
             .filter_map(|key| {
-                working.get(&key).map(|b| JournalEntry::Block {
-                    table: key.0,
-                    segment: key.1,
-                    block: key.2,
-                    image: b.encode().to_vec(),
+                working.get_mut(&key).map(|b| {
+                    b.seq += 1;
+                    JournalEntry::Block {
+                        table: key.0,
+                        segment: key.1,
+                        block: key.2,
+                        image: b.encode().to_vec(),
+                    }
                 })
             })
             .collect();
@@ -148,10 +207,16 @@ impl Registry {
                 }
             });
         }
-        if entries.is_empty() {
-            // Only checks: validated under the journal lock, nothing to write.
-            return Ok(());
-        }
+        Ok(entries)
+    }
+
+    /// Appends a batch's frame to the journal and syncs it: the batch's commit point.
+    pub(super) fn append_journal(
+        &self,
+        journal: &mut Journal,
+        entries: &[JournalEntry],
+    ) -> Result<()> {
+        let journal_path = self.journal_path.clone();
         let frame = seal(JOURNAL_FORMAT_VERSION, &codec::encode(&entries)?);
         let at = journal.end;
         let write_journal = || -> std::io::Result<()> {
@@ -181,27 +246,6 @@ impl Registry {
             return Err(err);
         }
         journal.end = at + frame.len() as u64;
-        // From here the batch is committed: the journal is durable and will be replayed.
-        let lazy = self.checkpoint_bytes > 0;
-        let applied = self.apply(&entries, &mut journal.unsynced).and_then(|()| {
-            if lazy && journal.end < self.checkpoint_bytes {
-                Ok(())
-            } else if lazy {
-                self.checkpoint_locked(journal)
-            } else {
-                // Synced in place: empty the journal without a sync; a journal that still
-                // holds this batch is replayed (idempotently) before the next batch or on
-                // the next open.
-                self.sync_unsynced(&mut journal.unsynced)?;
-                let _ = journal.file.set_len(0);
-                journal.end = 0;
-                Ok(())
-            }
-        });
-        if let Err(e) = applied {
-            // Readers are refused until the journal is replayed (next call, or the next open).
-            *self.failed.lock() = Some(e.to_string());
-        }
         Ok(())
     }
 
@@ -224,7 +268,7 @@ impl Registry {
             return Ok(());
         }
         self.sync_unsynced(&mut journal.unsynced)?;
-        let path = self.base.join(JOURNAL_FILE);
+        let path = self.journal_path.clone();
         journal
             .file
             .set_len(0)
@@ -235,7 +279,7 @@ impl Registry {
     }
 
     /// Syncs the segment files, small files and folders changed in place.
-    fn sync_unsynced(&self, unsynced: &mut Unsynced) -> Result<()> {
+    pub(super) fn sync_unsynced(&self, unsynced: &mut Unsynced) -> Result<()> {
         for (table, segment) in &unsynced.segments {
             let path = self.segment_path(table, *segment);
             match self.file(table, *segment, false)? {
@@ -263,9 +307,16 @@ impl Registry {
         Ok(())
     }
 
-    /// Writes journal images in place and syncs them (and any new folder or file); replaces and
-    /// removes the journal's files.
-    fn apply(&self, entries: &[JournalEntry], unsynced: &mut Unsynced) -> Result<()> {
+    /// Writes journal images in place (not synced: `unsynced` says what to sync); replaces and
+    /// removes the journal's files. `newer_only` (recovering a clustered journal): an image is
+    /// skipped when the block on disk has its write sequence or a later one (a journal whose
+    /// emptying a power loss undid must not overwrite what other processes wrote since).
+    pub(super) fn apply(
+        &self,
+        entries: &[JournalEntry],
+        unsynced: &mut Unsynced,
+        newer_only: bool,
+    ) -> Result<()> {
         let mut writes = Vec::new();
         for e in entries {
             if let JournalEntry::Block {
@@ -275,6 +326,9 @@ impl Registry {
                 image,
             } = e
             {
+                if newer_only && !self.is_newer(table, *segment, *block, image)? {
+                    continue;
+                }
                 // Created (and its folder) first; no file stays open for the batch's sake, so
                 // a checkpoint over thousands of stores needs no descriptor each.
                 drop(self.segment_for(table, *segment, image, &mut unsynced.dirs)?);
@@ -339,6 +393,9 @@ impl Registry {
         // the generation sees it move on and reads again (the store-info cache relies on it).
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(sh) = &self.shared {
+            self.bump_shared_gen(sh)?;
+        }
         Ok(())
     }
 
@@ -349,15 +406,17 @@ impl Registry {
     /// # Errors
     /// Corruption and I/O errors.
     pub fn recover_journal(&self) -> Result<()> {
+        if let Some(sh) = &self.shared {
+            return self.recover_dead(sh);
+        }
         let mut journal = self.journal.lock();
-        let _os = OsLockGuard::take(self.os_lock.as_ref())?;
         self.replay(&mut journal)
     }
 
     /// Applies every intact batch in the journal, in order (a torn last frame was never
     /// acknowledged: dropped), then checkpoints.
     fn replay(&self, journal: &mut Journal) -> Result<()> {
-        let path = self.base.join(JOURNAL_FILE);
+        let path = self.journal_path.clone();
         let size = journal.file.size().map_err(Error::io("stat", &path))?;
         if size == 0 {
             journal.end = 0;
@@ -377,7 +436,7 @@ impl Registry {
             let Some(entries) = crate::formats::journal_entries(&bytes[at..end], &location)? else {
                 break;
             };
-            self.apply(&entries, &mut journal.unsynced)?;
+            self.apply(&entries, &mut journal.unsynced, false)?;
             at = end;
         }
         journal.end = size;

@@ -20,6 +20,25 @@ pub(super) enum Change {
     Delete(Uuid),
 }
 
+impl Change {
+    /// The logical id it is about.
+    pub(super) fn id(&self) -> Uuid {
+        match self {
+            Change::Add(h) | Change::Update(h, _) | Change::Put(h) => h.logical_id,
+            Change::Remove(id, _) | Change::Check(id, _) | Change::Delete(id) => *id,
+        }
+    }
+}
+
+impl FileChange {
+    /// The file's path, relative to the registry folder.
+    pub(super) fn path(&self) -> &str {
+        match self {
+            FileChange::Put(p, _) | FileChange::Remove(p) => p,
+        }
+    }
+}
+
 /// A file change riding in a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum FileChange {

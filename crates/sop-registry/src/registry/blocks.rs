@@ -8,7 +8,6 @@ use std::sync::Arc;
 use sop_core::vfs::FileHandle;
 use sop_core::{Error, Handle, Result, Uuid, validate_store_name};
 
-use super::shared::{SHARED_APPLY_WAIT, read_gen};
 use super::{MAX_SEGMENTS, Registry, TABLES_DIR};
 use crate::record::{BLOCK_SIZE, Block};
 
@@ -68,54 +67,47 @@ impl Registry {
 
     /// Reads and checks a block; `None` when its segment does not exist.
     fn read_block(&self, table: &str, segment: u32, block: u64) -> Result<Option<Block>> {
+        let offset = block * BLOCK_SIZE as u64;
+        match self.read_block_raw(table, segment, block)? {
+            None => Ok(None),
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(detail)) => Err(Error::Corruption(sop_core::CorruptionError::Damaged {
+                what: "registry block",
+                location: format!(
+                    "{} offset {offset}",
+                    self.segment_path(table, segment).display()
+                ),
+                detail,
+            })),
+        }
+    }
+
+    /// Reads a block: `None` when its segment does not exist, else the block or what is wrong
+    /// with it. (In shared mode the caller holds the block's lock, shared or alone, so no
+    /// other process is writing it.)
+    pub(super) fn read_block_raw(
+        &self,
+        table: &str,
+        segment: u32,
+        block: u64,
+    ) -> Result<Option<std::result::Result<Block, String>>> {
         let Some(file) = self.file(table, segment, false)? else {
             return Ok(None);
         };
         let mut buf = [0u8; BLOCK_SIZE];
         let offset = block * BLOCK_SIZE as u64;
-        let path = || self.segment_path(table, segment);
         // A short read is the unwritten (sparse) end of a segment: zeros.
         {
             let _shared = self.blocks.read();
             file.read_at(&mut buf, offset).map_err(|e| {
                 Error::Storage(sop_core::StorageError::Io {
                     op: "read",
-                    path: path(),
+                    path: self.segment_path(table, segment),
                     source: e,
                 })
             })?;
         }
-        let decoded = Block::decode(&buf);
-        if decoded.is_err()
-            && let Some(f) = &self.shared_gen
-        {
-            // Another process may be overwriting this block right now: read again once its
-            // batch is applied. Only a block that stays bad is corrupt.
-            let start = std::time::Instant::now();
-            while start.elapsed() < SHARED_APPLY_WAIT {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                if !read_gen(f.as_ref()).is_multiple_of(2) {
-                    continue;
-                }
-                file.read_at(&mut buf, offset).map_err(|e| {
-                    Error::Storage(sop_core::StorageError::Io {
-                        op: "read",
-                        path: path(),
-                        source: e,
-                    })
-                })?;
-                if let Ok(b) = Block::decode(&buf) {
-                    return Ok(Some(b));
-                }
-            }
-        }
-        decoded.map(Some).map_err(|detail| {
-            Error::Corruption(sop_core::CorruptionError::Damaged {
-                what: "registry block",
-                location: format!("{} offset {offset}", path().display()),
-                detail,
-            })
-        })
+        Ok(Some(Block::decode(&buf)))
     }
 
     /// Finds the handle's block and slot, looking in `working` before the disk.
@@ -168,7 +160,9 @@ impl Registry {
         let mut seen = BTreeMap::new();
         let mut out = HashMap::with_capacity(ids.len());
         for &id in ids {
-            if let Some((segment, slot)) = self.locate(&mut seen, table, id)? {
+            if let Some((segment, slot)) =
+                self.reading(table, id, || self.locate(&mut seen, table, id))?
+            {
                 let key = (table.to_string(), segment, self.block_of(id));
                 if let Some(Some(h)) = seen.get(&key).and_then(|b| b.slots.get(slot)) {
                     out.insert(id, *h);

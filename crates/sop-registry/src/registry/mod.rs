@@ -5,7 +5,9 @@
 //! - `blocks`: handles read from and placed in the 4 KiB blocks of a table's segment files.
 //! - `apply`: batches written atomically through the redo journal; checkpoints and replay.
 //! - `files`: the small files kept beside the registry (store infos, transaction logs).
-//! - `shared`: coordination of several processes (the shared generation, the OS lock).
+//! - `shared`: several processes on one registry (journals per registry, block locks, the
+//!   shared generation, recovery of a dead registry's journal).
+//! - `locks`: the byte-range locks `shared` takes.
 //! - `tables`: listing, scanning and removing whole tables.
 
 use std::collections::HashMap;
@@ -23,6 +25,7 @@ mod batch;
 mod blocks;
 mod conf;
 mod files;
+mod locks;
 mod shared;
 mod tables;
 
@@ -38,7 +41,6 @@ pub const MAX_HASH_MOD: u32 = 750_000;
 pub const MAX_SEGMENTS: u32 = 1000;
 const CONF_FILE: &str = "registry.conf";
 const JOURNAL_FILE: &str = "registry.journal";
-const GEN_FILE: &str = "registry.gen";
 /// Registry tables live in `<base>/tables/<table>/`, so their names never clash with the other
 /// files and folders of the registry folder.
 const TABLES_DIR: &str = "tables";
@@ -50,11 +52,13 @@ pub struct RegistryOptions {
     /// 250) and stored; opening with a different value is refused, since it would move every
     /// handle. `None` takes the stored value.
     pub hash_mod: Option<u32>,
-    /// Several processes open this registry at once (clustered mode). Then the caller must
-    /// serialise [`Registry::write`] across processes (a cluster-wide gate), the journal is
-    /// not replayed on open but by [`Registry::recover_journal`] under that gate (and by the
-    /// next write), and the generation lives in a shared file (`registry.gen`) so readers in
-    /// every process see when a batch is being applied.
+    /// Several processes open this registry at once (clustered mode). Each open registry
+    /// writes its own journal (`journals/<slot>.journal`) and a batch locks only the blocks
+    /// and files it touches, so batches over different blocks commit in parallel across
+    /// processes; a dead registry's journal is recovered by whoever needs its blocks next (or
+    /// by the next open), and the generation lives in a shared file (`registry.gen`). Locks
+    /// are OS byte-range locks on `registry.lock` for a real (absolute) folder, in-process
+    /// locks otherwise.
     pub shared: bool,
     /// Lazy checkpoints (ignored when `shared`): a batch costs one journal sync, and is applied
     /// in place without syncing; the journal keeps growing until it reaches this many bytes
@@ -79,6 +83,8 @@ pub struct Registry {
     hash_mod: u32,
     files: RwLock<HashMap<(String, u32), Arc<dyn FileHandle>>>,
     journal: parking_lot::Mutex<Journal>,
+    /// The journal's path (`registry.journal`, or this registry's slot journal when shared).
+    journal_path: PathBuf,
     /// `RegistryOptions::checkpoint_bytes` (0 in shared mode).
     checkpoint_bytes: u64,
     /// Block reads share it; writing blocks in place takes it alone, so a reader never sees a
@@ -86,13 +92,8 @@ pub struct Registry {
     blocks: RwLock<()>,
     /// Bumped each time a batch's blocks become visible (and when a table is removed).
     generation: std::sync::atomic::AtomicU64,
-    /// Clustered mode: the generation shared by every process (a seqlock: odd while a batch is
-    /// being applied).
-    shared_gen: Option<Box<dyn FileHandle>>,
-    /// Clustered mode on a real folder: an OS lock held while a batch is written, so two
-    /// processes of one machine never write the journal at once even if the cluster gate was
-    /// lost (a Redis restart under a commit).
-    os_lock: Option<std::fs::File>,
+    /// Clustered mode: locks, journal slot and shared generation (see `shared`).
+    shared: Option<shared::Shared>,
     /// Set when a batch failed after its journal was synced: the journal must stay as it is
     /// until the next open replays it, so every later call is refused.
     failed: parking_lot::Mutex<Option<String>>,
@@ -122,7 +123,32 @@ impl Registry {
         fs.create_dir_all(&base)
             .map_err(Error::io("create folder", &base))?;
         let hash_mod = Self::settle_hash_mod(fs.as_ref(), &base, options.hash_mod)?;
-        let journal_path = base.join(JOURNAL_FILE);
+        let (shared, journal_path) = if options.shared {
+            let locks = locks::Locks::open(&base)?;
+            let slot = locks.claim_slot()?;
+            let dir = base.join(shared::JOURNALS_DIR);
+            if !fs.exists(&dir).map_err(Error::io("stat", &dir))? {
+                fs.create_dir_all(&dir)
+                    .map_err(Error::io("create folder", &dir))?;
+                fs.sync_dir(&base)
+                    .map_err(Error::io("sync folder", &base))?;
+            }
+            let gen_path = base.join(shared::GEN_FILE);
+            let gen_file = fs
+                .open(&gen_path, true)
+                .map_err(Error::io("open", &gen_path))?;
+            (
+                Some(shared::Shared {
+                    locks,
+                    slot,
+                    gen_file,
+                    gen_path,
+                }),
+                base.join(shared::journal_rel(slot)),
+            )
+        } else {
+            (None, base.join(JOURNAL_FILE))
+        };
         let existed = fs
             .exists(&journal_path)
             .map_err(Error::io("stat", &journal_path))?;
@@ -131,31 +157,9 @@ impl Registry {
             .map_err(Error::io("open", &journal_path))?;
         if !existed {
             journal.sync().map_err(Error::io("sync", &journal_path))?;
-            fs.sync_dir(&base)
-                .map_err(Error::io("sync folder", &base))?;
+            let dir = journal_path.parent().unwrap_or(&base);
+            fs.sync_dir(dir).map_err(Error::io("sync folder", dir))?;
         }
-        let shared_gen = if options.shared {
-            let p = base.join(GEN_FILE);
-            let f = fs.open(&p, true).map_err(Error::io("open", &p))?;
-            if f.size().map_err(Error::io("stat", &p))? < 8 {
-                f.write_at(&0u64.to_le_bytes(), 0)
-                    .map_err(Error::io("write", &p))?;
-            }
-            Some(f)
-        } else {
-            None
-        };
-        let os_lock = if options.shared && base.is_absolute() {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(base.join("registry.lock"))
-                .ok()
-        } else {
-            None
-        };
         let registry = Registry {
             fs,
             base,
@@ -166,6 +170,7 @@ impl Registry {
                 end: 0,
                 unsynced: Unsynced::default(),
             }),
+            journal_path,
             checkpoint_bytes: if options.shared {
                 0
             } else {
@@ -173,12 +178,17 @@ impl Registry {
             },
             blocks: RwLock::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
-            shared_gen,
-            os_lock,
+            shared,
             failed: parking_lot::Mutex::new(None),
         };
-        if !options.shared {
-            registry.recover_journal()?;
+        match &registry.shared {
+            None => registry.recover_journal()?,
+            Some(sh) => {
+                // Its slot was free, so a journal left in it belongs to a registry that is gone.
+                registry.recover_held_slot(sh, sh.slot)?;
+                registry.recover_legacy_journal(sh)?;
+                registry.recover_dead(sh)?;
+            }
         }
         Ok(registry)
     }
@@ -200,7 +210,8 @@ impl Registry {
             None => return Ok(()),
             Some(cause) => cause.clone(),
         };
-        if self.recover_journal().is_ok() {
+        // Shared: the slot went to whoever recovers the journal; only a reopen helps.
+        if self.shared.is_none() && self.recover_journal().is_ok() {
             *self.failed.lock() = None;
             return Ok(());
         }
@@ -227,7 +238,7 @@ impl Drop for Registry {
     /// A clean close leaves an empty journal (best effort: a journal left behind is replayed
     /// on the next open). Never while a batch is not applied: that needs a replay first.
     fn drop(&mut self) {
-        if self.failed.lock().is_none() {
+        if self.failed.lock().is_none() && self.shared.is_none() {
             let mut journal = self.journal.lock();
             let _ = self.checkpoint_locked(&mut journal);
         }
