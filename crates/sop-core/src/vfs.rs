@@ -128,6 +128,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn sync_count(&self) -> u64 {
         0
     }
+    /// Where `path` is on the machine's own file system, when this file system is it (so
+    /// other processes can lock the same file); `None` for virtual and layered ones.
+    fn native_path(&self, path: &Path) -> Option<PathBuf> {
+        let _ = path;
+        None
+    }
 }
 
 /// The real file system (`std::fs`), counting its syncs.
@@ -256,6 +262,9 @@ impl FileSystem for StdFs {
     }
     fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
+    }
+    fn native_path(&self, path: &Path) -> Option<PathBuf> {
+        std::path::absolute(path).ok()
     }
 }
 
@@ -558,6 +567,9 @@ impl FileSystem for FaultyFs {
     }
     fn sync_count(&self) -> u64 {
         self.inner.sync_count()
+    }
+    fn native_path(&self, path: &Path) -> Option<PathBuf> {
+        self.inner.native_path(path)
     }
 }
 

@@ -285,6 +285,16 @@ impl Database {
                     .into(),
             }));
         }
+        if options.database.replication.is_some() {
+            // Processes lock registry blocks through the OS; a replicated registry is a
+            // layered file system they could not lock together.
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
+                what: "clustered mode",
+                reason: "not available with replication yet: use erasure coding for the log, \
+                         or replicate the folder below sop-rs"
+                    .into(),
+            }));
+        }
         let path = path.as_ref().to_path_buf();
         let lock = FolderLock::acquire_shared(&path)?;
         let redis = Arc::new(Redis::connect(&options.redis).await?);

@@ -84,10 +84,11 @@ fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -
 }
 
 impl Locks {
-    /// Locks for the registry folder `base`: OS locks on a real folder, else in memory.
-    pub(super) fn open(base: &Path) -> Result<Self> {
-        if base.is_absolute() {
-            let path = base.join("registry.lock");
+    /// Locks for the registry folder `base` of `fs`: OS locks when `fs` is the machine's own
+    /// file system, else in memory (only registries of this process share them).
+    pub(super) fn open(fs: &dyn sop_core::vfs::FileSystem, base: &Path) -> Result<Self> {
+        if let Some(native) = fs.native_path(base) {
+            let path = native.join("registry.lock");
             let open = || {
                 std::fs::OpenOptions::new()
                     .create(true)

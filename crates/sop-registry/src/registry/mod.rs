@@ -124,7 +124,7 @@ impl Registry {
             .map_err(Error::io("create folder", &base))?;
         let hash_mod = Self::settle_hash_mod(fs.as_ref(), &base, options.hash_mod)?;
         let (shared, journal_path) = if options.shared {
-            let locks = locks::Locks::open(&base)?;
+            let locks = locks::Locks::open(fs.as_ref(), &base)?;
             let slot = locks.claim_slot()?;
             let dir = base.join(shared::JOURNALS_DIR);
             if !fs.exists(&dir).map_err(Error::io("stat", &dir))? {
