@@ -1140,7 +1140,19 @@ fn roll(
             }
         }
     }
-    let (file, end) = new_segment(segs, opts, n, lsn, fence)?;
+    let mut n = n;
+    let (file, end) = loop {
+        match new_segment(segs, opts, n, lsn, fence) {
+            Ok(made) => break made,
+            // Shared folder: another process took this number first; the next one.
+            Err(Error::Storage(sop_core::StorageError::Io { source, .. }))
+                if opts.shared && source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                n += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     w.seg = n;
     w.align = opts.align;
     w.file = file;

@@ -219,7 +219,13 @@ impl Registry {
         let journal_path = self.journal_path.clone();
         let frame = seal(JOURNAL_FORMAT_VERSION, &codec::encode(&entries)?);
         let at = journal.end;
-        let write_journal = || -> std::io::Result<()> {
+        let shared = self.shared.is_some();
+        let mut new_end = at + frame.len() as u64;
+        let mut write_journal = || -> std::io::Result<()> {
+            if shared {
+                new_end = super::shared_journal::append(journal.file.as_ref(), at, &frame)?;
+                return Ok(());
+            }
             if at == 0 {
                 journal.file.set_len(0)?;
             }
@@ -230,7 +236,11 @@ impl Registry {
             // The frame may or may not have reached the disk. Only a journal cut back to where
             // it was, and synced, proves the batch will never be replayed; otherwise its
             // outcome is in doubt until the journal is replayed (refusing every call until then).
-            let cut = journal.file.set_len(at).and_then(|()| journal.file.sync());
+            let cut = if shared {
+                super::shared_journal::cut(journal.file.as_ref(), at)
+            } else {
+                journal.file.set_len(at).and_then(|()| journal.file.sync())
+            };
             let err = Error::Storage(sop_core::StorageError::Io {
                 op: "write",
                 path: journal_path,
@@ -245,7 +255,7 @@ impl Registry {
             }
             return Err(err);
         }
-        journal.end = at + frame.len() as u64;
+        journal.end = new_end;
         Ok(())
     }
 
@@ -264,6 +274,9 @@ impl Registry {
     }
 
     pub(super) fn checkpoint_locked(&self, journal: &mut Journal) -> Result<()> {
+        if self.shared.is_some() {
+            return self.checkpoint_shared(journal, true);
+        }
         if journal.end == 0 && journal.unsynced.is_empty() {
             return Ok(());
         }
@@ -283,7 +296,9 @@ impl Registry {
         for (table, segment) in &unsynced.segments {
             let path = self.segment_path(table, *segment);
             match self.file(table, *segment, false)? {
-                Some(f) => f.sync().map_err(Error::io("sync", &path))?,
+                // Data only: a segment file's size never changes after it is made (and its
+                // blocks are written ahead in shared mode), so no metadata waits on this.
+                Some(f) => f.sync_data().map_err(Error::io("sync", &path))?,
                 // Removed since (its table went): nothing to sync.
                 None => continue,
             }

@@ -53,7 +53,35 @@ impl Registry {
             }
         };
         let size = u64::from(self.hash_mod) * BLOCK_SIZE as u64;
-        if create && file.size().map_err(Error::io("stat", &path))? < size {
+        // Shared: a file shorter than its blocks is being made by another process, which
+        // finishes it under the lock below; nothing writes a block into it before that.
+        let have = if create || self.shared.is_some() {
+            file.size().map_err(Error::io("stat", &path))?
+        } else {
+            size
+        };
+        if have < size && self.shared.is_some() {
+            // Shared: zeros written, not a sparse file, so that a block's first write
+            // allocates nothing and its sync waits for no metadata (every process syncs
+            // this file). Only the missing end: another process may be writing blocks.
+            // One process at a time, from where the last one stopped; no block is written
+            // into the file before it is whole, so zeros never land on one. Whoever holds this
+            // lock takes no other, so it joins no wait cycle.
+            let _extending = match &self.shared {
+                Some(sh) => Some(sh.locks.lock_keys(&[super::locks::file_key(&format!(
+                    "{table}-{segment}.reg (extending)"
+                ))])?),
+                None => None,
+            };
+            let zeros = vec![0u8; 64 << 10];
+            let mut at = file.size().map_err(Error::io("stat", &path))?;
+            while at < size {
+                let n = usize::try_from((size - at).min(zeros.len() as u64)).unwrap_or(0);
+                file.write_at(&zeros[..n], at)
+                    .map_err(Error::io("extend", &path))?;
+                at += n as u64;
+            }
+        } else if have < size {
             file.set_len(size).map_err(Error::io("extend", &path))?;
         }
         let mut files = self.files.write();

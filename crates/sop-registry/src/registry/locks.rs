@@ -4,7 +4,7 @@
 //! on single bytes of `registry.lock`:
 //!
 //! ```text
-//! byte 0                          the generation counter's lock
+//! byte 0                          the generation file's lock (to cut it)
 //! bytes 2^20 .. 2^20 + 4096       journal slots: a live registry holds its slot's byte
 //! bytes 2^32 ..                   a registry block (table, block number) or a small file,
 //!                                 hashed (CRC32C, two seeds) into 2^40 bytes
@@ -26,8 +26,10 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Condvar, Mutex};
 use sop_core::{Error, Result};
 
-/// The byte of the generation counter's lock.
-pub(super) const GEN_KEY: u64 = 0;
+/// The byte of the generation file's lock (taken only to cut it).
+const GEN_KEY: u64 = 0;
+/// The generation file is cut back to empty past this size.
+const GEN_WRAP: u64 = 64 << 20;
 /// The first journal slot's byte.
 const SLOT_BASE: u64 = 1 << 20;
 /// Journal slots (registries open at once on one folder).
@@ -98,10 +100,18 @@ impl Locks {
                     .open(&path)
             };
             let writer = open().map_err(io_err(&path, "open"))?;
+            let gen_path = native.join(super::shared::GEN_FILE);
+            let generation = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&gen_path)
+                .map_err(io_err(&gen_path, "open"))?;
             Ok(Locks::Os(OsLocks {
                 writer,
                 readers: Mutex::new(Vec::new()),
                 path,
+                generation,
+                gen_path,
             }))
         } else {
             static TABLES: OnceLock<Mutex<HashMap<PathBuf, Arc<MemTable>>>> = OnceLock::new();
@@ -199,10 +209,45 @@ impl Locks {
         }
     }
 
-    /// Runs `f` holding the generation counter's lock.
-    pub(super) fn with_gen<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
-        let _g = self.lock_keys(&[GEN_KEY])?;
-        Ok(f())
+    /// The shared generation: a number that moves whenever a batch is applied anywhere (the
+    /// size of `registry.gen`; one `fstat`).
+    pub(super) fn generation(&self) -> u64 {
+        match self {
+            Locks::Os(os) => os.generation.metadata().map_or(0, |m| m.len()),
+            Locks::Mem(m) => m
+                .table
+                .generation
+                .load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    /// Moves the shared generation on: one byte appended to `registry.gen` (an append is
+    /// atomic, so no lock is needed). Past `GEN_WRAP` bytes the file is cut to empty, under
+    /// its lock; a reader could only mistake that for "nothing changed" if exactly as many
+    /// batches were applied during one of its reads.
+    pub(super) fn bump_generation(&self) -> Result<()> {
+        match self {
+            Locks::Os(os) => {
+                use std::io::Write;
+                (&os.generation)
+                    .write_all(&[0])
+                    .map_err(io_err(&os.gen_path, "write"))?;
+                if os.generation.metadata().map_or(0, |m| m.len()) > GEN_WRAP {
+                    let _g = self.lock_keys(&[GEN_KEY])?;
+                    if os.generation.metadata().map_or(0, |m| m.len()) > GEN_WRAP {
+                        os.generation
+                            .set_len(0)
+                            .map_err(io_err(&os.gen_path, "truncate"))?;
+                    }
+                }
+            }
+            Locks::Mem(m) => {
+                m.table
+                    .generation
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -241,6 +286,9 @@ pub(super) struct OsLocks {
     writer: std::fs::File,
     readers: Mutex<Vec<std::fs::File>>,
     path: PathBuf,
+    /// `registry.gen`, opened for appending.
+    generation: std::fs::File,
+    gen_path: PathBuf,
 }
 
 impl OsLocks {
@@ -339,6 +387,7 @@ mod os {
 pub(super) struct MemTable {
     held: Mutex<HashMap<u64, Held>>,
     changed: Condvar,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 enum Held {

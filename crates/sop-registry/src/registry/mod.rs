@@ -27,6 +27,7 @@ mod conf;
 mod files;
 mod locks;
 mod shared;
+mod shared_journal;
 mod tables;
 
 pub use batch::RegistryBatch;
@@ -133,17 +134,8 @@ impl Registry {
                 fs.sync_dir(&base)
                     .map_err(Error::io("sync folder", &base))?;
             }
-            let gen_path = base.join(shared::GEN_FILE);
-            let gen_file = fs
-                .open(&gen_path, true)
-                .map_err(Error::io("open", &gen_path))?;
             (
-                Some(shared::Shared {
-                    locks,
-                    slot,
-                    gen_file,
-                    gen_path,
-                }),
+                Some(shared::Shared { locks, slot }),
                 base.join(shared::journal_rel(slot)),
             )
         } else {
@@ -238,9 +230,13 @@ impl Drop for Registry {
     /// A clean close leaves an empty journal (best effort: a journal left behind is replayed
     /// on the next open). Never while a batch is not applied: that needs a replay first.
     fn drop(&mut self) {
-        if self.failed.lock().is_none() && self.shared.is_none() {
+        if self.failed.lock().is_none() {
             let mut journal = self.journal.lock();
-            let _ = self.checkpoint_locked(&mut journal);
+            let _ = if self.shared.is_some() {
+                self.checkpoint_shared(&mut journal, true)
+            } else {
+                self.checkpoint_locked(&mut journal)
+            };
         }
     }
 }

@@ -7,8 +7,8 @@
 //!   blocks and files in place, syncs them and empties its journal: batches over disjoint blocks
 //!   run at the same time, in any processes;
 //! - a reader takes the block it reads shared, so it never sees a block half written;
-//! - `registry.gen` counts applied batches (bumped under its own lock), so a reader can tell
-//!   that something changed between two reads;
+//! - `registry.gen` grows by a byte per applied batch (an atomic append), so a reader can
+//!   tell from its size that something changed between two reads;
 //! - a registry that died with a synced batch in its journal (not applied, or half applied)
 //!   is recovered by the first writer whose blocks that batch touches (and by every open): it
 //!   takes the dead slot (so exactly one does), takes the batch's locks, writes every image
@@ -19,12 +19,12 @@
 
 use std::path::{Path, PathBuf};
 
-use sop_core::vfs::{FileHandle, read_file};
+use sop_core::vfs::read_file;
 use sop_core::{Error, Result};
 
-use super::Registry;
 use super::batch::RegistryBatch;
 use super::locks::{KeysGuard, Locks, block_key, file_key};
+use super::{Registry, shared_journal};
 use crate::journal::{JournalEntry, Unsynced};
 
 /// Folder of the per-registry journals, relative to the registry folder.
@@ -37,9 +37,6 @@ pub(super) struct Shared {
     pub(super) locks: Locks,
     /// Its journal slot (held while it is open).
     pub(super) slot: u32,
-    /// `registry.gen`: applied batches, 8 bytes LE.
-    pub(super) gen_file: Box<dyn FileHandle>,
-    pub(super) gen_path: PathBuf,
 }
 
 /// A slot's journal, relative to the registry folder.
@@ -59,15 +56,6 @@ fn entry_key(e: &JournalEntry) -> u64 {
     }
 }
 
-/// The shared generation (0 when the file is short or unreadable).
-fn read_gen(f: &dyn FileHandle) -> u64 {
-    let mut b = [0u8; 8];
-    match f.read_at(&mut b, 0) {
-        Ok(8) => u64::from_le_bytes(b),
-        _ => 0,
-    }
-}
-
 impl Registry {
     /// A number that changes whenever committed handles change (a batch applied, a table
     /// removed). In shared mode it counts every process's batches: bumped after a batch's
@@ -76,17 +64,12 @@ impl Registry {
     pub fn generation(&self) -> u64 {
         match &self.shared {
             None => self.generation.load(std::sync::atomic::Ordering::Acquire),
-            Some(sh) => read_gen(sh.gen_file.as_ref()),
+            Some(sh) => sh.locks.generation(),
         }
     }
 
     pub(super) fn bump_shared_gen(&self, sh: &Shared) -> Result<()> {
-        sh.locks
-            .with_gen(|| {
-                let g = read_gen(sh.gen_file.as_ref());
-                sh.gen_file.write_at(&g.wrapping_add(1).to_le_bytes(), 0)
-            })?
-            .map_err(Error::io("write", &sh.gen_path))
+        sh.locks.bump_generation()
     }
 
     /// The locks a batch needs, sorted: its blocks, its files and `files`.
@@ -156,26 +139,22 @@ impl Registry {
             return Ok(());
         }
         self.append_journal(&mut journal, &entries)?;
-        // Committed. A store file (no write sequence) must not be put back over a newer one by
-        // a replay after a power loss: the journal's emptying is synced before its lock goes.
+        // Committed. The blocks are written in place and synced later (the journal keeps the
+        // batch until then); but a store file (no write sequence) must never be put back over
+        // a newer one by a replay after a power loss, so a batch with files is checkpointed
+        // (synced, journal emptied and synced) before its locks go.
         let files_in = entries
             .iter()
             .any(|e| !matches!(e, JournalEntry::Block { .. }));
-        let path = self.journal_path.clone();
         let journal = &mut *journal;
         let done = self
             .apply(&entries, &mut journal.unsynced, false)
-            .and_then(|()| self.sync_unsynced(&mut journal.unsynced))
             .and_then(|()| {
-                journal
-                    .file
-                    .set_len(0)
-                    .map_err(Error::io("truncate", &path))?;
-                if files_in {
-                    journal.file.sync().map_err(Error::io("sync", &path))?;
+                if files_in || journal.end > shared_journal::CHECKPOINT_BYTES {
+                    self.checkpoint_shared(journal, files_in)
+                } else {
+                    Ok(())
                 }
-                journal.end = 0;
-                Ok(())
             });
         if let Err(e) = done {
             // The batch is committed but not (all) applied: the registry refuses every call
@@ -187,9 +166,25 @@ impl Registry {
         Ok(())
     }
 
-    /// The slot of a journal (not this registry's) holding a synced batch that touches a lock
-    /// of `guard`. Only a dead registry's journal can: a live one holds the locks of its batch
-    /// until it has emptied its journal.
+    /// Syncs every block and file this registry applied since its last checkpoint, then
+    /// empties its journal (the emptying synced when `sync`).
+    pub(super) fn checkpoint_shared(
+        &self,
+        journal: &mut crate::journal::Journal,
+        sync: bool,
+    ) -> Result<()> {
+        self.sync_unsynced(&mut journal.unsynced)?;
+        shared_journal::mark_empty(journal.file.as_ref(), sync)
+            .map_err(Error::io("write", &self.journal_path))?;
+        journal.end = shared_journal::HEAD;
+        Ok(())
+    }
+
+    /// The slot of a journal (not this registry's) whose last batch is synced, touches a lock
+    /// of `guard`, and is not applied there: only a dead registry's can be (a live one applies
+    /// each batch before it lets its locks go). A batch's block is applied when the block's
+    /// write sequence has reached the image's; a file in a journal means its registry died
+    /// before its checkpoint (a live one empties a journal with files before its locks go).
     fn dead_journal_touching(&self, sh: &Shared, guard: &KeysGuard<'_>) -> Result<Option<u32>> {
         let dir = self.base.join(JOURNALS_DIR);
         let names = self.fs.list_dir(&dir).map_err(Error::io("list", &dir))?;
@@ -201,14 +196,25 @@ impl Registry {
                 continue;
             }
             let path = dir.join(&name);
-            let batches = match read_file(self.fs.as_ref(), &path) {
-                Ok(bytes) if bytes.is_empty() => continue,
-                Ok(bytes) => journal_batches(&bytes, &path)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("read", &path)(e)),
+            let Some(bytes) = shared_journal::last_frame(self.fs.as_ref(), &path)? else {
+                continue;
             };
-            if batches.iter().flatten().any(|e| guard.holds(entry_key(e))) {
-                return Ok(Some(slot));
+            for e in journal_batches(&bytes, &path)?.iter().flatten() {
+                if !guard.holds(entry_key(e)) {
+                    continue;
+                }
+                let unapplied = match e {
+                    JournalEntry::Block {
+                        table,
+                        segment,
+                        block,
+                        image,
+                    } => self.is_newer(table, *segment, *block, image)?,
+                    JournalEntry::PutFile { .. } | JournalEntry::RemoveFile { .. } => true,
+                };
+                if unapplied {
+                    return Ok(Some(slot));
+                }
             }
         }
         Ok(None)
@@ -229,15 +235,13 @@ impl Registry {
     /// only where the block is not newer; then empties the journal.
     pub(super) fn recover_held_slot(&self, sh: &Shared, slot: u32) -> Result<()> {
         let path = self.base.join(journal_rel(slot));
-        let file = match self.fs.open(&path, false) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("open", &path)(e)),
-        };
-        let bytes = read_file(self.fs.as_ref(), &path).map_err(Error::io("read", &path))?;
-        if bytes.is_empty() {
+        let Some(bytes) = shared_journal::all_frames(self.fs.as_ref(), &path)? else {
             return Ok(());
-        }
+        };
+        let file = self
+            .fs
+            .open(&path, false)
+            .map_err(Error::io("open", &path))?;
         let mut unsynced = Unsynced::default();
         for entries in journal_batches(&bytes, &path)? {
             let mut keys: Vec<u64> = entries.iter().map(entry_key).collect();
@@ -248,8 +252,7 @@ impl Registry {
             self.sync_unsynced(&mut unsynced)?;
         }
         tracing::info!(slot, journal = %path.display(), "recovered the journal of a registry that is gone");
-        file.set_len(0).map_err(Error::io("truncate", &path))?;
-        file.sync().map_err(Error::io("sync", &path))
+        shared_journal::mark_empty(file.as_ref(), true).map_err(Error::io("write", &path))
     }
 
     /// Recovers every journal whose registry is gone (on open, and by
@@ -266,13 +269,9 @@ impl Registry {
                 continue;
             }
             let path = dir.join(&name);
-            match self.fs.open(&path, false).and_then(|f| f.size()) {
-                Ok(0) => continue,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("stat", &path)(e)),
+            if shared_journal::all_frames(self.fs.as_ref(), &path)?.is_some() {
+                self.recover_slot(sh, slot)?;
             }
-            self.recover_slot(sh, slot)?;
         }
         Ok(())
     }
