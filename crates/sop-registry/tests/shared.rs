@@ -1,0 +1,215 @@
+//! Shared mode (clustered): several registries on one folder, each with its own journal and
+//! only the locks of what its batches touch. Each registry here has its own lock description,
+//! so registries of one process exclude each other exactly as processes do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use sop_core::vfs::{Fault, FaultyFs, FileSystem, Op, StdFs};
+use sop_core::{Error, Handle, Uuid};
+use sop_registry::{Registry, RegistryBatch, RegistryOptions};
+
+fn shared(fs: Arc<dyn FileSystem>, dir: &Path) -> Registry {
+    Registry::open(
+        fs,
+        dir,
+        RegistryOptions {
+            shared: true,
+            ..RegistryOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// An id in registry block `block` (of 250).
+fn id_in(block: u64, n: u64) -> Uuid {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&(block + 250 * n).to_be_bytes());
+    b[8..].copy_from_slice(&(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).to_be_bytes());
+    Uuid::from_bytes(b)
+}
+
+fn handle(id: Uuid, version: u64) -> Handle {
+    let mut h = Handle::new(id);
+    h.version = version;
+    h.physical_a = Uuid::from_bytes([version as u8; 16]);
+    h
+}
+
+fn version(r: &Registry, id: Uuid) -> u64 {
+    r.get_one("t", id).unwrap().map_or(0, |h| h.version)
+}
+
+/// Adds `ids` at version 1.
+fn seed(r: &Registry, ids: &[Uuid]) {
+    let mut b = RegistryBatch::new();
+    for id in ids {
+        b = b.add("t", handle(*id, 1));
+    }
+    r.write(&b).unwrap();
+}
+
+/// Moves every id of `ids` on by one version in one batch, retrying on a lost race; false
+/// when another registry kept winning.
+fn bump_together(r: &Registry, ids: &[Uuid]) -> bool {
+    for _ in 0..10_000 {
+        let hs = r.get("t", ids).unwrap();
+        let mut b = RegistryBatch::new();
+        for id in ids {
+            let v = hs[id].version;
+            b = b.update_if("t", handle(*id, v + 1), v);
+        }
+        match r.write(&b) {
+            Ok(()) => return true,
+            Err(Error::Transaction(sop_core::TransactionError::VersionMismatch { .. })) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    false
+}
+
+fn parallel_batches_lose_nothing_and_readers_see_whole_batches(fs: Arc<dyn FileSystem>, dir: &Path) {
+    // Four registries; each moves on a pair of hot ids (in two different blocks) together,
+    // and a private id of its own; two readers check that a read of the pair between two
+    // equal generations saw one batch, never half of one.
+    let hot = [id_in(3, 0), id_in(200, 0)];
+    let private: Vec<Uuid> = (0..4).map(|i| id_in(50 + i, 0)).collect();
+    let regs: Vec<Arc<Registry>> = (0..4).map(|_| Arc::new(shared(fs.clone(), dir))).collect();
+    seed(&regs[0], &hot);
+    seed(&regs[1], &private);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let consistent_reads = Arc::new(AtomicU64::new(0));
+    const ROUNDS: u64 = 150;
+    std::thread::scope(|s| {
+        for (i, r) in regs.iter().enumerate() {
+            let (done, private) = (done.clone(), private[i]);
+            s.spawn(move || {
+                for _ in 0..ROUNDS {
+                    assert!(bump_together(r, &hot));
+                    assert!(bump_together(r, &[private]));
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        for r in regs.iter().take(2) {
+            let (stop, consistent_reads) = (stop.clone(), consistent_reads.clone());
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let before = r.generation();
+                    let hs = r.get("t", &hot).unwrap();
+                    if r.generation() == before {
+                        assert_eq!(
+                            hs[&hot[0]].version, hs[&hot[1]].version,
+                            "a read between two equal generations saw half a batch"
+                        );
+                        consistent_reads.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        while done.load(Ordering::SeqCst) < 4 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let r = &regs[0];
+    assert_eq!(version(r, hot[0]), 1 + 4 * ROUNDS, "an update was lost");
+    assert_eq!(version(r, hot[1]), 1 + 4 * ROUNDS, "an update was lost");
+    for id in &private {
+        assert_eq!(version(r, *id), 1 + ROUNDS);
+    }
+    assert!(consistent_reads.load(Ordering::SeqCst) > 0);
+    // Every registry's journal is emptied when it closes; a fresh one sees the same.
+    drop(regs);
+    let again = shared(fs, dir);
+    assert_eq!(version(&again, hot[0]), 1 + 4 * ROUNDS);
+}
+
+#[test]
+fn parallel_batches_across_registries_with_os_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    parallel_batches_lose_nothing_and_readers_see_whole_batches(
+        Arc::new(StdFs::new()),
+        dir.path(),
+    );
+}
+
+#[test]
+fn parallel_batches_across_registries_with_in_process_locks() {
+    let root = Path::new("/sim-shared");
+    let fs: Arc<dyn FileSystem> = Arc::new(sop_core::vfs::SimFs::new(root));
+    parallel_batches_lose_nothing_and_readers_see_whole_batches(fs, &root.join("reg"));
+}
+
+#[test]
+fn a_dead_registrys_synced_batch_is_finished_before_anyone_writes_its_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let std: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    let a_fs = Arc::new(FaultyFs::new(std.clone()));
+    let (x, y) = (id_in(7, 0), id_in(90, 0));
+    let b = shared(std.clone(), dir.path());
+    seed(&b, &[x, y]);
+    let a = shared(a_fs.clone(), dir.path());
+    // A's batch is synced in its journal, then writing the second block fails: A stops there
+    // (as if it died), with x changed in place and y not.
+    a_fs.inject(Fault {
+        prefix: Some(dir.path().join("tables")),
+        op: Some(Op::Write),
+        errno: 5,
+        skip: 1,
+        times: None,
+    });
+    a.write(
+        &RegistryBatch::new()
+            .update_if("t", handle(x, 2), 1)
+            .update_if("t", handle(y, 2), 1),
+    )
+    .unwrap();
+    a_fs.clear();
+    assert!(a.get_one("t", x).is_err(), "A refuses calls once a batch is half applied");
+    // B changes y from the version it can read: the dead batch touching y is finished first,
+    // so B's expectation fails instead of overwriting it, and both of A's changes are there.
+    assert_eq!(version(&b, y), 1);
+    let r = b.write(&RegistryBatch::new().update_if("t", handle(y, 2), 1));
+    assert!(
+        matches!(
+            r,
+            Err(Error::Transaction(sop_core::TransactionError::VersionMismatch { .. }))
+        ),
+        "{r:?}"
+    );
+    assert_eq!((version(&b, x), version(&b, y)), (2, 2));
+    assert!(bump_together(&b, &[x, y]));
+    assert_eq!((version(&b, x), version(&b, y)), (3, 3));
+}
+
+#[test]
+fn a_journal_brought_back_by_a_power_loss_never_overwrites_newer_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    let x = id_in(11, 0);
+    let a = shared(fs.clone(), dir.path());
+    seed(&a, &[x]);
+    assert!(bump_together(&a, &[x]));
+    // A's journal holds its batches (their blocks are not synced yet).
+    let journals = dir.path().join("journals");
+    let a_journal = std::fs::read_dir(&journals)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::metadata(p).unwrap().len() > 16)
+        .expect("a journal with A's batches");
+    let kept = std::fs::read(&a_journal).unwrap();
+    let b = shared(fs.clone(), dir.path());
+    assert!(bump_together(&b, &[x]));
+    assert!(bump_together(&b, &[x]));
+    drop(b);
+    drop(a);
+    // A power loss undid the emptying of A's journal (not synced when nothing but blocks was
+    // in it): the next open replays it, image by image, only where the block is older.
+    std::fs::write(&a_journal, &kept).unwrap();
+    let c = shared(fs, dir.path());
+    assert_eq!(version(&c, x), 4, "an old journal image overwrote a newer block");
+}
