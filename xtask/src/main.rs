@@ -146,7 +146,7 @@ fn integration(docker: bool) -> Result<(), String> {
     run("cargo", &["test", "-p", "sop-coord", "--test", "redis"])?;
     run(
         "cargo",
-        &["test", "-p", "sop-database", "--test", "it", "cluster::"],
+        &["test", "-p", "sop-database", "--test", "it", "cluster"],
     )
 }
 

@@ -183,6 +183,19 @@ impl Database {
             Gate::Local,
         )?;
         parts.log_options.read_only = options.read_only;
+        let fs: Arc<dyn FileSystem> = options.fs.clone().unwrap_or_else(|| Arc::new(StdFs::new()));
+        let meta_dir = path.join("meta");
+        if options.replication.is_none() && crate::handover::is_clustered(fs.as_ref(), &meta_dir)? {
+            if options.read_only {
+                return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
+                    what: "read-only open",
+                    reason: "the folder was last used in clustered mode: open it read-write \
+                             (standalone) once so that it becomes standalone"
+                        .into(),
+                }));
+            }
+            crate::handover::adopt(fs.as_ref(), Arc::clone(&fs), &meta_dir, &parts)?;
+        }
         if let Some(lock) = lock {
             parts.hold.push(Box::new(lock));
         }
@@ -296,7 +309,7 @@ impl Database {
             }));
         }
         let path = path.as_ref().to_path_buf();
-        let lock = FolderLock::acquire_shared(&path)?;
+        let lock = Self::take_over(&path, &options.database)?;
         let redis = Arc::new(Redis::connect(&options.redis).await?);
         let id = database_id(&path).await?;
         let (mut parts, registry, replicated, erasure) = Self::parts(
@@ -326,6 +339,45 @@ impl Database {
             redis: Some(redis),
             _lease: lease,
         })
+    }
+
+    /// The folder's shared lock, once the folder is in clustered use: a folder last used
+    /// standalone is opened standalone and closed first (its log replayed into the registry,
+    /// which clustered processes read directly), then marked clustered, all under the exclusive
+    /// lock (see `handover`).
+    fn take_over(path: &Path, options: &DatabaseOptions) -> Result<FolderLock> {
+        let fs: Arc<dyn FileSystem> = options.fs.clone().unwrap_or_else(|| Arc::new(StdFs::new()));
+        let meta = path.join("meta");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let shared = FolderLock::acquire_shared(path)?;
+            if crate::handover::is_clustered(fs.as_ref(), &meta)? {
+                return Ok(shared);
+            }
+            drop(shared);
+            let alone = match FolderLock::acquire(path) {
+                Ok(l) => l,
+                // Another process is taking it over (or has it open): wait for it.
+                Err(Error::Usage(sop_core::UsageError::InUse { .. }))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if crate::handover::has_replay_point(fs.as_ref(), &meta)? {
+                let mut standalone = options.clone();
+                standalone.background_maintenance = false;
+                drop(Self::open_standalone(
+                    path.to_path_buf(),
+                    &standalone,
+                    None,
+                )?);
+            }
+            crate::handover::mark_clustered(fs.as_ref(), &meta)?;
+            drop(alone);
+        }
     }
 
     #[allow(clippy::type_complexity)]

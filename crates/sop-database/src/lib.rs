@@ -11,6 +11,7 @@
 //! striped over drives with erasure coding).
 
 mod database;
+mod handover;
 mod verify;
 
 pub use database::{

@@ -70,7 +70,10 @@ fn bump_together(r: &Registry, ids: &[Uuid]) -> bool {
     false
 }
 
-fn parallel_batches_lose_nothing_and_readers_see_whole_batches(fs: Arc<dyn FileSystem>, dir: &Path) {
+fn parallel_batches_lose_nothing_and_readers_see_whole_batches(
+    fs: Arc<dyn FileSystem>,
+    dir: &Path,
+) {
     // Four registries; each moves on a pair of hot ids (in two different blocks) together,
     // and a private id of its own; two readers check that a read of the pair between two
     // equal generations saw one batch, never half of one.
@@ -131,10 +134,7 @@ fn parallel_batches_lose_nothing_and_readers_see_whole_batches(fs: Arc<dyn FileS
 #[test]
 fn parallel_batches_across_registries_with_os_locks() {
     let dir = tempfile::tempdir().unwrap();
-    parallel_batches_lose_nothing_and_readers_see_whole_batches(
-        Arc::new(StdFs::new()),
-        dir.path(),
-    );
+    parallel_batches_lose_nothing_and_readers_see_whole_batches(Arc::new(StdFs::new()), dir.path());
 }
 
 #[test]
@@ -169,7 +169,10 @@ fn a_dead_registrys_synced_batch_is_finished_before_anyone_writes_its_blocks() {
     )
     .unwrap();
     a_fs.clear();
-    assert!(a.get_one("t", x).is_err(), "A refuses calls once a batch is half applied");
+    assert!(
+        a.get_one("t", x).is_err(),
+        "A refuses calls once a batch is half applied"
+    );
     // B changes y from the version it can read: the dead batch touching y is finished first,
     // so B's expectation fails instead of overwriting it, and both of A's changes are there.
     assert_eq!(version(&b, y), 1);
@@ -177,7 +180,9 @@ fn a_dead_registrys_synced_batch_is_finished_before_anyone_writes_its_blocks() {
     assert!(
         matches!(
             r,
-            Err(Error::Transaction(sop_core::TransactionError::VersionMismatch { .. }))
+            Err(Error::Transaction(
+                sop_core::TransactionError::VersionMismatch { .. }
+            ))
         ),
         "{r:?}"
     );
@@ -211,5 +216,9 @@ fn a_journal_brought_back_by_a_power_loss_never_overwrites_newer_blocks() {
     // in it): the next open replays it, image by image, only where the block is older.
     std::fs::write(&a_journal, &kept).unwrap();
     let c = shared(fs, dir.path());
-    assert_eq!(version(&c, x), 4, "an old journal image overwrote a newer block");
+    assert_eq!(
+        version(&c, x),
+        4,
+        "an old journal image overwrote a newer block"
+    );
 }

@@ -305,6 +305,7 @@ async fn write_and_commit(tx: &TxInner, plans: &[StorePlan]) -> Result<(Vec<Vec<
             engine.log.wait_durable(last).await?;
         }
         let batch = shared_batch(plans, &locs);
+        crate::testing::at_shared_commit_point();
         engine
             .at_gate(tx.id, tx.deadline, || shared_commit_point(tx, plans, batch))
             .await?;

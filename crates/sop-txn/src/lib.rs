@@ -28,6 +28,8 @@ mod state;
 mod store;
 mod store_read;
 mod table;
+#[doc(hidden)]
+pub mod testing;
 mod transaction;
 
 pub use commit::PREPARED_HOLD;

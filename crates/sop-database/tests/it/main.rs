@@ -5,6 +5,7 @@ mod bank;
 mod basic;
 mod budget;
 mod cluster;
+mod cluster_scale;
 mod crash;
 mod damage;
 mod decoders;
