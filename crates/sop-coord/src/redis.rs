@@ -5,6 +5,13 @@
 //! releasing and extending a set of keys are Lua scripts, so each is atomic and only the owner
 //! can release or extend (the original released with a plain `DEL`). Cache entries are keys
 //! `C<key>`.
+//!
+//! Against a Redis Cluster (a `redis-cluster://` URL) a script may only touch keys of one hash
+//! slot, so a set of locks is taken slot by slot, in ascending slot order (every process uses
+//! the same order), all or nothing: when a slot's keys are held by another owner, the slots
+//! already taken are released. Releasing, extending and reading go slot by slot too. The
+//! instance id (restart detection) joins the `run_id` of every master, so a restart of any
+//! shard changes it.
 
 use std::time::Duration;
 
@@ -43,6 +50,8 @@ impl RedisConfig {
 pub struct Redis {
     pool: Pool,
     endpoint: String,
+    /// A Redis Cluster: multi-key scripts go slot by slot.
+    cluster: bool,
 }
 
 impl std::fmt::Debug for Redis {
@@ -115,6 +124,7 @@ impl Redis {
             })
         };
         let cfg = Config::from_url(&config.url).map_err(|e| err("parsing the url", e))?;
+        let cluster = cfg.server.is_clustered();
         let mut builder = Builder::from_config(cfg);
         builder
             .with_config(|c| {
@@ -145,7 +155,28 @@ impl Redis {
                 }));
             }
         }
-        Ok(Redis { pool, endpoint })
+        Ok(Redis {
+            pool,
+            endpoint,
+            cluster,
+        })
+    }
+
+    /// `keys` as lock keys, grouped by hash slot in ascending order (one group when not a
+    /// cluster).
+    fn groups(&self, keys: &[String], prefix: fn(&str) -> String) -> Vec<Vec<String>> {
+        let keys = keys.iter().map(|k| prefix(k));
+        if !self.cluster {
+            return vec![keys.collect()];
+        }
+        let mut by_slot = std::collections::BTreeMap::<u16, Vec<String>>::new();
+        for k in keys {
+            by_slot
+                .entry(fred::util::redis_keyslot(k.as_bytes()))
+                .or_default()
+                .push(k);
+        }
+        by_slot.into_values().collect()
     }
 
     fn err(&self, op: &'static str, e: fred::error::Error) -> Error {
@@ -161,12 +192,35 @@ impl Redis {
     /// # Errors
     /// [`CoordinationError::Redis`](sop_core::CoordinationError::Redis).
     pub async fn run_id(&self) -> Result<String> {
+        if self.cluster {
+            // Every master's: a restart of any shard (which forgets its locks) changes it.
+            let client = self.pool.next();
+            let mut masters = client
+                .cached_cluster_state()
+                .map(|s| s.unique_primary_nodes())
+                .unwrap_or_default();
+            masters.sort_by_key(ToString::to_string);
+            let mut ids = Vec::with_capacity(masters.len());
+            for m in masters {
+                let info: String = client
+                    .with_cluster_node(m)
+                    .info(Some(fred::types::InfoKind::Server))
+                    .await
+                    .map_err(|e| self.err("INFO server", e))?;
+                ids.push(self.run_id_in(&info)?);
+            }
+            return Ok(ids.join(","));
+        }
         let info: String = self
             .pool
             .next()
             .info(Some(fred::types::InfoKind::Server))
             .await
             .map_err(|e| self.err("INFO server", e))?;
+        self.run_id_in(&info)
+    }
+
+    fn run_id_in(&self, info: &str) -> Result<String> {
         info.lines()
             .find_map(|l| l.strip_prefix("run_id:"))
             .map(|s| s.trim().to_string())
@@ -212,17 +266,31 @@ impl Locker for Redis {
             if keys.is_empty() {
                 return Ok(None);
             }
-            let k: Vec<String> = keys.iter().map(|k| lock_key(k)).collect();
-            let held: Option<String> = self
-                .pool
-                .eval(
-                    TRY_LOCK,
-                    k,
-                    vec![owner.to_string(), millis(ttl).to_string()],
-                )
-                .await
-                .map_err(|e| self.err("taking locks", e))?;
-            Ok(held.map(|h| h.strip_prefix('L').unwrap_or(&h).to_string()))
+            let groups = self.groups(keys, lock_key);
+            for (i, k) in groups.iter().enumerate() {
+                let taken: std::result::Result<Option<String>, _> = self
+                    .pool
+                    .eval(
+                        TRY_LOCK,
+                        k.clone(),
+                        vec![owner.to_string(), millis(ttl).to_string()],
+                    )
+                    .await;
+                let held = match taken {
+                    Ok(None) => continue,
+                    Ok(Some(h)) => Ok(Some(h.strip_prefix('L').unwrap_or(&h).to_string())),
+                    Err(e) => Err(self.err("taking locks", e)),
+                };
+                // All or nothing: the slots taken so far go back (best effort: they expire).
+                for k in &groups[..i] {
+                    let _: std::result::Result<i64, _> = self
+                        .pool
+                        .eval(UNLOCK, k.clone(), vec![owner.to_string()])
+                        .await;
+                }
+                return held;
+            }
+            Ok(None)
         })
     }
 
@@ -231,13 +299,17 @@ impl Locker for Redis {
             if keys.is_empty() {
                 return Ok(());
             }
-            let k: Vec<String> = keys.iter().map(|k| lock_key(k)).collect();
-            let _: i64 = self
-                .pool
-                .eval(UNLOCK, k, vec![owner.to_string()])
-                .await
-                .map_err(|e| self.err("releasing locks", e))?;
-            Ok(())
+            // Every slot, even after one fails (a master restarting): a lock left behind on
+            // another master would stall its key until its time runs out.
+            let mut first = None;
+            for k in self.groups(keys, lock_key) {
+                let r: std::result::Result<i64, _> =
+                    self.pool.eval(UNLOCK, k, vec![owner.to_string()]).await;
+                if let Err(e) = r {
+                    first.get_or_insert(self.err("releasing locks", e));
+                }
+            }
+            first.map_or(Ok(()), Err)
         })
     }
 
@@ -251,13 +323,17 @@ impl Locker for Redis {
             if keys.is_empty() {
                 return Ok(true);
             }
-            let k: Vec<String> = keys.iter().map(|k| lock_key(k)).collect();
-            let ok: i64 = self
-                .pool
-                .eval(EXTEND, k, vec![owner.to_string(), millis(ttl).to_string()])
-                .await
-                .map_err(|e| self.err("extending locks", e))?;
-            Ok(ok == 1)
+            for k in self.groups(keys, lock_key) {
+                let ok: i64 = self
+                    .pool
+                    .eval(EXTEND, k, vec![owner.to_string(), millis(ttl).to_string()])
+                    .await
+                    .map_err(|e| self.err("extending locks", e))?;
+                if ok != 1 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         })
     }
 
@@ -274,14 +350,18 @@ impl Locker for Redis {
             if keys.is_empty() {
                 return Ok(false);
             }
-            let k: Vec<String> = keys.iter().map(|k| lock_key(k)).collect();
-            let values: Vec<Option<String>> = self
-                .pool
-                .mget(k)
-                .await
-                .map_err(|e| self.err("reading locks", e))?;
             let me = owner.to_string();
-            Ok(values.iter().flatten().any(|v| *v != me))
+            for k in self.groups(keys, lock_key) {
+                let values: Vec<Option<String>> = self
+                    .pool
+                    .mget(k)
+                    .await
+                    .map_err(|e| self.err("reading locks", e))?;
+                if values.iter().flatten().any(|v| *v != me) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         })
     }
 }
@@ -329,12 +409,13 @@ impl Cache for Redis {
             if keys.is_empty() {
                 return Ok(());
             }
-            let k: Vec<String> = keys.iter().map(|k| cache_key(k)).collect();
-            let _: i64 = self
-                .pool
-                .del(k)
-                .await
-                .map_err(|e| self.err("deleting from the cache", e))?;
+            for k in self.groups(keys, cache_key) {
+                let _: i64 = self
+                    .pool
+                    .del(k)
+                    .await
+                    .map_err(|e| self.err("deleting from the cache", e))?;
+            }
             Ok(())
         })
     }

@@ -150,3 +150,54 @@ async fn unreachable_redis_is_a_typed_error_within_the_timeout() {
         "{err}"
     );
 }
+
+/// Against a 3-master Redis Cluster: keys of many hash slots are locked all or nothing (a
+/// script may touch one slot only), the cache works across slots, and a restart of any one
+/// master changes the instance id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_locks_across_slots_all_or_nothing() {
+    let mut cluster = sop_testkit::RedisCluster::start(3);
+    let r = Redis::connect(&RedisConfig::new(cluster.url()))
+        .await
+        .unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let ttl = Duration::from_secs(60);
+    // 40 keys land on many slots of all three masters.
+    let many: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    assert_eq!(r.try_lock(&many, a, ttl).await.unwrap(), None);
+    // b wants one of them among fresh keys: refused, and holds none of the fresh ones after.
+    let mut want: Vec<String> = (0..20).map(|i| format!("fresh{i}")).collect();
+    want.push("k17".into());
+    assert_eq!(r.try_lock(&want, b, ttl).await.unwrap(), Some("k17".into()));
+    let fresh: Vec<String> = (0..20).map(|i| format!("fresh{i}")).collect();
+    assert!(
+        !r.is_locked_by_other(&fresh, b).await.unwrap()
+            && !r.is_locked_by_other(&fresh, a).await.unwrap(),
+        "a refused lock set left some of its keys held"
+    );
+    assert!(r.is_locked_by_other(&many, b).await.unwrap());
+    assert!(r.extend(&many, a, ttl).await.unwrap());
+    r.unlock(&many, a).await.unwrap();
+    assert!(!r.is_locked_by_other(&many, b).await.unwrap());
+    assert_eq!(r.try_lock(&want, b, ttl).await.unwrap(), None);
+
+    for i in 0..20u8 {
+        r.set(&format!("c{i}"), vec![i], ttl).await.unwrap();
+    }
+    assert_eq!(r.get("c7", None).await.unwrap(), Some(vec![7]));
+    let gone: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    r.delete(&gone).await.unwrap();
+    assert_eq!(r.get("c7", None).await.unwrap(), None);
+
+    let before = r.instance_id().await.unwrap().unwrap();
+    assert_eq!(before.split(',').count(), 3, "{before}");
+    cluster.restart(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match r.instance_id().await {
+            Ok(Some(now)) if now != before => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("a master's restart was not seen: {other:?}"),
+        }
+    }
+}

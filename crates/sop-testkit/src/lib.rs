@@ -16,6 +16,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Arguments added to every start (a cluster node's).
+    extra: Vec<String>,
 }
 
 /// The message when `redis-server` cannot be started.
@@ -32,12 +34,18 @@ impl RedisServer {
     #[must_use]
     #[allow(clippy::expect_used)]
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    #[allow(clippy::expect_used)]
+    fn start_with(extra: Vec<String>) -> Self {
         let port = free_port();
         let dir = tempfile::tempdir().expect("a temporary folder for redis-server");
         let mut server = RedisServer {
             port,
             dir,
             child: None,
+            extra,
         };
         server.launch();
         server
@@ -58,6 +66,7 @@ impl RedisServer {
                 "--dir",
             ])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -150,4 +159,96 @@ fn ping(port: u16) -> bool {
     }
     let mut buf = [0u8; 16];
     matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// A private Redis Cluster of `n` masters (no replicas) on loopback ports, joined with
+/// `redis-cli --cluster create`, each master restartable (a restarted master keeps its slots,
+/// from its `nodes.conf`, and forgets every key).
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `n` (at least 3) masters and joins them.
+    ///
+    /// # Panics
+    /// When `redis-server` or `redis-cli` is missing or the cluster does not form.
+    #[must_use]
+    #[allow(clippy::expect_used, clippy::panic)]
+    pub fn start(n: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..n.max(3))
+            .map(|_| {
+                RedisServer::start_with(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ]
+                    .iter()
+                    .map(|s| (*s).to_string())
+                    .collect(),
+                )
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli (installed with redis-server): {e}"));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every master says `cluster_state:ok`.
+    #[allow(clippy::panic)]
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            loop {
+                let ok = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"));
+                if ok {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    panic!("the Redis Cluster did not become ok within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// `redis-cluster://127.0.0.1:<p1>?node=127.0.0.1:<p2>&...`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.port));
+        }
+        url
+    }
+
+    /// Restarts master `i` (SIGKILL, then the same port and folder) and waits for the cluster.
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].restart();
+        self.wait_ok();
+    }
 }

@@ -31,6 +31,9 @@ use crate::transaction::TxInner;
 /// conflict, even when its deadline is far.
 const MAX_ROUNDS: usize = 64;
 
+/// The longest a node lock lives (a transaction with a shorter `max_time`: that).
+pub const NODE_LOCK_TTL: Duration = Duration::from_secs(5);
+
 /// The longest a prepared transaction holds the commit gate (or its `max_time`, when
 /// shorter): a forgotten one cannot stop the database's commits for longer.
 pub const PREPARED_HOLD: Duration = Duration::from_secs(60);
@@ -107,10 +110,14 @@ pub(crate) async fn commit(tx: &TxInner, prepare: bool) -> Result<Option<Prepare
             k.dedup();
             k
         };
-        if let Some(held) = engine.locker.try_lock(&keys, tx.id, tx.max_time).await? {
+        // Node locks only keep two writers of one node from both writing pieces (the version
+        // checks at the commit point decide), so they live a few seconds at most: a process
+        // killed while holding them stalls nobody for long.
+        let ttl = tx.max_time.min(NODE_LOCK_TTL);
+        if let Some(held) = engine.locker.try_lock(&keys, tx.id, ttl).await? {
             last_busy = Some(Error::Transaction(sop_core::TransactionError::LockBusy {
                 key: held,
-                waited_ms: u64::try_from(tx.max_time.as_millis()).unwrap_or(u64::MAX),
+                waited_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             }));
             sop_blobstore_ec::pause(jitter(round)).await;
             continue;

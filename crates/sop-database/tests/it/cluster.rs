@@ -374,3 +374,36 @@ fn a_process_that_vanishes_mid_transaction_leaves_nothing_visible_across_redis_r
         drop(other);
     });
 }
+
+#[test]
+fn the_bank_runs_on_a_three_master_redis_cluster_with_a_master_restarted() {
+    let mut cluster = sop_testkit::RedisCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let url = cluster.url();
+    rt().block_on(setup(dir.path(), &url));
+    let mut workers: Vec<Child> = (0..4)
+        .map(|i| spawn_worker(dir.path(), &url, transfers() * 6, i + 40))
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    // One master goes (its locks and cache entries with it) and comes back, mid-run.
+    cluster.restart(1);
+    assert!(
+        workers.iter_mut().all(|w| w.try_wait().unwrap().is_none()),
+        "the workers finished before the restart: give them more work"
+    );
+    let mut committed = BTreeSet::new();
+    for w in workers {
+        let (ok, done, summary) = finish(w);
+        assert!(ok, "a worker failed:\n{summary}");
+        assert!(!summary.contains("Corruption"), "{summary}");
+        eprintln!("worker: {} transfers; {summary}", done.len());
+        committed.extend(done);
+    }
+    assert!(committed.len() > transfers() * 3, "{}", committed.len());
+    rt().block_on(verify(dir.path(), &url, &committed));
+    let db = Database::standalone(dir.path()).unwrap();
+    rt().block_on(crate::support::assert_verified(
+        &db,
+        "after the cluster run",
+    ));
+}
