@@ -141,6 +141,13 @@ impl Metadata for RegistryMetadata {
     /// and refuses to touch the other).
     fn remove_store(&self, name: &str) -> Result<()> {
         let marker = removal_marker(name);
+        if self.registry.is_shared() {
+            return self.registry.remove_store_shared(
+                &StoreRepository::relative_path(name),
+                &marker,
+                name,
+            );
+        }
         self.registry.write(
             &RegistryBatch::new()
                 .put_file(&marker, Vec::new())

@@ -222,3 +222,43 @@ fn a_journal_brought_back_by_a_power_loss_never_overwrites_newer_blocks() {
         "an old journal image overwrote a newer block"
     );
 }
+
+#[test]
+fn a_store_removal_waits_for_a_commit_in_flight_and_no_table_comes_back() {
+    use sop_core::meta::Metadata;
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    let a = Arc::new(shared(fs.clone(), dir.path()));
+    let b = Arc::new(shared(fs.clone(), dir.path()));
+    let store = sop_registry::StoreRepository::relative_path("t");
+    let x = id_in(5, 0);
+    seed(&a, &[x]);
+    a.write(&RegistryBatch::new().put_file(&store, b"info".to_vec()))
+        .unwrap();
+    let meta_b = sop_registry::RegistryMetadata::new(
+        b.clone(),
+        Arc::new(sop_registry::StoreRepository::open(fs.clone(), dir.path()).unwrap()),
+    );
+    std::thread::scope(|s| {
+        // A commit adding to the store, slow between taking its locks and writing, from a
+        // registry that has no file of the table open (it creates what is missing).
+        let c = shared(fs.clone(), dir.path());
+        let y = id_in(77, 0);
+        let pre = RegistryBatch::new().add("t", handle(y, 1));
+        let commit = s.spawn(move || {
+            c.write_with(&pre, &[], || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok(RegistryBatch::new().add("t", handle(y, 1)))
+            })
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The removal waits for it (the commit holds the store's lock shared).
+        meta_b.remove_store("t").unwrap();
+        commit.join().unwrap().unwrap();
+    });
+    assert!(
+        !dir.path().join("tables").join("t").exists(),
+        "a commit applied after the removal brought the table back"
+    );
+    assert!(!dir.path().join(&store).exists());
+}

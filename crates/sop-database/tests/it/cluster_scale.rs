@@ -459,3 +459,73 @@ fn a_folder_moves_between_standalone_and_clustered_without_losing_a_commit() {
         tx.commit().await.unwrap();
     });
 }
+
+#[test]
+fn a_store_removed_while_another_process_commits_to_it_leaves_nothing_behind() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    rt().block_on(async {
+        // Two databases on one folder in one process: each has its own registry and locks,
+        // exactly as two processes.
+        let a = open(dir.path(), &url).await;
+        let b = std::sync::Arc::new(open(dir.path(), &url).await);
+        let tx = a.begin(TxMode::ForWriting);
+        let mut t = a
+            .new_btree::<u64, i64>(&tx, &StoreOptions::new("gone").slot_length(4))
+            .unwrap();
+        for k in 0..64 {
+            t.add(k, 0).await.unwrap();
+        }
+        drop(t);
+        tx.commit().await.unwrap();
+        let writer = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut refused) = (0u64, 0u64);
+                for i in 0..400u64 {
+                    let tx = b.begin(TxMode::ForWriting);
+                    let r = async {
+                        let mut t = b.open_btree::<u64, i64>(&tx, "gone")?;
+                        t.upsert(i % 64, i as i64).await?;
+                        t.upsert(1000 + i, 1).await?;
+                        drop(t);
+                        tx.commit().await
+                    }
+                    .await;
+                    match r {
+                        Ok(()) => ok += 1,
+                        Err(Error::Usage(sop_core::UsageError::StoreNotFound { .. })) => {
+                            refused += 1;
+                        }
+                        Err(e) if again(&e) => refused += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (ok, refused)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        a.remove_btree("gone").unwrap();
+        let (ok, refused) = writer.await.unwrap();
+        assert!(
+            ok > 0 && refused > 0,
+            "the removal did not land mid-run: {ok} {refused}"
+        );
+        let tx = b.begin(TxMode::ForReading);
+        assert!(matches!(
+            b.open_btree::<u64, i64>(&tx, "gone"),
+            Err(Error::Usage(sop_core::UsageError::StoreNotFound { .. }))
+        ));
+        drop(tx);
+    });
+    assert!(
+        !dir.path().join("meta/tables/gone").exists(),
+        "a commit after the removal brought the table back"
+    );
+    let db = Database::standalone(dir.path()).unwrap();
+    rt().block_on(crate::support::assert_verified(
+        &db,
+        "after a clustered removal",
+    ));
+}

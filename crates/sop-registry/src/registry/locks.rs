@@ -161,20 +161,32 @@ impl Locks {
     /// Takes `keys` (sorted, distinct) exclusively, waiting for each in order: deadlock-free,
     /// since every registry takes its keys in ascending order.
     pub(super) fn lock_keys(&self, keys: &[u64]) -> Result<KeysGuard<'_>> {
+        let all: Vec<(u64, bool)> = keys.iter().map(|k| (*k, true)).collect();
+        self.lock_mixed(&all)
+    }
+
+    /// Takes `keys` (sorted by key, distinct), each exclusively (`true`) or shared, in order.
+    pub(super) fn lock_mixed(&self, keys: &[(u64, bool)]) -> Result<KeysGuard<'_>> {
         let mut guard = KeysGuard {
             locks: self,
             keys: Vec::with_capacity(keys.len()),
+            shared: Vec::new(),
         };
-        for &k in keys {
+        for &(k, exclusive) in keys {
             match self {
                 Locks::Os(os) => {
-                    os.lock(&os.writer, k, true, true)?;
+                    os.lock(&os.writer, k, exclusive, true)?;
                 }
-                Locks::Mem(m) => {
+                Locks::Mem(m) if exclusive => {
                     m.lock(k, true, true);
                 }
+                Locks::Mem(m) => m.lock_shared(k),
             }
-            guard.keys.push(k);
+            if exclusive {
+                guard.keys.push(k);
+            } else {
+                guard.shared.push(k);
+            }
         }
         Ok(guard)
     }
@@ -254,11 +266,14 @@ impl Locks {
 /// Exclusive keys held; released when dropped.
 pub(super) struct KeysGuard<'a> {
     locks: &'a Locks,
+    /// Held exclusively, sorted.
     keys: Vec<u64>,
+    /// Held shared.
+    shared: Vec<u64>,
 }
 
 impl KeysGuard<'_> {
-    /// Whether `key` is held.
+    /// Whether `key` is held exclusively.
     pub(super) fn holds(&self, key: u64) -> bool {
         self.keys.binary_search(&key).is_ok()
     }
@@ -268,13 +283,16 @@ impl Drop for KeysGuard<'_> {
     fn drop(&mut self) {
         match self.locks {
             Locks::Os(os) => {
-                for &k in &self.keys {
+                for &k in self.keys.iter().chain(&self.shared) {
                     os.unlock(&os.writer, k, 1);
                 }
             }
             Locks::Mem(m) => {
                 for &k in &self.keys {
                     m.unlock(k);
+                }
+                for &k in &self.shared {
+                    m.unlock_shared(k);
                 }
             }
         }

@@ -213,6 +213,12 @@ impl Registry {
         }))
     }
 
+    /// Whether it was opened shared (clustered mode).
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Blocks per segment file.
     #[must_use]
     pub fn hash_mod(&self) -> u32 {

@@ -110,10 +110,21 @@ impl Registry {
         finish: impl FnOnce() -> Result<RegistryBatch>,
     ) -> Result<()> {
         let mut journal = self.journal.lock();
-        let keys = self.keys_of(pre, files);
+        let exclusive = self.keys_of(pre, files);
+        // Every store whose handles the batch touches is held at least shared, so a store's
+        // removal (which holds it alone) never runs in the middle of a commit to it.
+        let mut keys: Vec<(u64, bool)> = exclusive.iter().map(|k| (*k, true)).collect();
+        for (table, _) in &pre.changes {
+            let k = file_key(&crate::StoreRepository::relative_path(table));
+            if exclusive.binary_search(&k).is_err() {
+                keys.push((k, false));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup_by_key(|(k, _)| *k);
         let guard = loop {
-            let guard = sh.locks.lock_keys(&keys)?;
-            let Some(slot) = self.dead_journal_touching(sh, &guard)? else {
+            let guard = sh.locks.lock_mixed(&keys)?;
+            let Some(slot) = self.dead_journal_touching(sh, &guard, None)? else {
                 break guard;
             };
             drop(guard);
@@ -166,6 +177,78 @@ impl Registry {
         Ok(())
     }
 
+    /// Shared mode: removes a store (its info file, then its table), holding the store file's
+    /// lock alone throughout, so no commit that touches the store (each holds that lock at
+    /// least shared) runs meanwhile; one that comes after finds the store gone. A marker file
+    /// is there while the table goes, as in [`Metadata::remove_store`](sop_core::meta::Metadata::remove_store).
+    pub(crate) fn remove_store_shared(
+        &self,
+        store_rel: &str,
+        marker_rel: &str,
+        table: &str,
+    ) -> Result<()> {
+        sop_core::validate_store_name(table)?;
+        self.check_failed()?;
+        let Some(sh) = &self.shared else {
+            return Err(Error::Usage(sop_core::UsageError::InvalidConfig {
+                what: "registry",
+                reason: "remove_store_shared needs a shared registry".into(),
+            }));
+        };
+        let mut journal = self.journal.lock();
+        let mut keys = vec![file_key(store_rel), file_key(marker_rel)];
+        keys.sort_unstable();
+        keys.dedup();
+        let guard = loop {
+            let guard = sh.locks.lock_keys(&keys)?;
+            let Some(slot) = self.dead_journal_touching(sh, &guard, Some(table))? else {
+                break guard;
+            };
+            drop(guard);
+            if !self.recover_slot(sh, slot)? {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
+        let journal = &mut *journal;
+        self.write_held(
+            journal,
+            &RegistryBatch::new()
+                .put_file(marker_rel, Vec::new())
+                .remove_file(store_rel),
+        )?;
+        {
+            let _alone = self.blocks.write();
+            self.files.write().retain(|(t, _), _| t != table);
+            let dir = self.table_dir(table);
+            sop_core::vfs::remove_dir_all_if_present(self.fs.as_ref(), &dir)
+                .map_err(Error::io("remove", &dir))?;
+            let tables = self.base.join(super::TABLES_DIR);
+            self.fs
+                .sync_dir(&tables)
+                .map_err(Error::io("sync folder", &tables))?;
+        }
+        self.bump_shared_gen(sh)?;
+        self.write_held(journal, &RegistryBatch::new().remove_file(marker_rel))?;
+        drop(guard);
+        Ok(())
+    }
+
+    /// A batch written holding its locks: journal, apply, checkpoint (synced).
+    fn write_held(
+        &self,
+        journal: &mut crate::journal::Journal,
+        batch: &RegistryBatch,
+    ) -> Result<()> {
+        let entries = self.entries(batch)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.append_journal(journal, &entries)?;
+        self.apply(&entries, &mut journal.unsynced, false)
+            .and_then(|()| self.checkpoint_shared(journal, true))
+            .inspect_err(|e| *self.failed.lock() = Some(e.to_string()))
+    }
+
     /// Syncs every block and file this registry applied since its last checkpoint, then
     /// empties its journal (the emptying synced when `sync`).
     pub(super) fn checkpoint_shared(
@@ -185,7 +268,12 @@ impl Registry {
     /// each batch before it lets its locks go). A batch's block is applied when the block's
     /// write sequence has reached the image's; a file in a journal means its registry died
     /// before its checkpoint (a live one empties a journal with files before its locks go).
-    fn dead_journal_touching(&self, sh: &Shared, guard: &KeysGuard<'_>) -> Result<Option<u32>> {
+    fn dead_journal_touching(
+        &self,
+        sh: &Shared,
+        guard: &KeysGuard<'_>,
+        table: Option<&str>,
+    ) -> Result<Option<u32>> {
         let dir = self.base.join(JOURNALS_DIR);
         let names = self.fs.list_dir(&dir).map_err(Error::io("list", &dir))?;
         for name in names {
@@ -200,7 +288,9 @@ impl Registry {
                 continue;
             };
             for e in journal_batches(&bytes, &path)?.iter().flatten() {
-                if !guard.holds(entry_key(e)) {
+                let in_table =
+                    matches!((e, table), (JournalEntry::Block { table: t, .. }, Some(r)) if t == r);
+                if !guard.holds(entry_key(e)) && !in_table {
                     continue;
                 }
                 let unapplied = match e {
