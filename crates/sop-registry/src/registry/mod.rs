@@ -121,8 +121,16 @@ impl Registry {
         options: RegistryOptions,
     ) -> Result<Self> {
         let base = base.into();
-        fs.create_dir_all(&base)
-            .map_err(Error::io("create folder", &base))?;
+        if !fs.exists(&base).map_err(Error::io("stat", &base))? {
+            fs.create_dir_all(&base)
+                .map_err(Error::io("create folder", &base))?;
+            // The new folder's own entry: without it a power cut could lose the whole registry
+            // whatever is synced inside it.
+            if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent)
+                    .map_err(Error::io("sync folder", parent))?;
+            }
+        }
         let hash_mod = Self::settle_hash_mod(fs.as_ref(), &base, options.hash_mod)?;
         let (shared, journal_path) = if options.shared {
             let locks = locks::Locks::open(fs.as_ref(), &base)?;
