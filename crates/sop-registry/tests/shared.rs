@@ -406,3 +406,37 @@ fn power_loss_at_every_sync_of_interleaved_shared_batches() {
 fn disk_fs(fs: &Arc<dyn FileSystem>) -> &dyn FileSystem {
     fs.as_ref()
 }
+
+#[test]
+fn checks_of_one_block_by_many_registries_do_not_wait_for_each_other() {
+    // Every commit checks the root it read: checks hold the block shared, so two commits
+    // that only check it run at once (with exclusive checks, B would wait for A's finish,
+    // which waits for B: the receive below would time out).
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    let a = shared(fs.clone(), dir.path());
+    let b = shared(fs.clone(), dir.path());
+    let (root, xa, xb) = (id_in(1, 0), id_in(60, 0), id_in(180, 0));
+    seed(&a, &[root, xa, xb]);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let pre =
+                RegistryBatch::new()
+                    .check("t", root, Some(1))
+                    .update_if("t", handle(xb, 2), 1);
+            b.write(&pre).unwrap();
+            tx.send(()).unwrap();
+        });
+        let pre = RegistryBatch::new()
+            .check("t", root, Some(1))
+            .update_if("t", handle(xa, 2), 1);
+        a.write_with(&pre, &[], || {
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .expect("a commit that only checks the root waited for another one");
+            Ok(pre.clone())
+        })
+        .unwrap();
+    });
+    assert_eq!((version(&a, xa), version(&a, xb)), (2, 2));
+}

@@ -21,6 +21,11 @@ pub(super) enum Change {
 }
 
 impl Change {
+    /// Whether it only checks a version (writes nothing).
+    pub(super) fn is_check(&self) -> bool {
+        matches!(self, Change::Check(..))
+    }
+
     /// The logical id it is about.
     pub(super) fn id(&self) -> Uuid {
         match self {

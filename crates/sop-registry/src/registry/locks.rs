@@ -273,6 +273,11 @@ pub(super) struct KeysGuard<'a> {
 }
 
 impl KeysGuard<'_> {
+    /// Whether `key` is held, shared or exclusively.
+    pub(super) fn holds_any(&self, key: u64) -> bool {
+        self.holds(key) || self.shared.contains(&key)
+    }
+
     /// Whether `key` is held exclusively.
     pub(super) fn holds(&self, key: u64) -> bool {
         self.keys.binary_search(&key).is_ok()

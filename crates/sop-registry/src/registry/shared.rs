@@ -77,12 +77,35 @@ impl Registry {
         let mut keys: Vec<u64> = batch
             .changes
             .iter()
+            .filter(|(_, c)| !c.is_check())
             .map(|(table, c)| block_key(table, self.block_of(c.id())))
             .chain(batch.files.iter().map(|f| file_key(f.path())))
             .chain(files.iter().map(|f| file_key(f)))
             .collect();
         keys.sort_unstable();
         keys.dedup();
+        keys
+    }
+
+    /// The locks a batch takes, sorted by key: exclusive (`true`) what it writes (blocks,
+    /// files, `files`), shared what it only reads: blocks of handles it only checks (no commit
+    /// can change them while the check holds, and checks of many processes run together: every
+    /// commit checks the root it read) and the store file of every table it touches (so a
+    /// store's removal, which holds that alone, never runs in the middle of a commit).
+    fn mixed_keys_of(&self, batch: &RegistryBatch, files: &[String]) -> Vec<(u64, bool)> {
+        let exclusive = self.keys_of(batch, files);
+        let mut keys: Vec<(u64, bool)> = exclusive.iter().map(|k| (*k, true)).collect();
+        for (table, c) in &batch.changes {
+            let store = file_key(&crate::StoreRepository::relative_path(table));
+            let block = block_key(table, self.block_of(c.id()));
+            for k in [store, block] {
+                if exclusive.binary_search(&k).is_err() {
+                    keys.push((k, false));
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup_by_key(|(k, _)| *k);
         keys
     }
 
@@ -110,18 +133,7 @@ impl Registry {
         finish: impl FnOnce() -> Result<RegistryBatch>,
     ) -> Result<()> {
         let mut journal = self.journal.lock();
-        let exclusive = self.keys_of(pre, files);
-        // Every store whose handles the batch touches is held at least shared, so a store's
-        // removal (which holds it alone) never runs in the middle of a commit to it.
-        let mut keys: Vec<(u64, bool)> = exclusive.iter().map(|k| (*k, true)).collect();
-        for (table, _) in &pre.changes {
-            let k = file_key(&crate::StoreRepository::relative_path(table));
-            if exclusive.binary_search(&k).is_err() {
-                keys.push((k, false));
-            }
-        }
-        keys.sort_unstable();
-        keys.dedup_by_key(|(k, _)| *k);
+        let keys = self.mixed_keys_of(pre, files);
         let guard = loop {
             let guard = sh.locks.lock_mixed(&keys)?;
             let Some(slot) = self.dead_journal_touching(sh, &guard, None)? else {
@@ -290,7 +302,9 @@ impl Registry {
             for e in journal_batches(&bytes, &path)?.iter().flatten() {
                 let in_table =
                     matches!((e, table), (JournalEntry::Block { table: t, .. }, Some(r)) if t == r);
-                if !guard.holds(entry_key(e)) && !in_table {
+                // Shared keys count too: a check must not pass against a block that a dead
+                // process's committed batch is about to change.
+                if !guard.holds_any(entry_key(e)) && !in_table {
                     continue;
                 }
                 let unapplied = match e {
