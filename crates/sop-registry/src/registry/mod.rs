@@ -143,7 +143,11 @@ impl Registry {
                     .map_err(Error::io("sync folder", &base))?;
             }
             (
-                Some(shared::Shared { locks, slot }),
+                Some(shared::Shared {
+                    locks,
+                    slot,
+                    seen: parking_lot::Mutex::new(std::collections::HashMap::new()),
+                }),
                 base.join(shared::journal_rel(slot)),
             )
         } else {

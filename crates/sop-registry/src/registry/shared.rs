@@ -37,6 +37,16 @@ pub(super) struct Shared {
     pub(super) locks: Locks,
     /// Its journal slot (held while it is open).
     pub(super) slot: u32,
+    /// Other registries' journals: the open file, and the steps of the last frame seen there
+    /// (by offset, end and checksum), so a commit reads two small headers per journal, not a
+    /// frame, while nothing changed.
+    pub(super) seen: parking_lot::Mutex<std::collections::HashMap<u32, SeenJournal>>,
+}
+
+/// What [`Shared::seen`] keeps of one journal.
+pub(super) struct SeenJournal {
+    file: Box<dyn sop_core::vfs::FileHandle>,
+    last: Option<((u64, u64, u32), std::sync::Arc<Vec<JournalEntry>>)>,
 }
 
 /// A slot's journal, relative to the registry folder.
@@ -296,10 +306,10 @@ impl Registry {
                 continue;
             }
             let path = dir.join(&name);
-            let Some(bytes) = shared_journal::last_frame(self.fs.as_ref(), &path)? else {
+            let Some(entries) = self.last_batch(sh, slot, &path)? else {
                 continue;
             };
-            for e in journal_batches(&bytes, &path)?.iter().flatten() {
+            for e in entries.iter() {
                 let in_table =
                     matches!((e, table), (JournalEntry::Block { table: t, .. }, Some(r)) if t == r);
                 // Shared keys count too: a check must not pass against a block that a dead
@@ -322,6 +332,44 @@ impl Registry {
             }
         }
         Ok(None)
+    }
+
+    /// The steps of the last batch in slot `slot`'s journal (`None`: empty, or its last frame
+    /// is being written), read again only when its position or checksum changed.
+    fn last_batch(
+        &self,
+        sh: &Shared,
+        slot: u32,
+        path: &Path,
+    ) -> Result<Option<std::sync::Arc<Vec<JournalEntry>>>> {
+        let mut seen = sh.seen.lock();
+        if !seen.contains_key(&slot) {
+            let file = match self.fs.open(path, false) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("open", path)(e)),
+            };
+            seen.insert(slot, SeenJournal { file, last: None });
+        }
+        let Some(j) = seen.get_mut(&slot) else {
+            return Ok(None);
+        };
+        let Some(id) = shared_journal::last_frame_id(j.file.as_ref(), path)? else {
+            return Ok(None);
+        };
+        if let Some((had, entries)) = &j.last
+            && *had == id
+        {
+            return Ok(Some(std::sync::Arc::clone(entries)));
+        }
+        let bytes = shared_journal::frame_at(j.file.as_ref(), path, id.0, id.1)?;
+        let Some(entries) = journal_batches(&bytes, path)?.into_iter().next() else {
+            // Torn or being written: its registry holds its locks (or never committed it).
+            return Ok(None);
+        };
+        let entries = std::sync::Arc::new(entries);
+        j.last = Some((id, std::sync::Arc::clone(&entries)));
+        Ok(Some(entries))
     }
 
     /// Recovers slot `slot`'s journal if its registry is gone; `false` when the slot is held

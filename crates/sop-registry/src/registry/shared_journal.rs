@@ -72,11 +72,9 @@ fn open(fs: &dyn FileSystem, path: &Path) -> Result<Option<Box<dyn FileHandle>>>
     }
 }
 
-/// The last frame of another registry's journal, as its header says (`None`: empty).
-pub(super) fn last_frame(fs: &dyn FileSystem, path: &Path) -> Result<Option<Vec<u8>>> {
-    let Some(file) = open(fs, path)? else {
-        return Ok(None);
-    };
+/// Where another registry's last frame is and its checksum, as its header and the frame's own
+/// header say: `(offset, end, payload CRC32C)`, `None` when it holds no frame.
+pub(super) fn last_frame_id(file: &dyn FileHandle, path: &Path) -> Result<Option<(u64, u64, u32)>> {
     let mut h = [0u8; 16];
     if file.read_at(&mut h, 0).map_err(Error::io("read", path))? < 16 {
         return Ok(None);
@@ -86,12 +84,29 @@ pub(super) fn last_frame(fs: &dyn FileSystem, path: &Path) -> Result<Option<Vec<
     if last < HEAD || end <= last || end - last > 1 << 30 {
         return Ok(None);
     }
+    let mut f = [0u8; 13];
+    if file
+        .read_at(&mut f, last)
+        .map_err(Error::io("read", path))?
+        < 13
+    {
+        return Ok(None);
+    }
+    Ok(Some((
+        last,
+        end,
+        u32::from_le_bytes(f[9..13].try_into().unwrap_or([0; 4])),
+    )))
+}
+
+/// The bytes of a frame at `[last, end)`.
+pub(super) fn frame_at(file: &dyn FileHandle, path: &Path, last: u64, end: u64) -> Result<Vec<u8>> {
     let mut bytes = vec![0u8; usize::try_from(end - last).unwrap_or(0)];
     let n = file
         .read_at(&mut bytes, last)
         .map_err(Error::io("read", path))?;
     bytes.truncate(n);
-    Ok(Some(bytes))
+    Ok(bytes)
 }
 
 /// Every frame of a journal, from offset 16 (the header is not trusted: after a power loss it
