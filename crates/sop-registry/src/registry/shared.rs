@@ -46,8 +46,11 @@ pub(super) struct Shared {
 /// What [`Shared::seen`] keeps of one journal.
 pub(super) struct SeenJournal {
     file: Box<dyn sop_core::vfs::FileHandle>,
-    last: Option<((u64, u64, u32), std::sync::Arc<Vec<JournalEntry>>)>,
+    last: Option<(FrameId, std::sync::Arc<Vec<JournalEntry>>)>,
 }
+
+/// A frame's offset, end and payload checksum.
+type FrameId = (u64, u64, u32);
 
 /// A slot's journal, relative to the registry folder.
 pub(super) fn journal_rel(slot: u32) -> PathBuf {
@@ -343,16 +346,16 @@ impl Registry {
         path: &Path,
     ) -> Result<Option<std::sync::Arc<Vec<JournalEntry>>>> {
         let mut seen = sh.seen.lock();
-        if !seen.contains_key(&slot) {
-            let file = match self.fs.open(path, false) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(Error::io("open", path)(e)),
-            };
-            seen.insert(slot, SeenJournal { file, last: None });
-        }
-        let Some(j) = seen.get_mut(&slot) else {
-            return Ok(None);
+        let j = match seen.entry(slot) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let file = match self.fs.open(path, false) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(Error::io("open", path)(e)),
+                };
+                v.insert(SeenJournal { file, last: None })
+            }
         };
         let Some(id) = shared_journal::last_frame_id(j.file.as_ref(), path)? else {
             return Ok(None);
