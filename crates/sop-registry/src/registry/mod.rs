@@ -7,6 +7,8 @@
 //! - `files`: the small files kept beside the registry (store infos, transaction logs).
 //! - `shared`: several processes on one registry (journals per registry, block locks, the
 //!   shared generation, recovery of a dead registry's journal).
+//! - `shared_journal`: the per-registry journal's format (header, frames, emptying).
+//! - `shared_recover`: finding and finishing a dead registry's journal.
 //! - `locks`: the byte-range locks `shared` takes.
 //! - `tables`: listing, scanning and removing whole tables.
 
@@ -28,6 +30,7 @@ mod files;
 mod locks;
 mod shared;
 mod shared_journal;
+mod shared_recover;
 mod tables;
 
 pub use batch::RegistryBatch;
