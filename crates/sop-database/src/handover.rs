@@ -40,8 +40,15 @@ pub(crate) fn has_replay_point(fs: &dyn FileSystem, meta: &Path) -> Result<bool>
 
 /// Marks `meta` as in clustered use (synced, with its folder).
 pub(crate) fn mark_clustered(fs: &dyn FileSystem, meta: &Path) -> Result<()> {
-    fs.create_dir_all(meta)
-        .map_err(Error::io("create folder", meta))?;
+    if !fs.exists(meta).map_err(Error::io("stat", meta))? {
+        fs.create_dir_all(meta)
+            .map_err(Error::io("create folder", meta))?;
+        // The new folder's own entry, or a power cut could lose the registry inside it.
+        if let Some(parent) = meta.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent)
+                .map_err(Error::io("sync folder", parent))?;
+        }
+    }
     let p = meta.join(CLUSTERED_MARKER);
     write_file_atomic(fs, &p, b"sop-rs clustered\n").map_err(Error::io("write", &p))
 }
