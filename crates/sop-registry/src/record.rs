@@ -7,9 +7,10 @@
 //! 2..4     reserved, 0
 //! 4..4034  62 handle records of 65 bytes
 //! 4034..4084 zero
-//! 4084..4092 write sequence (u64 LE): 1 more than the image it replaced (clustered mode;
-//!          0 in a block only standalone registries wrote); a replayed journal image
-//!          older than the block is skipped
+//! 4084..4092 write sequence (u64 LE): 1 more than the image it replaced, and at least the
+//!          time of the write in microseconds since the Unix epoch (so a table removed and
+//!          made again starts above every image of the old one); 0 in blocks written before
+//!          it existed. Clustered recovery skips a journal image older than the block
 //! 4092..4096 CRC32C (LE) of bytes 0..4092
 //!
 //! handle record (65 bytes; all zero = empty slot)

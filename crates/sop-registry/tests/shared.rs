@@ -440,3 +440,39 @@ fn checks_of_one_block_by_many_registries_do_not_wait_for_each_other() {
     });
     assert_eq!((version(&a, xa), version(&a, xb)), (2, 2));
 }
+
+#[test]
+fn a_store_removed_and_made_again_is_read_from_its_new_files_everywhere() {
+    use sop_core::meta::Metadata;
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
+    let p = Arc::new(shared(fs.clone(), dir.path()));
+    let q = shared(fs.clone(), dir.path());
+    let store = sop_registry::StoreRepository::relative_path("t");
+    let x = id_in(33, 0);
+    p.write(
+        &RegistryBatch::new()
+            .add("t", handle(x, 1))
+            .put_file(&store, b"1".to_vec()),
+    )
+    .unwrap();
+    // Q has the table's file open (it read from it).
+    assert_eq!(version(&q, x), 1);
+    let meta_p = sop_registry::RegistryMetadata::new(
+        p.clone(),
+        Arc::new(sop_registry::StoreRepository::open(fs.clone(), dir.path()).unwrap()),
+    );
+    meta_p.remove_store("t").unwrap();
+    // Made again, with the same id at another version.
+    p.write(
+        &RegistryBatch::new()
+            .add("t", handle(x, 7))
+            .put_file(&store, b"2".to_vec()),
+    )
+    .unwrap();
+    assert_eq!(version(&q, x), 7, "Q read the removed table's file");
+    // And Q's changes land in the new files, where P sees them.
+    q.write(&RegistryBatch::new().update_if("t", handle(x, 8), 7))
+        .unwrap();
+    assert_eq!(version(&p, x), 8, "Q wrote into the removed table's file");
+}

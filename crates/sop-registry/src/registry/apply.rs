@@ -182,7 +182,10 @@ impl Registry {
             .into_iter()
             .filter_map(|key| {
                 working.get_mut(&key).map(|b| {
-                    b.seq += 1;
+                    // One more than the image it replaces, and never below the clock: a table
+                    // removed and made again starts above every image of the old one that a
+                    // journal may still hold.
+                    b.seq = (b.seq + 1).max(now_micros());
                     JournalEntry::Block {
                         table: key.0,
                         segment: key.1,
@@ -422,7 +425,7 @@ impl Registry {
     /// Corruption and I/O errors.
     pub fn recover_journal(&self) -> Result<()> {
         if let Some(sh) = &self.shared {
-            return self.recover_dead(sh);
+            return self.recover_dead(sh, false);
         }
         let mut journal = self.journal.lock();
         self.replay(&mut journal)
@@ -457,4 +460,11 @@ impl Registry {
         journal.end = size;
         self.checkpoint_locked(journal)
     }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }

@@ -67,6 +67,9 @@ impl Registry {
             // One process at a time, from where the last one stopped; no block is written
             // into the file before it is whole, so zeros never land on one. Whoever holds this
             // lock takes no other, so it joins no wait cycle.
+            // In this process too: its threads share one lock description, on which the lock
+            // below would be granted to two of them at once.
+            let _here = self.extending.lock();
             let _extending = match &self.shared {
                 Some(sh) => Some(sh.locks.lock_keys(&[super::locks::file_key(&format!(
                     "{table}-{segment}.reg (extending)"

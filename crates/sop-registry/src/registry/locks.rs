@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! byte 0                          the generation file's lock (to cut it)
+//! byte 1                          recovery: held shared by every batch, alone by an open that
+//!                                 finishes the journals of registries that are gone
 //! bytes 2^20 .. 2^20 + 4096       journal slots: a live registry holds its slot's byte
 //! bytes 2^32 ..                   a registry block (table, block number) or a small file,
 //!                                 hashed (CRC32C, two seeds) into 2^40 bytes
@@ -28,6 +30,12 @@ use sop_core::{Error, Result};
 
 /// The byte of the generation file's lock (taken only to cut it).
 const GEN_KEY: u64 = 0;
+/// The recovery byte: every batch holds it shared; an open holds it alone while it finishes the
+/// journals of registries that are gone (after a power cut every batch of those may be missing
+/// from the blocks, not only the last one, so nothing may commit meanwhile).
+pub(super) const RECOVERY_KEY: u64 = 1;
+/// The file counting table removals.
+const REMOVALS_FILE: &str = "registry.removals";
 /// The generation file is cut back to empty past this size.
 const GEN_WRAP: u64 = 64 << 20;
 /// The first journal slot's byte.
@@ -106,12 +114,20 @@ impl Locks {
                 .append(true)
                 .open(&gen_path)
                 .map_err(io_err(&gen_path, "open"))?;
+            let rem_path = native.join(REMOVALS_FILE);
+            let removals = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&rem_path)
+                .map_err(io_err(&rem_path, "open"))?;
             Ok(Locks::Os(OsLocks {
                 writer,
                 readers: Mutex::new(Vec::new()),
                 path,
                 generation,
                 gen_path,
+                removals,
+                rem_path,
             }))
         } else {
             static TABLES: OnceLock<Mutex<HashMap<PathBuf, Arc<MemTable>>>> = OnceLock::new();
@@ -233,6 +249,34 @@ impl Locks {
         }
     }
 
+    /// How many tables were removed in this folder (the size of `registry.removals`): a
+    /// registry that sees it move forgets the segment files it holds open, which may be of a
+    /// removed table (and a new one of the same name has new files).
+    pub(super) fn removals(&self) -> u64 {
+        match self {
+            Locks::Os(os) => os.removals.metadata().map_or(0, |m| m.len()),
+            Locks::Mem(m) => m.table.removals.load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    /// Counts a table removal (one byte appended).
+    pub(super) fn bump_removals(&self) -> Result<()> {
+        match self {
+            Locks::Os(os) => {
+                use std::io::Write;
+                (&os.removals)
+                    .write_all(&[0])
+                    .map_err(io_err(&os.rem_path, "write"))
+            }
+            Locks::Mem(m) => {
+                m.table
+                    .removals
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                Ok(())
+            }
+        }
+    }
+
     /// Moves the shared generation on: one byte appended to `registry.gen` (an append is
     /// atomic, so no lock is needed). Past `GEN_WRAP` bytes the file is cut to empty, under
     /// its lock; a reader could only mistake that for "nothing changed" if exactly as many
@@ -312,6 +356,9 @@ pub(super) struct OsLocks {
     /// `registry.gen`, opened for appending.
     generation: std::fs::File,
     gen_path: PathBuf,
+    /// `registry.removals`, opened for appending.
+    removals: std::fs::File,
+    rem_path: PathBuf,
 }
 
 impl OsLocks {
@@ -411,6 +458,7 @@ pub(super) struct MemTable {
     held: Mutex<HashMap<u64, Held>>,
     changed: Condvar,
     generation: std::sync::atomic::AtomicU64,
+    removals: std::sync::atomic::AtomicU64,
 }
 
 enum Held {

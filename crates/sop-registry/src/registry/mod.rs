@@ -98,6 +98,8 @@ pub struct Registry {
     generation: std::sync::atomic::AtomicU64,
     /// Clustered mode: locks, journal slot and shared generation (see `shared`).
     shared: Option<shared::Shared>,
+    /// Held while a segment file is being filled with zeros (shared mode).
+    extending: parking_lot::Mutex<()>,
     /// Set when a batch failed after its journal was synced: the journal must stay as it is
     /// until the next open replays it, so every later call is refused.
     failed: parking_lot::Mutex<Option<String>>,
@@ -150,6 +152,7 @@ impl Registry {
                     locks,
                     slot,
                     seen: parking_lot::Mutex::new(std::collections::HashMap::new()),
+                    removals_seen: std::sync::atomic::AtomicU64::new(0),
                 }),
                 base.join(shared::journal_rel(slot)),
             )
@@ -186,15 +189,13 @@ impl Registry {
             blocks: RwLock::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
             shared,
+            extending: parking_lot::Mutex::new(()),
             failed: parking_lot::Mutex::new(None),
         };
         match &registry.shared {
             None => registry.recover_journal()?,
             Some(sh) => {
-                // Its slot was free, so a journal left in it belongs to a registry that is gone.
-                registry.recover_held_slot(sh, sh.slot)?;
-                registry.recover_legacy_journal(sh)?;
-                registry.recover_dead(sh)?;
+                registry.recover_dead(sh, true)?;
             }
         }
         Ok(registry)

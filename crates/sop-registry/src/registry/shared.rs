@@ -40,6 +40,8 @@ pub(super) struct Shared {
     /// (by offset, end and checksum), so a commit reads two small headers per journal, not a
     /// frame, while nothing changed.
     pub(super) seen: parking_lot::Mutex<std::collections::HashMap<u32, SeenJournal>>,
+    /// The removal count when this registry last looked (see `forget_removed`).
+    pub(super) removals_seen: std::sync::atomic::AtomicU64,
 }
 
 /// What [`Shared::seen`] keeps of one journal.
@@ -107,6 +109,7 @@ impl Registry {
     fn mixed_keys_of(&self, batch: &RegistryBatch, files: &[String]) -> Vec<(u64, bool)> {
         let exclusive = self.keys_of(batch, files);
         let mut keys: Vec<(u64, bool)> = exclusive.iter().map(|k| (*k, true)).collect();
+        keys.push((super::locks::RECOVERY_KEY, false));
         for (table, c) in &batch.changes {
             let store = file_key(&crate::StoreRepository::relative_path(table));
             let block = block_key(table, self.block_of(c.id()));
@@ -131,7 +134,23 @@ impl Registry {
     ) -> Result<T> {
         match &self.shared {
             None => f(),
-            Some(sh) => sh.locks.shared(block_key(table, self.block_of(id)), f),
+            Some(sh) => {
+                self.forget_removed(sh);
+                sh.locks.shared(block_key(table, self.block_of(id)), f)
+            }
+        }
+    }
+
+    /// Forgets the open segment files when a table was removed anywhere since the last look
+    /// (they may be of the removed table; a new table of that name has new files).
+    pub(super) fn forget_removed(&self, sh: &Shared) {
+        let now = sh.locks.removals();
+        if sh
+            .removals_seen
+            .swap(now, std::sync::atomic::Ordering::AcqRel)
+            != now
+        {
+            self.files.write().clear();
         }
     }
 
@@ -146,15 +165,18 @@ impl Registry {
     ) -> Result<()> {
         let mut journal = self.journal.lock();
         let keys = self.mixed_keys_of(pre, files);
+        let since = std::time::Instant::now();
         let guard = loop {
             let guard = sh.locks.lock_mixed(&keys)?;
+            // Under the store's lock: a removal of it is either seen here or waits for us.
+            self.forget_removed(sh);
             let Some(slot) = self.dead_journal_touching(sh, &guard, None)? else {
                 break guard;
             };
             drop(guard);
             if !self.recover_slot(sh, slot)? {
                 // Another registry is recovering it: wait for it to finish.
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                wait_for_recovery(since, slot)?;
             }
         };
         let batch = finish()?;
@@ -223,6 +245,7 @@ impl Registry {
         let mut keys = vec![file_key(store_rel), file_key(marker_rel)];
         keys.sort_unstable();
         keys.dedup();
+        let since = std::time::Instant::now();
         let guard = loop {
             let guard = sh.locks.lock_keys(&keys)?;
             let Some(slot) = self.dead_journal_touching(sh, &guard, Some(table))? else {
@@ -230,7 +253,7 @@ impl Registry {
             };
             drop(guard);
             if !self.recover_slot(sh, slot)? {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                wait_for_recovery(since, slot)?;
             }
         };
         let journal = &mut *journal;
@@ -243,6 +266,7 @@ impl Registry {
         {
             let _alone = self.blocks.write();
             self.files.write().retain(|(t, _), _| t != table);
+            sh.locks.bump_removals()?;
             let dir = self.table_dir(table);
             sop_core::vfs::remove_dir_all_if_present(self.fs.as_ref(), &dir)
                 .map_err(Error::io("remove", &dir))?;
@@ -270,7 +294,12 @@ impl Registry {
         self.append_journal(journal, &entries)?;
         self.apply(&entries, &mut journal.unsynced, false)
             .and_then(|()| self.checkpoint_shared(journal, true))
-            .inspect_err(|e| *self.failed.lock() = Some(e.to_string()))
+            .inspect_err(|e| {
+                *self.failed.lock() = Some(e.to_string());
+                if let Some(sh) = &self.shared {
+                    sh.locks.release_slot(sh.slot);
+                }
+            })
     }
 
     /// Syncs every block and file this registry applied since its last checkpoint, then
@@ -286,4 +315,20 @@ impl Registry {
         journal.end = shared_journal::HEAD;
         Ok(())
     }
+}
+
+/// How long a writer waits for another registry to finish recovering a journal it needs.
+const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One pause while slot `slot` is recovered by another registry (or still held by one that
+/// failed): `LockBusy` once `since` is older than `RECOVERY_WAIT`.
+fn wait_for_recovery(since: std::time::Instant, slot: u32) -> Result<()> {
+    if since.elapsed() > RECOVERY_WAIT {
+        return Err(Error::Transaction(sop_core::TransactionError::LockBusy {
+            key: format!("registry journal slot {slot}, being recovered"),
+            waited_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    Ok(())
 }

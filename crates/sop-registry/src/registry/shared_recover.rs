@@ -139,8 +139,17 @@ impl Registry {
 
     /// Recovers every journal whose registry is gone (on open, and by
     /// [`Registry::recover_journal`]).
-    pub(super) fn recover_dead(&self, sh: &Shared) -> Result<()> {
+    pub(super) fn recover_dead(&self, sh: &Shared, opening: bool) -> Result<()> {
         self.check_failed()?;
+        // Alone in the folder (every batch holds the recovery byte shared), and alone in this
+        // registry (its locks are one description: a batch of another thread must not run).
+        let _journal = self.journal.lock();
+        let _alone = sh.locks.lock_keys(&[super::locks::RECOVERY_KEY])?;
+        if opening {
+            // Its slot was free, so a journal left in it belongs to a registry that is gone.
+            self.recover_held_slot(sh, sh.slot)?;
+            self.recover_legacy_journal(sh)?;
+        }
         for (slot, path) in self.other_journals(sh)? {
             if shared_journal::all_frames(self.fs.as_ref(), &path)?.is_some() {
                 self.recover_slot(sh, slot)?;
