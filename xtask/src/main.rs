@@ -163,9 +163,10 @@ fn stress() -> Result<(), String> {
         "--",
     ];
     run_env(
-        &[&base[..], &["cluster::", "bank::", "kill::"]].concat(),
+        &[&base[..], &["cluster", "bank::", "kill::"]].concat(),
         &[
             ("SOP_CLUSTER_TRANSFERS", "2000"),
+            ("SOP_SCALE_COMMITS", "3000"),
             ("SOP_BANK_TRANSFERS", "100000"),
             ("SOP_KILL_ROUNDS", "100"),
         ],
