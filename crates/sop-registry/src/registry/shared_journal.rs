@@ -109,6 +109,18 @@ pub(super) fn frame_at(file: &dyn FileHandle, path: &Path, last: u64, end: u64) 
     Ok(bytes)
 }
 
+/// Whether a journal holds a frame (its first frame header is not zeros).
+pub(super) fn holds_frames(fs: &dyn FileSystem, path: &Path) -> Result<bool> {
+    let Some(file) = open(fs, path)? else {
+        return Ok(false);
+    };
+    let mut first = [0u8; 13];
+    let n = file
+        .read_at(&mut first, HEAD)
+        .map_err(Error::io("read", path))?;
+    Ok(n == first.len() && first != TERM)
+}
+
 /// Every frame of a journal, from offset 16 (the header is not trusted: after a power loss it
 /// may be older than the frames), `None` when it holds none.
 pub(super) fn all_frames(fs: &dyn FileSystem, path: &Path) -> Result<Option<Vec<u8>>> {

@@ -124,8 +124,16 @@ impl Registry {
             .fs
             .open(&path, false)
             .map_err(Error::io("open", &path))?;
+        self.replay_shared(sh, &bytes, &path)?;
+        tracing::info!(slot, journal = %path.display(), "recovered the journal of a registry that is gone");
+        shared_journal::mark_empty(file.as_ref(), true).map_err(Error::io("write", &path))
+    }
+
+    /// Applies the synced batches of a journal's bytes, each under its locks, only where the
+    /// block is not newer, and syncs what they wrote.
+    fn replay_shared(&self, sh: &Shared, bytes: &[u8], path: &Path) -> Result<()> {
         let mut unsynced = Unsynced::default();
-        for entries in journal_batches(&bytes, &path)? {
+        for entries in journal_batches(bytes, path)? {
             let mut keys: Vec<u64> = entries.iter().map(entry_key).collect();
             keys.sort_unstable();
             keys.dedup();
@@ -133,8 +141,7 @@ impl Registry {
             self.apply(&entries, &mut unsynced, true)?;
             self.sync_unsynced(&mut unsynced)?;
         }
-        tracing::info!(slot, journal = %path.display(), "recovered the journal of a registry that is gone");
-        shared_journal::mark_empty(file.as_ref(), true).map_err(Error::io("write", &path))
+        Ok(())
     }
 
     /// Recovers every journal whose registry is gone (on open, and by
@@ -151,7 +158,8 @@ impl Registry {
             self.recover_legacy_journal(sh)?;
         }
         for (slot, path) in self.other_journals(sh)? {
-            if shared_journal::all_frames(self.fs.as_ref(), &path)?.is_some() {
+            // Its first frame header only: `recover_slot` reads the journal itself.
+            if shared_journal::holds_frames(self.fs.as_ref(), &path)? {
                 self.recover_slot(sh, slot)?;
             }
         }
@@ -168,15 +176,7 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("read", &path)(e)),
         };
-        let mut unsynced = Unsynced::default();
-        for entries in journal_batches(&bytes, &path)? {
-            let mut keys: Vec<u64> = entries.iter().map(entry_key).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            let _locked = sh.locks.lock_keys(&keys)?;
-            self.apply(&entries, &mut unsynced, true)?;
-            self.sync_unsynced(&mut unsynced)?;
-        }
+        self.replay_shared(sh, &bytes, &path)?;
         let file = self
             .fs
             .open(&path, false)
