@@ -51,4 +51,4 @@ pub use raw::{DELTA_FORMAT_VERSION, NODE_FORMAT_VERSION, PieceKind, RawItem, Raw
 pub use repo::{NodeRepository, ValueStore};
 /// The errors a tree's cursor raises (defined in `sop-core`, which every layer shares).
 pub use sop_core::CursorError;
-pub use tree::{BTree, MemBTree, Upserted};
+pub use tree::{BTree, MemBTree, Put, Upserted};

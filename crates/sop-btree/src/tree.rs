@@ -24,6 +24,23 @@ pub(crate) enum CursorState<K, V> {
     Pending { key: K, id: Uuid },
 }
 
+/// A value handed to a tree's add or update: to be stored by the tree, or already stored by
+/// the caller (see [`BTree::add_stored_with_id`]).
+#[derive(Debug, Clone)]
+pub enum Put<V> {
+    /// A value the tree stores (inline or through its value store, as the store's options say).
+    Value(V),
+    /// A value already where it is to stay: inline, or external under an id the value store
+    /// knows.
+    Stored(ItemValue<V>),
+}
+
+impl<V> From<V> for Put<V> {
+    fn from(v: V) -> Self {
+        Put::Value(v)
+    }
+}
+
 /// What [`BTree::upsert_with_id`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upserted<K> {
@@ -187,7 +204,9 @@ where
     pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
         self.guard()?;
         let unique = self.info.unique;
-        let r = self.add_inner(Uuid::new_v4(), key, value, unique).await;
+        let r = self
+            .add_inner(Uuid::new_v4(), key, Put::Value(value), unique)
+            .await;
         self.poison_on(r)
     }
 
@@ -198,9 +217,25 @@ where
     /// # Errors
     /// As [`BTree::add`].
     pub async fn add_with_id(&mut self, id: Uuid, key: K, value: V) -> Result<bool> {
+        self.add_stored_with_id(id, key, Put::Value(value)).await
+    }
+
+    /// As [`BTree::add_with_id`], with the value given as it is to be stored: inline, or
+    /// already placed in the value store by the caller (a transaction that writes big values
+    /// ahead keeps only their ids, never the bytes). An [`ItemValue::External`] id must name a
+    /// value the repository's [`ValueStore`](crate::ValueStore) can read.
+    ///
+    /// # Errors
+    /// As [`BTree::add`].
+    pub async fn add_stored_with_id(
+        &mut self,
+        id: Uuid,
+        key: K,
+        value: impl Into<Put<V>>,
+    ) -> Result<bool> {
         self.guard()?;
         let unique = self.info.unique;
-        let r = self.add_inner(id, key, value, unique).await;
+        let r = self.add_inner(id, key, value.into(), unique).await;
         self.poison_on(r)
     }
 
@@ -218,9 +253,14 @@ where
     ///
     /// # Errors
     /// As [`BTree::add`].
-    pub async fn add_if_not_exist_with_id(&mut self, id: Uuid, key: K, value: V) -> Result<bool> {
+    pub async fn add_if_not_exist_with_id(
+        &mut self,
+        id: Uuid,
+        key: K,
+        value: impl Into<Put<V>>,
+    ) -> Result<bool> {
         self.guard()?;
-        let r = self.add_inner(id, key, value, true).await;
+        let r = self.add_inner(id, key, value.into(), true).await;
         self.poison_on(r)
     }
 
@@ -240,8 +280,14 @@ where
     ///
     /// # Errors
     /// As [`BTree::add`].
-    pub async fn upsert_with_id(&mut self, id: Uuid, key: K, value: V) -> Result<Upserted<K>> {
+    pub async fn upsert_with_id(
+        &mut self,
+        id: Uuid,
+        key: K,
+        value: impl Into<Put<V>>,
+    ) -> Result<Upserted<K>> {
         self.guard()?;
+        let value = value.into();
         let r = async {
             let (path, found) = if self.info.unique {
                 self.descend_exact(&key).await?
@@ -283,7 +329,8 @@ where
             if !self.find_inner(key).await? {
                 return Ok(false);
             }
-            self.set_current(None, Some(value), "update").await?;
+            self.set_current(None, Some(Put::Value(value)), "update")
+                .await?;
             Ok(true)
         }
         .await;
@@ -479,10 +526,10 @@ where
     ///
     /// # Errors
     /// [`CursorError::NoCurrentItem`](sop_core::CursorError::NoCurrentItem), or repository and value-store errors.
-    pub async fn update_current_value(&mut self, value: V) -> Result<()> {
+    pub async fn update_current_value(&mut self, value: impl Into<Put<V>>) -> Result<()> {
         self.guard()?;
         let r = self
-            .set_current(None, Some(value), "update_current_value")
+            .set_current(None, Some(value.into()), "update_current_value")
             .await;
         self.poison_on(r)
     }
@@ -491,10 +538,10 @@ where
     ///
     /// # Errors
     /// As [`BTree::update_current_key`].
-    pub async fn update_current_item(&mut self, key: K, value: V) -> Result<()> {
+    pub async fn update_current_item(&mut self, key: K, value: impl Into<Put<V>>) -> Result<()> {
         self.guard()?;
         let r = self
-            .set_current(Some(key), Some(value), "update_current_item")
+            .set_current(Some(key), Some(value.into()), "update_current_item")
             .await;
         self.poison_on(r)
     }
@@ -718,6 +765,28 @@ where
         }
     }
 
+    /// Where a value goes: as given when the caller placed it, else stored by this tree.
+    async fn place(&mut self, value: Put<V>) -> Result<ItemValue<V>> {
+        match value {
+            Put::Value(v) => self.store_value(v).await,
+            Put::Stored(stored) => Ok(stored),
+        }
+    }
+
+    /// The cursor's value as stored: inline, or the id of its external value (which is not
+    /// read). `None` when the cursor is on no item.
+    ///
+    /// # Errors
+    /// Repository errors.
+    pub async fn current_value_stored(&mut self) -> Result<Option<ItemValue<V>>> {
+        self.guard()?;
+        self.resolve().await?;
+        let CursorState::At(path, _) = &self.cursor else {
+            return Ok(None);
+        };
+        Ok(item_at(path).map(|it| it.value.clone()))
+    }
+
     async fn store_value(&mut self, value: V) -> Result<ItemValue<V>> {
         if self.info.value_in_node {
             return Ok(ItemValue::Inline(value));
@@ -727,7 +796,7 @@ where
         Ok(ItemValue::External(id))
     }
 
-    async fn add_inner(&mut self, id: Uuid, key: K, value: V, unique: bool) -> Result<bool> {
+    async fn add_inner(&mut self, id: Uuid, key: K, value: Put<V>, unique: bool) -> Result<bool> {
         self.cursor = CursorState::None;
         let path = if unique {
             let (path, found) = self.descend_exact(&key).await?;
@@ -749,8 +818,14 @@ where
     }
 
     /// Inserts a new item where `path` (from a descent for its key) says it goes.
-    async fn insert_new(&mut self, path: Path<K, V>, id: Uuid, key: K, value: V) -> Result<()> {
-        let value = self.store_value(value).await?;
+    async fn insert_new(
+        &mut self,
+        path: Path<K, V>,
+        id: Uuid,
+        key: K,
+        value: Put<V>,
+    ) -> Result<()> {
+        let value = self.place(value).await?;
         let item = NodeItem {
             id,
             key,
@@ -771,7 +846,7 @@ where
     async fn set_current(
         &mut self,
         key: Option<K>,
-        value: Option<V>,
+        value: Option<Put<V>>,
         operation: &'static str,
     ) -> Result<()> {
         let path = self.take_path(operation).await?;
@@ -784,7 +859,7 @@ where
             }));
         }
         let value = match value {
-            Some(v) => Some(self.store_value(v).await?),
+            Some(v) => Some(self.place(v).await?),
             None => None,
         };
         let mut steps = ids(path);

@@ -92,6 +92,9 @@ pub(crate) trait StoreTx: Send + Sync {
     fn name(&self) -> &str;
     /// Itself, to open a second handle on it with its concrete types.
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+
+    /// The store's info as the transaction sees it.
+    fn info(&self) -> Arc<StoreInfo>;
     /// What to write: out-of-node values are written to the log here (their locations go into
     /// the nodes), node versions are encoded.
     fn plan(&self, mode: TxMode) -> Result<StorePlan>;
@@ -114,6 +117,13 @@ where
 
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
+    }
+
+    fn info(&self) -> Arc<StoreInfo> {
+        let st = self.state.lock();
+        let mut info = (*st.info).clone();
+        info.count = st.count;
+        Arc::new(info)
     }
 
     fn plan(&self, mode: TxMode) -> Result<StorePlan> {
@@ -556,7 +566,7 @@ where
         match (&t.orig, &t.now) {
             (None, None) => {}
             (None, Some((k, v))) => {
-                if !new.add_with_id(id, k.clone(), v.clone()).await? {
+                if !new.add_stored_with_id(id, k.clone(), v.clone()).await? {
                     return Err(conflict(
                         &name,
                         "another transaction added an item with a key this one added".into(),

@@ -362,6 +362,29 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> NodeRepository<K, V> for TxRepo
     }
 }
 
+/// Writes an out-of-node value now (SOP's "actively persisted"), so the commit of big values
+/// is quick and the transaction keeps only where it went. It becomes durable with the commit
+/// record that follows it in the log; if the transaction does not commit, nothing points at it
+/// and compaction reclaims it.
+pub(crate) fn write_ahead<K, V: Data, C>(
+    shared: &StoreShared<K, V, C>,
+    id: Uuid,
+    value: &V,
+) -> Result<()> {
+    let bytes = codec::encode_versioned(VALUE_FORMAT_VERSION, value)?;
+    let engine = &shared.engine;
+    let (locs, _) = engine.log.append_pieces(&[&bytes])?;
+    engine.note_appended(bytes.len() as u64);
+    let loc = locs.first().copied().ok_or_else(|| {
+        Error::Corruption(sop_core::CorruptionError::Invariant {
+            store: shared.name.clone(),
+            detail: "the log returned no location for a value".into(),
+        })
+    })?;
+    shared.state.lock().values_written.insert(id, loc);
+    Ok(())
+}
+
 impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, C> {
     async fn get_value(&self, id: Uuid) -> Result<V> {
         self.shared.tx()?.check_open()?;
@@ -387,20 +410,7 @@ impl<K: Data, V: Data, C: Send + Sync + 'static> ValueStore<V> for TxRepo<K, V, 
         self.writable()?;
         let active = self.shared.state.lock().info.value_actively_persisted;
         if active {
-            // Written now (SOP's "actively persisted"), so the commit of big values is quick.
-            // It becomes durable with the commit record that follows it in the log; if the
-            // transaction does not commit, nothing points at it and compaction reclaims it.
-            let bytes = codec::encode_versioned(VALUE_FORMAT_VERSION, &value)?;
-            let engine = &self.shared.engine;
-            let (locs, _) = engine.log.append_pieces(&[&bytes])?;
-            engine.note_appended(bytes.len() as u64);
-            let loc = locs.first().copied().ok_or_else(|| {
-                Error::Corruption(sop_core::CorruptionError::Invariant {
-                    store: self.shared.name.clone(),
-                    detail: "the log returned no location for a value".into(),
-                })
-            })?;
-            self.shared.state.lock().values_written.insert(id, loc);
+            write_ahead(&self.shared, id, &value)?;
         } else {
             self.shared.state.lock().values_pending.insert(id, value);
         }

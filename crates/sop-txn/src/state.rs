@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use sop_btree::Node;
+use sop_btree::{Node, Put};
 use sop_core::{Error, Handle, IdMap, IdSet, Loc, Result, StoreInfo, Uuid};
 
 use crate::engine::Engine;
@@ -16,7 +16,9 @@ use crate::transaction::TxInner;
 #[derive(Clone, Debug)]
 pub(crate) struct Touch<K, V> {
     pub orig: Option<(K, u32)>,
-    pub now: Option<(K, V)>,
+    /// The item now: its key and value, or the id of a value written ahead (a big value is
+    /// never kept in memory for the replay).
+    pub now: Option<(K, Put<V>)>,
 }
 
 /// A committed node as read: the node, the handle it was read through, and what its piece
@@ -137,7 +139,7 @@ impl<K, V> StoreState<K, V> {
     }
 
     /// Records the item's state after a change (`None`: removed).
-    pub fn touch_after(&mut self, id: Uuid, now: Option<(K, V)>) {
+    pub fn touch_after(&mut self, id: Uuid, now: Option<(K, Put<V>)>) {
         match self.touches.get_mut(&id) {
             Some(t) => t.now = now,
             None => {

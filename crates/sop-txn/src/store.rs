@@ -4,7 +4,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use sop_btree::{BTree, Item, KeyComparator, NaturalOrder, TreeStats, Upserted};
+use sop_btree::{BTree, Item, ItemValue, KeyComparator, NaturalOrder, Put, TreeStats, Upserted};
 use sop_core::{Result, StoreInfo, Uuid};
 
 use crate::repo::{Data, TxRepo};
@@ -28,6 +28,22 @@ impl<K, V, C> std::fmt::Debug for Store<K, V, C> {
         f.debug_struct("Store")
             .field("name", &self.shared.name)
             .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, C> Store<K, V, C> {
+    /// The store's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Marks this store's changes in the transaction unusable: its commit then fails with
+    /// [`TransactionError::Poisoned`](sop_core::TransactionError::Poisoned) naming `cause`. For
+    /// layers above that find, outside any call, that what they wrote is incomplete (a stream
+    /// writer dropped before it finished), so the transaction can never commit half of it.
+    pub fn poison(&self, cause: impl Into<String>) {
+        self.shared.state.lock().broken.get_or_insert(cause.into());
     }
 }
 
@@ -136,6 +152,22 @@ where
         r
     }
 
+    /// The value as the tree is to store it: a value of a store that writes values ahead is
+    /// written now and only its id kept (the transaction then holds no copy of a big value,
+    /// whatever it writes); others are kept to be stored by the tree.
+    fn place(&self, value: V) -> Result<Put<V>> {
+        let ahead = {
+            let st = self.shared.state.lock();
+            !st.info.value_in_node && st.info.value_actively_persisted
+        };
+        if !ahead {
+            return Ok(Put::Value(value));
+        }
+        let id = Uuid::new_v4();
+        crate::repo::write_ahead(&self.shared, id, &value)?;
+        Ok(Put::Stored(ItemValue::External(id)))
+    }
+
     async fn before_change(&mut self) -> Result<Option<(Uuid, K)>> {
         let Some((id, version)) = self.tree.current_version().await? else {
             return Ok(None);
@@ -145,12 +177,6 @@ where
         };
         self.shared.state.lock().touch_before(id, &key, version);
         Ok(Some((id, key)))
-    }
-
-    /// The store's name.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.shared.name
     }
 
     /// The store's info as this transaction sees it (count included).
@@ -176,14 +202,18 @@ where
     pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
         self.enter_put(Some(&key), &value)?;
         let id = Uuid::new_v4();
-        let r = self.tree.add_with_id(id, key.clone(), value.clone()).await;
+        let value = self.guard(self.place(value))?;
+        let r = self
+            .tree
+            .add_stored_with_id(id, key.clone(), value.clone())
+            .await;
         let added = self.guard(r)?;
         self.after_add(added, id, key, value);
         Ok(added)
     }
 
     /// Records an add (the new item `id`), or the read that found the key taken.
-    fn after_add(&mut self, added: bool, id: Uuid, key: K, value: V) {
+    fn after_add(&mut self, added: bool, id: Uuid, key: K, value: Put<V>) {
         if added {
             self.shared.state.lock().touch_after(id, Some((key, value)));
             self.sync_count();
@@ -199,6 +229,7 @@ where
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
         self.enter_put(Some(&key), &value)?;
         let id = Uuid::new_v4();
+        let value = self.guard(self.place(value))?;
         let r = self
             .tree
             .add_if_not_exist_with_id(id, key.clone(), value.clone())
@@ -220,6 +251,7 @@ where
     pub async fn upsert(&mut self, key: K, value: V) -> Result<bool> {
         self.enter_put(Some(&key), &value)?;
         let id = Uuid::new_v4();
+        let value = self.guard(self.place(value))?;
         let r = self
             .tree
             .upsert_with_id(id, key.clone(), value.clone())
@@ -402,9 +434,20 @@ where
     /// As [`Store::add`], and [`CursorError::KeyChanged`](sop_core::CursorError::KeyChanged).
     pub async fn update_current_key(&mut self, key: K) -> Result<()> {
         self.enter_write()?;
-        let value = self.current_value().await?;
+        // The replay needs the value: a value written and durable stays where it is (only its
+        // id is kept); any other is read.
+        let stored = self.tree.current_value_stored().await;
+        let value = match self.guard_read(stored)? {
+            Some(ItemValue::External(vid))
+                if !self.shared.state.lock().values_pending.contains_key(&vid) =>
+            {
+                Some(Put::Stored(ItemValue::External(vid)))
+            }
+            Some(_) => self.current_value().await?.map(Put::Value),
+            None => None,
+        };
         match value {
-            Some(v) => self.update_current_item(key, v).await,
+            Some(v) => self.update_current_put(key, v).await,
             None => {
                 let r = self.tree.update_current_key(key).await;
                 self.guard(r)
@@ -418,6 +461,7 @@ where
     /// As [`Store::add`].
     pub async fn update_current_value(&mut self, value: V) -> Result<()> {
         self.enter_put(None, &value)?;
+        let value = self.guard(self.place(value))?;
         let Some((id, key)) = self.before_change().await? else {
             let r = self.tree.update_current_value(value).await;
             return self.guard(r);
@@ -434,6 +478,11 @@ where
     /// As [`Store::update_current_key`].
     pub async fn update_current_item(&mut self, key: K, value: V) -> Result<()> {
         self.enter_put(Some(&key), &value)?;
+        let value = self.guard(self.place(value))?;
+        self.update_current_put(key, value).await
+    }
+
+    async fn update_current_put(&mut self, key: K, value: Put<V>) -> Result<()> {
         let Some((id, _)) = self.before_change().await? else {
             let r = self.tree.update_current_item(key, value).await;
             return self.guard(r);

@@ -295,6 +295,49 @@ impl Transaction {
         Ok(())
     }
 
+    /// A store's info as this transaction sees it: the one it created or opened (count as it
+    /// stands in the transaction), else the one committed at its snapshot. `None`: no such
+    /// store. Layers above read what they recorded with a store (its key order, its types)
+    /// before they open it.
+    ///
+    /// # Errors
+    /// Storage errors, an ended transaction.
+    pub fn store_info(&self, name: &str) -> Result<Option<StoreInfo>> {
+        self.inner.check_open()?;
+        let open = self
+            .inner
+            .stores
+            .lock()
+            .iter()
+            .find(|s| s.name() == name)
+            .map(|s| s.info());
+        if let Some(info) = open {
+            return Ok(Some((*info).clone()));
+        }
+        let info = self
+            .inner
+            .engine
+            .catalog
+            .store_info(name, self.inner.snap)?;
+        Ok(info.map(|i| (*i).clone()))
+    }
+
+    /// The names of the stores this transaction sees (committed at its snapshot, and those it
+    /// created), sorted.
+    ///
+    /// # Errors
+    /// Storage errors, an ended transaction.
+    pub fn stores(&self) -> Result<Vec<String>> {
+        self.inner.check_open()?;
+        let mut names = self.inner.engine.catalog.store_names(self.inner.snap)?;
+        for s in self.inner.stores.lock().iter() {
+            if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(s.name())) {
+                names.insert(at, s.name().to_string());
+            }
+        }
+        Ok(names)
+    }
+
     /// Creates a store in this transaction (it exists for others once the transaction commits).
     ///
     /// # Errors

@@ -118,6 +118,18 @@ pub enum UsageError {
         path: PathBuf,
     },
 
+    /// An argument a store call cannot take: a chunk index that would leave a gap, a chunk
+    /// size of 0, a key of the wrong shape for the store's index, a bad page request.
+    #[error("store {store:?}: invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The store.
+        store: String,
+        /// Which argument.
+        what: &'static str,
+        /// What is wrong, and what to pass instead.
+        reason: String,
+    },
+
     /// A value could not be encoded.
     #[error("cannot encode {what}")]
     Encode {

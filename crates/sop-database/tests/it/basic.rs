@@ -167,6 +167,64 @@ fn write_skew_cannot_commit_twice() {
 }
 
 #[test]
+fn values_written_ahead_merge_by_reference_and_survive_a_reopen() {
+    // A store that writes values ahead (Big) keeps only their ids for the merge replay: a
+    // transaction that merges onto another's node must store the same values, found again
+    // after a reopen.
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions::with_value_size("w", sop_core::ValueDataSize::Big);
+        {
+            let db = Database::standalone(dir.path()).unwrap();
+            let tx = db.begin(TxMode::ForWriting);
+            let mut t = db.new_btree::<u32, String>(&tx, &opts).unwrap();
+            for k in 0..10 {
+                t.add(k, format!("v{k}")).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+
+            let a = db.begin(TxMode::ForWriting);
+            let b = db.begin(TxMode::ForWriting);
+            let mut ta = db.open_btree::<u32, String>(&a, "w").unwrap();
+            let mut tb = db.open_btree::<u32, String>(&b, "w").unwrap();
+            ta.update(&1, "a1".into()).await.unwrap();
+            ta.add(100, "a100".into()).await.unwrap();
+            tb.update(&2, "b2".into()).await.unwrap();
+            tb.upsert(4, "b4".into()).await.unwrap();
+            tb.upsert(200, "b200".into()).await.unwrap();
+            assert!(tb.add_if_not_exist(300, "b300".into()).await.unwrap());
+            assert!(tb.find(&5, true).await.unwrap());
+            tb.update_current_key(5).await.unwrap();
+            assert!(tb.find(&6, true).await.unwrap());
+            tb.update_current_item(6, "b6".into()).await.unwrap();
+            a.commit().await.unwrap();
+            b.commit().await.unwrap();
+        }
+        let db = Database::standalone(dir.path()).unwrap();
+        let tx = db.begin(TxMode::ForReading);
+        let t = db.open_btree::<u32, String>(&tx, "w").unwrap();
+        let got: Vec<(u32, String)> = t
+            .range(..)
+            .collect()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.key, i.value))
+            .collect();
+        let mut want: Vec<(u32, String)> = (0..10).map(|k| (k, format!("v{k}"))).collect();
+        want[1].1 = "a1".into();
+        want[2].1 = "b2".into();
+        want[4].1 = "b4".into();
+        want[6].1 = "b6".into();
+        want.push((100, "a100".into()));
+        want.push((200, "b200".into()));
+        want.push((300, "b300".into()));
+        assert_eq!(got, want);
+        tx.commit().await.unwrap();
+    });
+}
+
+#[test]
 fn disjoint_items_in_one_node_merge_instead_of_conflicting() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
