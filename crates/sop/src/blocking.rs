@@ -41,6 +41,11 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+#[cfg(feature = "streaming")]
+mod streaming;
+#[cfg(feature = "streaming")]
+pub use streaming::{StreamReader, StreamWriter, StreamingStore};
+
 use std::future::Future;
 use std::ops::RangeBounds;
 use std::path::Path;

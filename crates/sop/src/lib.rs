@@ -47,6 +47,13 @@ pub use sop_txn::{
 
 pub mod blocking;
 
+/// Values of any size, chunked automatically, as byte streams inside transactions (the
+/// `sop-streaming` crate; feature `streaming`, on by default).
+#[cfg(feature = "streaming")]
+pub mod streaming {
+    pub use sop_streaming::*;
+}
+
 /// Storage configuration types: erasure coding and replication.
 pub mod storage {
     pub use sop_blobstore_ec::{ErasureConfig, LogDamage};
