@@ -55,7 +55,10 @@ fn main() -> anyhow::Result<()> {
     };
     let total = gib * 1024 * MIB;
     let dir = tempfile::tempdir()?;
-    println!("streaming {gib} GiB through a database in {}", dir.path().display());
+    println!(
+        "streaming {gib} GiB through a database in {}",
+        dir.path().display()
+    );
     let db = Database::standalone(dir.path())?;
     let key = "dataset.bin".to_string();
     let mut buf = vec![0u8; MIB as usize];
@@ -80,11 +83,16 @@ fn main() -> anyhow::Result<()> {
     let mut files = StreamingStore::<String>::open(&tx, "files")?;
     let len = files.len(&key)?.unwrap_or(0);
     let chunks = files.chunk_count(&key)?;
-    println!("stored: {} MiB in {chunks} chunks (from keys alone)", len / MIB);
+    println!(
+        "stored: {} MiB in {chunks} chunks (from keys alone)",
+        len / MIB
+    );
     anyhow::ensure!(len == total, "stored {len} bytes, wrote {total}");
 
     let t = Instant::now();
-    let mut r = files.reader(&key)?.ok_or_else(|| anyhow::anyhow!("value missing"))?;
+    let mut r = files
+        .reader(&key)?
+        .ok_or_else(|| anyhow::anyhow!("value missing"))?;
     let mut want = vec![0u8; MIB as usize];
     for i in 0..total / MIB {
         r.read_exact(&mut buf)?;

@@ -130,6 +130,22 @@ pub enum UsageError {
         reason: String,
     },
 
+    /// A document given as input (a JSON restore kit, an index specification) is malformed
+    /// or inconsistent: where, and what is wrong.
+    #[error("{what}: line {line}, column {column}, field {field}: {reason}")]
+    InvalidDocument {
+        /// Which document ("restore kit", "index specification").
+        what: &'static str,
+        /// The line (from 1; 0 when unknown).
+        line: usize,
+        /// The column (from 1; 0 when unknown).
+        column: usize,
+        /// The field's path in the document (`stores[2].items[7].key`).
+        field: String,
+        /// What is wrong, and what to write instead.
+        reason: String,
+    },
+
     /// A value could not be encoded.
     #[error("cannot encode {what}")]
     Encode {

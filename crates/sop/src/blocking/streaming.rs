@@ -51,7 +51,10 @@ impl<K: Data + Ord> StreamingStore<K, NaturalOrder> {
     /// # Errors
     /// As [`sop_streaming::StreamingStore::new`].
     pub fn new(tx: &Transaction, options: &StoreOptions) -> Result<Self> {
-        Ok(Self::wrap(tx, sop_streaming::StreamingStore::new(&tx.tx, options)?))
+        Ok(Self::wrap(
+            tx,
+            sop_streaming::StreamingStore::new(&tx.tx, options)?,
+        ))
     }
 
     /// Opens a streaming store.
@@ -59,7 +62,10 @@ impl<K: Data + Ord> StreamingStore<K, NaturalOrder> {
     /// # Errors
     /// As [`sop_streaming::StreamingStore::open`].
     pub fn open(tx: &Transaction, name: &str) -> Result<Self> {
-        Ok(Self::wrap(tx, sop_streaming::StreamingStore::open(&tx.tx, name)?))
+        Ok(Self::wrap(
+            tx,
+            sop_streaming::StreamingStore::open(&tx.tx, name)?,
+        ))
     }
 
     /// Opens a streaming store, creating it when missing.

@@ -1,0 +1,502 @@
+//! The factory reset kit: a JSON "restore disk" of JSON stores (their options, index
+//! specifications and items) that rebuilds a database when it is missing or damaged.
+//!
+//! The format (version 1), as `sop export DIR` writes it:
+//!
+//! ```json
+//! {
+//!   "format": "sop-restore-kit",
+//!   "version": 1,
+//!   "stores": [
+//!     {
+//!       "name": "people",
+//!       "options": { "slot_length": 1000, "unique": true, "value_size": "small",
+//!                    "description": "" },
+//!       "index": { "index_fields": [ { "field_name": "last", "ascending_sort_order": true } ] },
+//!       "items": [ { "key": { "last": "Lovelace" }, "value": { "first": "Ada" } } ]
+//!     }
+//!   ]
+//! }
+//! ```
+//!
+//! `options` (every field optional: SOP's defaults), `index` (absent or `null`: keys in the
+//! JSON value order) and `items` (`value` absent: `null`) may be left out. Unknown fields are
+//! errors, so a misspelt option is never silently ignored. A kit with an error is refused with
+//! [`UsageError::InvalidDocument`] naming the line, column and field.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sop_core::{Error, Result, StoreOptions, UsageError, ValueDataSize};
+use sop_database::Database;
+use sop_txn::{Transaction, TxMode};
+
+use crate::locate::{Seg, position, show};
+use crate::order::{IndexSpec, JsonOrder};
+use crate::store::{JsonItem, JsonStore};
+
+/// The `format` every kit names.
+pub const KIT_FORMAT: &str = "sop-restore-kit";
+/// The kit format version this code writes and reads.
+pub const KIT_VERSION: u32 = 1;
+
+/// A restore kit (see the module documentation for its JSON form).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kit {
+    /// Always [`KIT_FORMAT`].
+    pub format: String,
+    /// [`KIT_VERSION`].
+    pub version: u32,
+    /// The stores, each with its items.
+    pub stores: Vec<KitStore>,
+}
+
+/// One store of a kit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KitStore {
+    /// The store's name.
+    pub name: String,
+    /// Its options.
+    #[serde(default)]
+    pub options: KitOptions,
+    /// Its index specification (`None`: whole keys).
+    #[serde(default)]
+    pub index: Option<IndexSpec>,
+    /// Its items, in key order.
+    #[serde(default)]
+    pub items: Vec<KitItem>,
+}
+
+/// A store's options in a kit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KitOptions {
+    /// The most items a node holds.
+    pub slot_length: usize,
+    /// Whether keys are unique.
+    pub unique: bool,
+    /// Where values live: `small` (in nodes), `medium` or `big`.
+    pub value_size: KitValueSize,
+    /// Free text.
+    pub description: String,
+}
+
+impl Default for KitOptions {
+    fn default() -> Self {
+        KitOptions {
+            slot_length: sop_core::DEFAULT_SLOT_LENGTH,
+            unique: true,
+            value_size: KitValueSize::Small,
+            description: String::new(),
+        }
+    }
+}
+
+/// [`ValueDataSize`] as a kit spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KitValueSize {
+    /// In the nodes.
+    Small,
+    /// Out of the nodes, cached.
+    Medium,
+    /// Out of the nodes, written as added.
+    Big,
+}
+
+/// One item of a kit store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KitItem {
+    /// The key.
+    pub key: Value,
+    /// The value.
+    #[serde(default)]
+    pub value: Value,
+}
+
+impl KitStore {
+    /// The store options the kit asks for.
+    #[must_use]
+    pub fn store_options(&self) -> StoreOptions {
+        let size = match self.options.value_size {
+            KitValueSize::Small => ValueDataSize::Small,
+            KitValueSize::Medium => ValueDataSize::Medium,
+            KitValueSize::Big => ValueDataSize::Big,
+        };
+        let mut o = StoreOptions::with_value_size(self.name.clone(), size)
+            .slot_length(self.options.slot_length)
+            .unique(self.options.unique);
+        o.description.clone_from(&self.options.description);
+        o
+    }
+}
+
+/// Parses `text` as a `T`, an error naming line, column and field.
+pub(crate) fn parse<T: DeserializeOwned>(text: &str, what: &'static str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = (inner.line(), inner.column());
+        // serde_json puts " at line L column C" at the end of its message: said apart here.
+        let mut reason = inner.to_string();
+        if let Some(at) = reason.rfind(" at line ") {
+            reason.truncate(at);
+        }
+        Error::Usage(UsageError::InvalidDocument {
+            what,
+            line,
+            column,
+            field,
+            reason,
+        })
+    })
+}
+
+struct Problem {
+    path: Vec<Seg>,
+    reason: String,
+}
+
+fn problem(path: Vec<Seg>, reason: impl Into<String>) -> Problem {
+    Problem {
+        path,
+        reason: reason.into(),
+    }
+}
+
+impl Kit {
+    /// An empty kit.
+    #[must_use]
+    pub fn new() -> Self {
+        Kit {
+            format: KIT_FORMAT.into(),
+            version: KIT_VERSION,
+            stores: Vec::new(),
+        }
+    }
+
+    /// Parses and checks a kit.
+    ///
+    /// # Errors
+    /// [`UsageError::InvalidDocument`] naming the line, column and field of the first problem:
+    /// malformed JSON, a missing or unknown field, a wrong type, a bad store name or options, a
+    /// duplicate store, a key the index cannot order, a key given twice in a unique store.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let kit: Kit = parse(text, "restore kit")?;
+        if let Err(p) = kit.problems() {
+            let (line, column) = position(text, &p.path).unwrap_or((0, 0));
+            return Err(invalid(line, column, &p));
+        }
+        Ok(kit)
+    }
+
+    /// Checks a kit made in code (no lines to name: line and column are 0).
+    ///
+    /// # Errors
+    /// As [`Kit::from_json`].
+    pub fn check(&self) -> Result<()> {
+        self.problems().map_err(|p| invalid(0, 0, &p))
+    }
+
+    /// The kit as pretty JSON (one field per line, so errors in an edited kit name a line).
+    ///
+    /// # Errors
+    /// [`UsageError::Encode`] (not expected: keys and values are JSON already).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| {
+            Error::Usage(UsageError::Encode {
+                what: "a restore kit",
+                source: sop_core::CodecError::new(e),
+            })
+        })
+    }
+
+    fn problems(&self) -> std::result::Result<(), Problem> {
+        if self.format != KIT_FORMAT {
+            return Err(problem(
+                vec![Seg::Key("format".into())],
+                format!("{:?} is not {KIT_FORMAT:?}", self.format),
+            ));
+        }
+        if self.version != KIT_VERSION {
+            return Err(problem(
+                vec![Seg::Key("version".into())],
+                format!(
+                    "version {} is not {KIT_VERSION}, the one this build reads",
+                    self.version
+                ),
+            ));
+        }
+        for (s, store) in self.stores.iter().enumerate() {
+            let at = |rest: &[Seg]| {
+                let mut p = vec![Seg::Key("stores".into()), Seg::Index(s)];
+                p.extend_from_slice(rest);
+                p
+            };
+            if self.stores[..s].iter().any(|o| o.name == store.name) {
+                return Err(problem(
+                    at(&[Seg::Key("name".into())]),
+                    format!("store {:?} is in the kit twice", store.name),
+                ));
+            }
+            if let Err(e) = sop_core::StoreInfo::new(&store.store_options(), 0) {
+                let field = match e {
+                    Error::Usage(UsageError::InvalidStoreName { .. }) => {
+                        vec![Seg::Key("name".into())]
+                    }
+                    Error::Usage(UsageError::SlotLengthOutOfRange { .. }) => {
+                        vec![Seg::Key("options".into()), Seg::Key("slot_length".into())]
+                    }
+                    _ => vec![Seg::Key("options".into())],
+                };
+                return Err(problem(at(&field), e.to_string()));
+            }
+            if let Some(spec) = &store.index
+                && let Err(Error::Usage(UsageError::InvalidDocument { field, reason, .. })) =
+                    spec.check()
+            {
+                return Err(problem(
+                    at(&[Seg::Key("index".into())]),
+                    format!("{field}: {reason}"),
+                ));
+            }
+            let order = JsonOrder::new(store.index.clone());
+            let mut keys: Vec<(usize, &Value)> = Vec::with_capacity(store.items.len());
+            for (i, item) in store.items.iter().enumerate() {
+                if store.index.is_some() && !item.key.is_object() {
+                    return Err(problem(
+                        at(&[
+                            Seg::Key("items".into()),
+                            Seg::Index(i),
+                            Seg::Key("key".into()),
+                        ]),
+                        "the store has an index specification: its keys are JSON objects",
+                    ));
+                }
+                keys.push((i, &item.key));
+            }
+            if store.options.unique {
+                keys.sort_by(|a, b| order.compare_keys(a.1, b.1).then(a.0.cmp(&b.0)));
+                if let Some(w) = keys
+                    .windows(2)
+                    .find(|w| order.compare_keys(w[0].1, w[1].1).is_eq())
+                {
+                    return Err(problem(
+                        at(&[
+                            Seg::Key("items".into()),
+                            Seg::Index(w[1].0),
+                            Seg::Key("key".into()),
+                        ]),
+                        format!(
+                            "the key equals that of item {} in a store of unique keys",
+                            w[0].0
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The JSON stores `tx` sees, with all their items; the names of the stores left out
+    /// (typed stores: their bytes mean what only the program that made them knows).
+    ///
+    /// # Errors
+    /// Conflicts and storage errors.
+    pub async fn export(tx: &Transaction) -> Result<(Kit, Vec<String>)> {
+        let mut kit = Kit::new();
+        let mut skipped = Vec::new();
+        for name in tx.stores()? {
+            if !JsonStore::is_json_store(tx, &name)? {
+                skipped.push(name);
+                continue;
+            }
+            let mut store = JsonStore::open(tx, &name)?;
+            let info = store.store_info().clone();
+            let mut items = Vec::new();
+            let mut more = store.first().await?;
+            while more {
+                if let Some(i) = store.current_item().await? {
+                    items.push(KitItem {
+                        key: i.key,
+                        value: i.value.unwrap_or(Value::Null),
+                    });
+                }
+                more = store.next().await?;
+            }
+            kit.stores.push(KitStore {
+                name,
+                options: KitOptions {
+                    slot_length: info.slot_length,
+                    unique: info.unique,
+                    value_size: if info.value_in_node {
+                        KitValueSize::Small
+                    } else if info.value_actively_persisted {
+                        KitValueSize::Big
+                    } else {
+                        KitValueSize::Medium
+                    },
+                    description: info.description.clone(),
+                },
+                index: store.spec().cloned(),
+                items,
+            });
+        }
+        Ok((kit, skipped))
+    }
+
+    /// Creates the kit's stores that `tx` does not see and fills them; the names of those
+    /// restored. Stores that exist are left as they are.
+    ///
+    /// # Errors
+    /// As [`Kit::check`]; conflicts, storage errors.
+    pub async fn restore_missing(&self, tx: &Transaction) -> Result<Vec<String>> {
+        self.check()?;
+        let mut done = Vec::new();
+        for s in &self.stores {
+            if tx.store_info(&s.name)?.is_some() {
+                continue;
+            }
+            let mut store = JsonStore::new(tx, &s.store_options(), s.index.clone())?;
+            let items: Vec<JsonItem> = s
+                .items
+                .iter()
+                .map(|i| JsonItem::new(i.key.clone(), i.value.clone()))
+                .collect();
+            store.add(&items).await?;
+            done.push(s.name.clone());
+        }
+        Ok(done)
+    }
+
+    /// Imports the kit's items into `tx`'s stores, creating the missing stores and replacing
+    /// the values of keys that exist (SOP's `Upsert`): `sop import`.
+    ///
+    /// # Errors
+    /// As [`Kit::check`]; [`UsageError::TypeMismatch`] for a store of that name that is not a
+    /// JSON store; conflicts, storage errors.
+    pub async fn import(&self, tx: &Transaction) -> Result<u64> {
+        self.check()?;
+        let mut n = 0;
+        for s in &self.stores {
+            let mut store = if tx.store_info(&s.name)?.is_some() {
+                JsonStore::open(tx, &s.name)?
+            } else {
+                JsonStore::new(tx, &s.store_options(), s.index.clone())?
+            };
+            let items: Vec<JsonItem> = s
+                .items
+                .iter()
+                .map(|i| JsonItem::new(i.key.clone(), i.value.clone()))
+                .collect();
+            store.upsert(&items).await?;
+            n += items.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+impl Default for Kit {
+    fn default() -> Self {
+        Kit::new()
+    }
+}
+
+fn invalid(line: usize, column: usize, p: &Problem) -> Error {
+    Error::Usage(UsageError::InvalidDocument {
+        what: "restore kit",
+        line,
+        column,
+        field: show(&p.path),
+        reason: p.reason.clone(),
+    })
+}
+
+/// What [`open_or_restore`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restored {
+    /// The database opened and verified clean; kit stores it lacked were made (names).
+    Opened {
+        /// The stores restored from the kit because the database did not have them.
+        stores: Vec<String>,
+    },
+    /// There was no database: one was made from the kit.
+    Created,
+    /// The database could not be opened or failed `verify`: its folder was moved aside (never
+    /// deleted) and a new one made from the kit.
+    Rebuilt {
+        /// Where the damaged folder is now.
+        moved_to: PathBuf,
+        /// Why it was replaced.
+        cause: String,
+    },
+}
+
+/// Opens the standalone database in `path`, or rebuilds it from `kit` when it is missing or
+/// damaged (it does not open, or `verify` finds a problem): the damaged folder is moved aside
+/// to `<path>.damaged-<unix ms>` (a repair never deletes), and a new database holds exactly
+/// the kit's stores. A database that is fine keeps its data; kit stores it lacks are made.
+///
+/// A folder in use by another process is an error, never a reason to rebuild.
+///
+/// # Errors
+/// As [`Kit::check`]; [`UsageError::InUse`]; storage errors while rebuilding.
+pub async fn open_or_restore(path: impl AsRef<Path>, kit: &Kit) -> Result<(Database, Restored)> {
+    let path = path.as_ref();
+    kit.check()?;
+    let empty = match std::fs::read_dir(path) {
+        Ok(mut d) => d.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::io("read the database folder", path.to_path_buf())(e)),
+    };
+    if empty {
+        let db = Database::standalone(path)?;
+        fill(&db, kit).await?;
+        return Ok((db, Restored::Created));
+    }
+    let cause = match Database::standalone(path) {
+        Ok(db) => match db.verify(false).await {
+            Ok(report) if report.is_clean() => {
+                let tx = db.begin(TxMode::ForWriting);
+                let stores = kit.restore_missing(&tx).await?;
+                tx.commit().await?;
+                return Ok((db, Restored::Opened { stores }));
+            }
+            Ok(report) => format!("verify found: {}", report.problems.join("; ")),
+            Err(e) => format!("verify failed: {e}"),
+        },
+        Err(e @ Error::Usage(UsageError::InUse { .. })) => return Err(e),
+        Err(e) => format!("open failed: {e}"),
+    };
+    let moved_to = aside(path)?;
+    let db = Database::standalone(path)?;
+    fill(&db, kit).await?;
+    Ok((db, Restored::Rebuilt { moved_to, cause }))
+}
+
+async fn fill(db: &Database, kit: &Kit) -> Result<()> {
+    let tx = db.begin(TxMode::ForWriting);
+    kit.restore_missing(&tx).await?;
+    tx.commit().await
+}
+
+/// Moves a damaged database folder aside, next to where it was.
+fn aside(path: &Path) -> Result<PathBuf> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".damaged-{ms}"));
+    let to = path.with_file_name(name);
+    std::fs::rename(path, &to).map_err(Error::io(
+        "move a damaged database folder aside",
+        path.to_path_buf(),
+    ))?;
+    Ok(to)
+}
