@@ -253,6 +253,27 @@ where
         Ok(out)
     }
 
+    /// The keys of the values from `from` (included) to `to` (excluded), in order.
+    ///
+    /// # Errors
+    /// Conflicts and storage errors.
+    pub async fn keys_in(&mut self, from: &K, to: &K) -> Result<Vec<K>> {
+        let mut out = Vec::new();
+        let cmp = self.chunks.cmp.clone();
+        let store = &mut self.chunks.store;
+        store.find(&ChunkKey::probe(from.clone(), 0), true).await?;
+        while let Some(k) = store.current_key().map(|c| c.key.clone()) {
+            if !cmp.compare(&k, to).is_lt() {
+                break;
+            }
+            store
+                .find(&ChunkKey::probe(k.clone(), u64::MAX), true)
+                .await?;
+            out.push(k);
+        }
+        Ok(out)
+    }
+
     /// Removes the value (all its chunks); `false` when there was none.
     ///
     /// # Errors
