@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         Some("ycsb") => peers("ycsb", &flags),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model and scan-memory tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs
+                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model and scan-memory tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs, a 4 GiB streamed value
   fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench [--n N] [--engines sop,redb,..]
                    sop-rs side by side with redb, LMDB, SQLite, fjall (bench/, own workspace)
   bench --micro    the criterion micro-benchmarks
@@ -174,6 +174,23 @@ fn stress() -> Result<(), String> {
     run_env(
         &[&base[..], &["powerloss::", "--nocapture"]].concat(),
         &[("SOP_POWERLOSS_LARGE", "1")],
+    )?;
+    // A 4 GiB value uploaded in one transaction and read back, within 256 MiB of memory.
+    run(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "-p",
+            "sop",
+            "--example",
+            "streaming",
+            "--",
+            "--gib",
+            "4",
+            "--max-rss-mib",
+            "256",
+        ],
     )
 }
 

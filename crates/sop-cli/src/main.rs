@@ -21,6 +21,10 @@ const USAGE: &str = "usage:
   sop verify DIR [--repair]            check every block, node, value and shard; with
                                        --repair remove leftovers and rebuild damaged shards
                                        (exit status 1 when problems remain)
+  sop export DIR                       print a restore kit (JSON) of the JSON stores
+  sop import DIR KIT                   add/replace the kit's items in DIR (creates stores)
+  sop restore DIR KIT                  open DIR, or rebuild it from KIT when it is missing
+                                       or fails verify (the damaged folder is moved aside)
 
 Keys and values are strings; --json checks that VALUE is JSON and stores it compactly.";
 
@@ -136,9 +140,57 @@ async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
             drop(range);
             tx.commit().await?;
         }
+        ("export", [dir]) => {
+            let db = open(dir)?;
+            let tx = db.begin(TxMode::ForReading);
+            let (kit, skipped) = sop::kit::Kit::export(&tx).await?;
+            drop(tx);
+            for name in skipped {
+                eprintln!(
+                    "sop: store {name:?} left out: not a JSON store (its types are known only \
+                     to the program that made it)"
+                );
+            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            writeln!(out, "{}", kit.to_json()?)?;
+            out.flush()?;
+        }
+        ("import", [dir, kit]) => {
+            let kit = read_kit(kit)?;
+            let db = open_or_create(dir, true)?;
+            let tx = db.begin(TxMode::ForWriting);
+            let n = kit.import(&tx).await?;
+            tx.commit().await?;
+            println!("imported {n} items into {} stores", kit.stores.len());
+        }
+        ("restore", [dir, kit]) => {
+            let kit = read_kit(kit)?;
+            let (_db, what) = sop::kit::open_or_restore(dir, &kit).await?;
+            match what {
+                sop::kit::Restored::Opened { stores } if stores.is_empty() => {
+                    println!("{dir} opened and verified: nothing to restore");
+                }
+                sop::kit::Restored::Opened { stores } => {
+                    println!(
+                        "{dir} verified; restored missing stores: {}",
+                        stores.join(", ")
+                    );
+                }
+                sop::kit::Restored::Created => println!("{dir} created from the kit"),
+                sop::kit::Restored::Rebuilt { moved_to, cause } => println!(
+                    "{dir} rebuilt from the kit ({cause}); the damaged folder is at {}",
+                    moved_to.display()
+                ),
+            }
+        }
         _ => bail!("{USAGE}"),
     }
     Ok(())
+}
+
+fn read_kit(path: &str) -> anyhow::Result<sop::kit::Kit> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    sop::kit::Kit::from_json(&text).with_context(|| format!("restore kit {path}"))
 }
 
 fn open(dir: &str) -> anyhow::Result<Database> {

@@ -97,3 +97,45 @@ fn verify_reports_damage_and_repairs_leftovers() {
         "{out}"
     );
 }
+
+#[test]
+fn export_restore_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("db");
+    let d = d.to_str().unwrap();
+    for (k, v) in [("b", "2"), ("a", "1")] {
+        assert!(sop(&["put", d, "kv", k, v]).0);
+    }
+    let (ok, kit, err) = sop(&["export", d]);
+    assert!(ok, "{err}");
+    let kit_path = dir.path().join("kit.json");
+    std::fs::write(&kit_path, &kit).unwrap();
+    let k = kit_path.to_str().unwrap();
+
+    // Deleted: rebuilt from the kit, and `get` reads it as before.
+    std::fs::remove_dir_all(d).unwrap();
+    let (ok, out, err) = sop(&["restore", d, k]);
+    assert!(ok && out.contains("created from the kit"), "{out}{err}");
+    assert_eq!(sop(&["get", d, "kv", "a"]).1, "1\n");
+    let (ok, out, _) = sop(&["restore", d, k]);
+    assert!(ok && out.contains("nothing to restore"), "{out}");
+
+    // Import adds and replaces.
+    let more = kit.replace("\"1\"", "\"one\"");
+    std::fs::write(&kit_path, more).unwrap();
+    let (ok, out, err) = sop(&["import", d, k]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(sop(&["get", d, "kv", "a"]).1, "one\n");
+
+    // A kit with an error: refused, naming the line and field.
+    std::fs::write(
+        &kit_path,
+        "{\n  \"format\": \"sop-restore-kit\",\n  \"version\": \"x\"\n}",
+    )
+    .unwrap();
+    let (ok, _, err) = sop(&["restore", d, k]);
+    assert!(
+        !ok && err.contains("line 3") && err.contains("version"),
+        "{err}"
+    );
+}

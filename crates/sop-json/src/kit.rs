@@ -20,7 +20,10 @@
 //! ```
 //!
 //! `options` (every field optional: SOP's defaults), `index` (absent or `null`: keys in the
-//! JSON value order) and `items` (`value` absent: `null`) may be left out. Unknown fields are
+//! JSON value order) and `items` (`value` absent: `null`) may be left out. A store with
+//! `"kind": "strings"` is a store of `String` keys and values (what `sop put` makes), its keys
+//! and values JSON strings; other typed stores are not in kits (their bytes mean what only the
+//! program that made them knows), and `export` names those it leaves out. Unknown fields are
 //! errors, so a misspelt option is never silently ignored. A kit with an error is refused with
 //! [`UsageError::InvalidDocument`] naming the line, column and field.
 
@@ -60,6 +63,10 @@ pub struct Kit {
 pub struct KitStore {
     /// The store's name.
     pub name: String,
+    /// What kind of store: a JSON store (the default), or a store of string keys and string
+    /// values (what `sop put` makes).
+    #[serde(default, skip_serializing_if = "KitKind::is_json")]
+    pub kind: KitKind,
     /// Its options.
     #[serde(default)]
     pub options: KitOptions,
@@ -69,6 +76,32 @@ pub struct KitStore {
     /// Its items, in key order.
     #[serde(default)]
     pub items: Vec<KitItem>,
+}
+
+/// The kind of a kit store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KitKind {
+    /// A [`JsonStore`]: JSON keys and values.
+    #[default]
+    Json,
+    /// A store of `String` keys and `String` values (keys and values in the kit are strings).
+    Strings,
+}
+
+impl KitKind {
+    fn is_json(&self) -> bool {
+        *self == KitKind::Json
+    }
+}
+
+/// Whether a store holds `String` keys and values in their natural order.
+fn is_strings_store(info: &sop_core::StoreInfo) -> bool {
+    info.types.as_ref().is_some_and(|t| {
+        t.key == std::any::type_name::<String>()
+            && t.value == std::any::type_name::<String>()
+            && t.order == sop_btree::KeyComparator::<String>::name(&sop_btree::NaturalOrder)
+    })
 }
 
 /// A store's options in a kit.
@@ -266,6 +299,28 @@ impl Kit {
                     format!("{field}: {reason}"),
                 ));
             }
+            if store.kind == KitKind::Strings {
+                if store.index.is_some() {
+                    return Err(problem(
+                        at(&[Seg::Key("index".into())]),
+                        "a store of strings orders its keys as strings: no index specification",
+                    ));
+                }
+                for (i, item) in store.items.iter().enumerate() {
+                    for (field, v) in [("key", &item.key), ("value", &item.value)] {
+                        if !v.is_string() {
+                            return Err(problem(
+                                at(&[
+                                    Seg::Key("items".into()),
+                                    Seg::Index(i),
+                                    Seg::Key(field.into()),
+                                ]),
+                                "a store of kind \"strings\" holds strings",
+                            ));
+                        }
+                    }
+                }
+            }
             let order = JsonOrder::new(store.index.clone());
             let mut keys: Vec<(usize, &Value)> = Vec::with_capacity(store.items.len());
             for (i, item) in store.items.iter().enumerate() {
@@ -314,7 +369,12 @@ impl Kit {
         let mut skipped = Vec::new();
         for name in tx.stores()? {
             if !JsonStore::is_json_store(tx, &name)? {
-                skipped.push(name);
+                match tx.store_info(&name)? {
+                    Some(info) if is_strings_store(&info) => {
+                        kit.stores.push(export_strings(tx, name, &info).await?);
+                    }
+                    _ => skipped.push(name),
+                }
                 continue;
             }
             let mut store = JsonStore::open(tx, &name)?;
@@ -332,18 +392,8 @@ impl Kit {
             }
             kit.stores.push(KitStore {
                 name,
-                options: KitOptions {
-                    slot_length: info.slot_length,
-                    unique: info.unique,
-                    value_size: if info.value_in_node {
-                        KitValueSize::Small
-                    } else if info.value_actively_persisted {
-                        KitValueSize::Big
-                    } else {
-                        KitValueSize::Medium
-                    },
-                    description: info.description.clone(),
-                },
+                kind: KitKind::Json,
+                options: KitOptions::of(&info),
                 index: store.spec().cloned(),
                 items,
             });
@@ -361,6 +411,14 @@ impl Kit {
         let mut done = Vec::new();
         for s in &self.stores {
             if tx.store_info(&s.name)?.is_some() {
+                continue;
+            }
+            if s.kind == KitKind::Strings {
+                let mut store = tx.new_btree::<String, String>(&s.store_options())?;
+                for i in &s.items {
+                    store.add(string_of(&i.key), string_of(&i.value)).await?;
+                }
+                done.push(s.name.clone());
                 continue;
             }
             let mut store = JsonStore::new(tx, &s.store_options(), s.index.clone())?;
@@ -385,6 +443,18 @@ impl Kit {
         self.check()?;
         let mut n = 0;
         for s in &self.stores {
+            if s.kind == KitKind::Strings {
+                let mut store = if tx.store_info(&s.name)?.is_some() {
+                    tx.open_btree::<String, String>(&s.name)?
+                } else {
+                    tx.new_btree::<String, String>(&s.store_options())?
+                };
+                for i in &s.items {
+                    store.upsert(string_of(&i.key), string_of(&i.value)).await?;
+                }
+                n += s.items.len() as u64;
+                continue;
+            }
             let mut store = if tx.store_info(&s.name)?.is_some() {
                 JsonStore::open(tx, &s.name)?
             } else {
@@ -406,6 +476,50 @@ impl Default for Kit {
     fn default() -> Self {
         Kit::new()
     }
+}
+
+impl KitOptions {
+    fn of(info: &sop_core::StoreInfo) -> Self {
+        KitOptions {
+            slot_length: info.slot_length,
+            unique: info.unique,
+            value_size: if info.value_in_node {
+                KitValueSize::Small
+            } else if info.value_actively_persisted {
+                KitValueSize::Big
+            } else {
+                KitValueSize::Medium
+            },
+            description: info.description.clone(),
+        }
+    }
+}
+
+fn string_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+async fn export_strings(
+    tx: &Transaction,
+    name: String,
+    info: &sop_core::StoreInfo,
+) -> Result<KitStore> {
+    let store = tx.open_btree::<String, String>(&name)?;
+    let mut range = store.iter();
+    let mut items = Vec::new();
+    while let Some(it) = range.next().await? {
+        items.push(KitItem {
+            key: Value::String(it.key),
+            value: Value::String(it.value),
+        });
+    }
+    Ok(KitStore {
+        name,
+        kind: KitKind::Strings,
+        options: KitOptions::of(info),
+        index: None,
+        items,
+    })
 }
 
 fn invalid(line: usize, column: usize, p: &Problem) -> Error {
@@ -478,6 +592,36 @@ pub async fn open_or_restore(path: impl AsRef<Path>, kit: &Kit) -> Result<(Datab
     let db = Database::standalone(path)?;
     fill(&db, kit).await?;
     Ok((db, Restored::Rebuilt { moved_to, cause }))
+}
+
+/// `Database::open_or_restore(path, &kit)`: [`open_or_restore`] as a constructor of the
+/// database (bring the trait into scope: `use sop::OpenOrRestore`).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use sop_database::Database;
+/// use sop_json::kit::{Kit, OpenOrRestore, Restored};
+///
+/// let kit = Kit::from_json(r#"{"format": "sop-restore-kit", "version": 1, "stores": [
+///     {"name": "settings", "items": [{"key": "theme", "value": "dark"}]}]}"#)?;
+/// let dir = tempfile::tempdir()?;
+/// let (db, what) = Database::open_or_restore(dir.path().join("db"), &kit).await?;
+/// assert_eq!(what, Restored::Created);
+/// # Ok::<(), anyhow::Error>(())
+/// # }).unwrap();
+/// ```
+pub trait OpenOrRestore: Sized {
+    /// Opens the database in `path`, or rebuilds it from `kit` (see [`open_or_restore`]).
+    fn open_or_restore(
+        path: impl AsRef<Path> + Send,
+        kit: &Kit,
+    ) -> impl std::future::Future<Output = Result<(Self, Restored)>> + Send;
+}
+
+impl OpenOrRestore for Database {
+    async fn open_or_restore(path: impl AsRef<Path> + Send, kit: &Kit) -> Result<(Self, Restored)> {
+        open_or_restore(path, kit).await
+    }
 }
 
 async fn fill(db: &Database, kit: &Kit) -> Result<()> {

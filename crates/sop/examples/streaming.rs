@@ -1,7 +1,8 @@
 //! Streaming: uploads a synthetic multi-GB file (default 4 GiB; `-- --gib N` for another
 //! size) into a streaming store in one transaction through `std::io::Write`, reads it back
 //! through `std::io::Read` checking every byte, seeks into the middle, and prints throughput
-//! and the process's peak memory (it stays at a few 20 MiB chunks whatever the size).
+//! and the process's peak memory (it stays at a few 20 MiB chunks whatever the size;
+//! `--max-rss-mib N` makes it fail above N).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Instant;
@@ -113,9 +114,19 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(buf == want, "MiB {mid} differs after a seek");
     println!("seek to MiB {mid}: ok");
     tx.commit()?;
-    match peak_rss_mib() {
+    let peak = peak_rss_mib();
+    match peak {
         Some(m) => println!("peak resident memory: {m} MiB"),
         None => println!("peak resident memory: unknown on this system"),
+    }
+    // `--max-rss-mib N`: fail when the peak is over N (cargo xtask stress checks 256).
+    if let Some(i) = args.iter().position(|a| a == "--max-rss-mib") {
+        let max: u64 = args.get(i + 1).map_or(Ok(256), |s| s.parse())?;
+        let peak = peak.ok_or_else(|| anyhow::anyhow!("peak memory unknown on this system"))?;
+        anyhow::ensure!(
+            peak <= max,
+            "peak resident memory {peak} MiB is over {max} MiB"
+        );
     }
     Ok(())
 }

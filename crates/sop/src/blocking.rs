@@ -139,6 +139,21 @@ impl Database {
         Self::open(path, crate::DatabaseOptions::default())
     }
 
+    /// Opens the standalone database in `path`, or rebuilds it from `kit` when it is missing
+    /// or damaged (see [`crate::kit::open_or_restore`]).
+    ///
+    /// # Errors
+    /// As [`crate::kit::open_or_restore`].
+    #[cfg(feature = "json")]
+    pub fn open_or_restore(
+        path: impl AsRef<Path>,
+        kit: &crate::kit::Kit,
+    ) -> Result<(Self, crate::kit::Restored)> {
+        let rt = Rt::new()?;
+        let (db, what) = rt.block_on(crate::kit::open_or_restore(path.as_ref(), kit))?;
+        Ok((Database { db, rt }, what))
+    }
+
     /// Opens (or creates) a standalone database in `path`.
     ///
     /// # Errors

@@ -47,6 +47,33 @@ pub use sop_txn::{
 
 pub mod blocking;
 
+/// JSON stores for dynamic callers: `serde_json` keys and values, index specifications,
+/// paging (the `sop-json` crate; feature `json`, on by default).
+#[cfg(feature = "json")]
+pub mod json {
+    pub use sop_json::{
+        Direction, IndexField, IndexSpec, Json, JsonItem, JsonOrder, JsonStore, PagingInfo,
+        compare_values,
+    };
+}
+
+/// The factory reset kit: a JSON "restore disk" of JSON stores, `sop export` / `sop restore`,
+/// and [`Database::open_or_restore`](OpenOrRestore::open_or_restore) (feature `json`).
+#[cfg(feature = "json")]
+pub mod kit {
+    pub use sop_json::kit::*;
+}
+
+#[cfg(feature = "json")]
+pub use sop_json::kit::OpenOrRestore;
+
+/// The model registry: versioned models with JSON metadata and streamed artifacts (the
+/// `sop-models` crate; feature `models`, on by default).
+#[cfg(feature = "models")]
+pub mod models {
+    pub use sop_models::*;
+}
+
 /// Values of any size, chunked automatically, as byte streams inside transactions (the
 /// `sop-streaming` crate; feature `streaming`, on by default).
 #[cfg(feature = "streaming")]
