@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sop_core::{Error, Result, StoreOptions, UsageError, ValueDataSize};
+use sop_core::{Error, ErrorKind, Result, StoreOptions, UsageError, ValueDataSize};
 use sop_database::Database;
 use sop_txn::{Transaction, TxMode};
 
@@ -553,14 +553,23 @@ pub enum Restored {
 }
 
 /// Opens the standalone database in `path`, or rebuilds it from `kit` when it is missing or
-/// damaged (it does not open, or `verify` finds a problem): the damaged folder is moved aside
-/// to `<path>.damaged-<unix ms>` (a repair never deletes), and a new database holds exactly
-/// the kit's stores. A database that is fine keeps its data; kit stores it lacks are made.
+/// damaged, and restores the kit's stores a sound database lacks.
 ///
-/// A folder in use by another process is an error, never a reason to rebuild.
+/// - Missing or empty folder: a database is built from the kit (in a sibling folder, renamed
+///   into place when complete: a failure leaves nothing half built).
+/// - Otherwise it is first looked at read-only (nothing written) and verified; a database that
+///   needs a recovery or has only leftovers of interrupted writes is opened read-write and
+///   verified with repair (which removes leftovers, never anything a record refers to). Sound:
+///   it is kept as it is, and kit stores it lacks are made.
+/// - Damaged (opening or verifying says corruption, or problems remain after repair): a new
+///   database is built from the kit beside it, then the damaged folder is renamed to
+///   `<path>.damaged-<unix ms>` (never deleted) and the new one takes its place.
+///
+/// Any other error (the folder in use by another process, permissions, a full disk, a newer
+/// format) is returned as it is: never a reason to replace a database.
 ///
 /// # Errors
-/// As [`Kit::check`]; [`UsageError::InUse`]; storage errors while rebuilding.
+/// As [`Kit::check`]; [`UsageError::InUse`]; storage errors.
 pub async fn open_or_restore(path: impl AsRef<Path>, kit: &Kit) -> Result<(Database, Restored)> {
     let path = path.as_ref();
     kit.check()?;
@@ -570,28 +579,104 @@ pub async fn open_or_restore(path: impl AsRef<Path>, kit: &Kit) -> Result<(Datab
         Err(e) => return Err(Error::io("read the database folder", path.to_path_buf())(e)),
     };
     if empty {
-        let db = Database::standalone(path)?;
-        fill(&db, kit).await?;
-        return Ok((db, Restored::Created));
+        let built = build_beside(path, kit).await?;
+        // An empty folder goes (rmdir removes only an empty one); then the built one moves in.
+        if path.exists() {
+            std::fs::remove_dir(path).map_err(Error::io(
+                "replace an empty database folder",
+                path.to_path_buf(),
+            ))?;
+        }
+        rename(&built, path)?;
+        return Ok((Database::standalone(path)?, Restored::Created));
     }
-    let cause = match Database::standalone(path) {
+    // A look that changes nothing, where the folder allows one.
+    match Database::open_read_only(path) {
         Ok(db) => match db.verify(false).await {
             Ok(report) if report.is_clean() => {
-                let tx = db.begin(TxMode::ForWriting);
-                let stores = kit.restore_missing(&tx).await?;
-                tx.commit().await?;
-                return Ok((db, Restored::Opened { stores }));
+                drop(db);
+                return open_sound(path, kit).await;
             }
-            Ok(report) => format!("verify found: {}", report.problems.join("; ")),
-            Err(e) => format!("verify failed: {e}"),
+            Err(e) if e.kind() == ErrorKind::Corruption => {
+                drop(db);
+                return rebuild(path, kit, format!("verify failed: {e}")).await;
+            }
+            // Problems a repair may remove, or a verify that needs a read-write open.
+            _ => drop(db),
         },
         Err(e @ Error::Usage(UsageError::InUse { .. })) => return Err(e),
-        Err(e) => format!("open failed: {e}"),
+        Err(e) if e.kind() == ErrorKind::Corruption => {
+            return rebuild(path, kit, format!("open failed: {e}")).await;
+        }
+        // Read-only needs a recovery first, or is not possible for this folder.
+        Err(_) => {}
+    }
+    let cause = match Database::standalone(path) {
+        Ok(db) => match db.verify(true).await {
+            Ok(report) if report.is_clean() => return restore_into(db, kit).await,
+            Ok(report) => format!("verify found: {}", report.problems.join("; ")),
+            Err(e) if e.kind() == ErrorKind::Corruption => format!("verify failed: {e}"),
+            Err(e) => return Err(e),
+        },
+        Err(e) if e.kind() == ErrorKind::Corruption => format!("open failed: {e}"),
+        Err(e) => return Err(e),
     };
-    let moved_to = aside(path)?;
-    let db = Database::standalone(path)?;
-    fill(&db, kit).await?;
-    Ok((db, Restored::Rebuilt { moved_to, cause }))
+    rebuild(path, kit, cause).await
+}
+
+async fn open_sound(path: &Path, kit: &Kit) -> Result<(Database, Restored)> {
+    restore_into(Database::standalone(path)?, kit).await
+}
+
+async fn restore_into(db: Database, kit: &Kit) -> Result<(Database, Restored)> {
+    let tx = db.begin(TxMode::ForWriting);
+    let stores = kit.restore_missing(&tx).await?;
+    tx.commit().await?;
+    Ok((db, Restored::Opened { stores }))
+}
+
+/// Builds the kit's database beside `path`, then swaps it in and the damaged one aside.
+async fn rebuild(path: &Path, kit: &Kit, cause: String) -> Result<(Database, Restored)> {
+    let built = build_beside(path, kit).await?;
+    let moved_to = sibling(path, "damaged");
+    rename(path, &moved_to)?;
+    rename(&built, path)?;
+    Ok((
+        Database::standalone(path)?,
+        Restored::Rebuilt { moved_to, cause },
+    ))
+}
+
+/// A new database holding exactly the kit, in a sibling folder of `path`, closed.
+async fn build_beside(path: &Path, kit: &Kit) -> Result<PathBuf> {
+    let to = sibling(path, "restoring");
+    let r = async {
+        let db = Database::standalone(&to)?;
+        let tx = db.begin(TxMode::ForWriting);
+        kit.restore_missing(&tx).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = r {
+        // Only the folder made here, just now, holding nothing anyone refers to.
+        let _ = std::fs::remove_dir_all(&to);
+        return Err(e);
+    }
+    Ok(to)
+}
+
+/// `<path>.<what>-<unix ms>`, next to `path`.
+fn sibling(path: &Path, what: &str) -> PathBuf {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{what}-{ms}"));
+    path.with_file_name(name)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(Error::io("move a database folder", from.to_path_buf()))
 }
 
 /// `Database::open_or_restore(path, &kit)`: [`open_or_restore`] as a constructor of the
@@ -622,25 +707,4 @@ impl OpenOrRestore for Database {
     async fn open_or_restore(path: impl AsRef<Path> + Send, kit: &Kit) -> Result<(Self, Restored)> {
         open_or_restore(path, kit).await
     }
-}
-
-async fn fill(db: &Database, kit: &Kit) -> Result<()> {
-    let tx = db.begin(TxMode::ForWriting);
-    kit.restore_missing(&tx).await?;
-    tx.commit().await
-}
-
-/// Moves a damaged database folder aside, next to where it was.
-fn aside(path: &Path) -> Result<PathBuf> {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".damaged-{ms}"));
-    let to = path.with_file_name(name);
-    std::fs::rename(path, &to).map_err(Error::io(
-        "move a damaged database folder aside",
-        path.to_path_buf(),
-    ))?;
-    Ok(to)
 }

@@ -127,6 +127,7 @@ fn field<'v>(v: &'v Value, name: &str) -> Option<&'v Value> {
 
 /// One field of an index specification (SOP's `IndexFieldSpecification`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IndexField {
     /// The key's field (a top-level field of the key object).
     pub field_name: String,
@@ -154,6 +155,7 @@ fn yes() -> bool {
 /// # Ok::<(), sop_core::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IndexSpec {
     /// The fields, most significant first.
     pub index_fields: Vec<IndexField>,

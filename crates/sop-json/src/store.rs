@@ -56,8 +56,9 @@ pub enum Direction {
 
 /// A page request (SOP's `PagingInfo`): from the cursor, skip `page_offset` pages of
 /// `page_size` items, then fetch `fetch_count` items (`page_size` when 0), in `direction`.
-/// With no cursor and `page_offset` 0, paging starts at the first item (the last one going
-/// backward).
+/// With no cursor yet and `page_offset` 0, paging starts at the first item (the last one going
+/// backward). The cursor ends past the page; once it has gone past an end, pages are empty
+/// until the cursor is placed again (`find`, `first`, `last`, or a batch call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PagingInfo {
     /// Pages to skip.
@@ -120,6 +121,9 @@ impl PagingInfo {
 pub struct JsonStore {
     store: Store<Json, Json, JsonOrder>,
     order: JsonOrder,
+    /// The cursor went past an end (a move found no item): a page from it is empty, never
+    /// the first page again.
+    ended: bool,
 }
 
 impl std::fmt::Debug for JsonStore {
@@ -143,7 +147,11 @@ impl JsonStore {
         }
         let order = JsonOrder::new(spec);
         let store = tx.new_btree_with(options, order.clone())?;
-        Ok(JsonStore { store, order })
+        Ok(JsonStore {
+            store,
+            order,
+            ended: false,
+        })
     }
 
     /// Opens a JSON store with the specification it was made with.
@@ -171,7 +179,11 @@ impl JsonStore {
             })
         })?;
         let store = tx.open_btree_with(name, order.clone())?;
-        Ok(JsonStore { store, order })
+        Ok(JsonStore {
+            store,
+            order,
+            ended: false,
+        })
     }
 
     /// Whether the store `name` is a JSON store (`false` when missing or typed).
@@ -238,6 +250,7 @@ impl JsonStore {
     /// A key the specification cannot order; conflicts, storage errors.
     pub async fn add(&mut self, items: &[JsonItem]) -> Result<bool> {
         self.check_items(items)?;
+        self.ended = false;
         let mut all = true;
         for i in items {
             all &= self.store.add(Json(i.key.clone()), value_of(i)).await?;
@@ -251,6 +264,7 @@ impl JsonStore {
     /// As [`JsonStore::add`].
     pub async fn add_if_not_exist(&mut self, items: &[JsonItem]) -> Result<bool> {
         self.check_items(items)?;
+        self.ended = false;
         let mut all = true;
         for i in items {
             all &= self
@@ -305,6 +319,7 @@ impl JsonStore {
     /// As [`JsonStore::add`].
     pub async fn remove(&mut self, keys: &[Value]) -> Result<bool> {
         keys.iter().try_for_each(|k| self.check_key(k))?;
+        self.ended = false;
         let mut all = true;
         for k in keys {
             all &= self.store.remove(&Json(k.clone())).await?;
@@ -314,6 +329,8 @@ impl JsonStore {
 
     /// Moves the cursor to the item (by id when given); whether it exists.
     async fn position(&mut self, i: &JsonItem) -> Result<bool> {
+        // A batch call moves the cursor: paging starts afresh after it.
+        self.ended = false;
         let key = Json(i.key.clone());
         match i.id {
             Some(id) => self.store.find_with_id(&key, id).await,
@@ -336,7 +353,8 @@ impl JsonStore {
     /// Conflicts and storage errors.
     pub async fn find(&mut self, key: &Value) -> Result<bool> {
         self.check_key(key)?;
-        self.store.find(&Json(key.clone()), true).await
+        let r = self.store.find(&Json(key.clone()), true).await;
+        self.moved(r)
     }
 
     /// Moves the cursor to the item with `key` and `id`.
@@ -345,7 +363,8 @@ impl JsonStore {
     /// Conflicts and storage errors.
     pub async fn find_with_id(&mut self, key: &Value, id: Uuid) -> Result<bool> {
         self.check_key(key)?;
-        self.store.find_with_id(&Json(key.clone()), id).await
+        let r = self.store.find_with_id(&Json(key.clone()), id).await;
+        self.moved(r)
     }
 
     /// Moves the cursor to the first item.
@@ -353,7 +372,8 @@ impl JsonStore {
     /// # Errors
     /// Conflicts and storage errors.
     pub async fn first(&mut self) -> Result<bool> {
-        self.store.first().await
+        let r = self.store.first().await;
+        self.moved(r)
     }
 
     /// Moves the cursor to the last item.
@@ -361,7 +381,8 @@ impl JsonStore {
     /// # Errors
     /// Conflicts and storage errors.
     pub async fn last(&mut self) -> Result<bool> {
-        self.store.last().await
+        let r = self.store.last().await;
+        self.moved(r)
     }
 
     /// Moves the cursor to the next item.
@@ -369,7 +390,8 @@ impl JsonStore {
     /// # Errors
     /// Conflicts and storage errors.
     pub async fn next(&mut self) -> Result<bool> {
-        self.store.next().await
+        let r = self.store.next().await;
+        self.moved(r)
     }
 
     /// Moves the cursor to the previous item.
@@ -377,7 +399,14 @@ impl JsonStore {
     /// # Errors
     /// Conflicts and storage errors.
     pub async fn previous(&mut self) -> Result<bool> {
-        self.store.previous().await
+        let r = self.store.previous().await;
+        self.moved(r)
+    }
+
+    /// Notes whether a move left the cursor past an end.
+    fn moved(&mut self, r: Result<bool>) -> Result<bool> {
+        self.ended = self.store.current_key().is_none();
+        r
     }
 
     /// The cursor's item.
@@ -434,6 +463,11 @@ impl JsonStore {
         }
         let forward = p.direction == Direction::Forward;
         if self.store.current_key().is_none() {
+            if self.ended {
+                // Past an end: nothing more that way (SOP's cursor restarted at the first
+                // item, so a client paging to an empty page looped for ever).
+                return Ok(Vec::new());
+            }
             if p.page_offset != 0 {
                 return Err(self.bad_page(
                     "a page offset needs a cursor: position it first (find, first or last), or \
@@ -441,9 +475,9 @@ impl JsonStore {
                 ));
             }
             let any = if forward {
-                self.store.first().await?
+                self.first().await?
             } else {
-                self.store.last().await?
+                self.last().await?
             };
             if !any {
                 return Ok(Vec::new());
@@ -484,11 +518,12 @@ impl JsonStore {
     }
 
     async fn step(&mut self, forward: bool) -> Result<bool> {
-        if forward {
+        let r = if forward {
             self.store.next().await
         } else {
             self.store.previous().await
-        }
+        };
+        self.moved(r)
     }
 
     fn bad_page(&self, reason: &str) -> Error {

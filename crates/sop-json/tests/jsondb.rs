@@ -136,12 +136,46 @@ async fn paging_forward_and_backward() -> anyhow::Result<()> {
         ints(&s.get_keys(&paging(2, 4, 2, Direction::Backward)).await?),
         vec![4, 3]
     );
-    // Past the end: a short page, then nothing more in that direction.
+    // Past the end: a short page, then nothing more in that direction (never the first page
+    // again: a client paging until an empty page stops).
     assert!(s.find(&json!(22)).await?);
     assert_eq!(
         ints(&s.get_items(&paging(0, 5, 0, Direction::Forward)).await?),
         vec![22, 23, 24]
     );
+    assert!(
+        s.get_items(&paging(0, 5, 0, Direction::Forward))
+            .await?
+            .is_empty()
+    );
+    assert!(
+        s.get_items(&paging(1, 5, 0, Direction::Forward))
+            .await?
+            .is_empty()
+    );
+    // Every item exactly once, paging forward and backward to an empty page.
+    for (dir, first) in [(Direction::Forward, true), (Direction::Backward, false)] {
+        let mut all = Vec::new();
+        let mut pager = JsonStore::open(&tx, "p")?;
+        if first {
+            assert!(pager.first().await?);
+        } else {
+            assert!(pager.last().await?);
+        }
+        loop {
+            let page = pager.get_keys(&paging(0, 7, 0, dir)).await?;
+            if page.is_empty() {
+                break;
+            }
+            all.extend(ints(&page));
+            assert!(all.len() <= 25, "paging wrapped around: {all:?}");
+        }
+        let mut want: Vec<i64> = (0..25).collect();
+        if !first {
+            want.reverse();
+        }
+        assert_eq!(all, want);
+    }
     // Values come with items, not with keys.
     assert!(s.first().await?);
     let page = s.get_items(&paging(0, 1, 0, Direction::Forward)).await?;
@@ -160,12 +194,22 @@ async fn paging_forward_and_backward() -> anyhow::Result<()> {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
     let mut fresh = JsonStore::open(&tx, "p")?;
-    assert!(!fresh.find(&json!(1000)).await?); // past the end: no cursor
     let e = fresh
         .get_items(&paging(2, 3, 0, Direction::Forward))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Usage,
+        "an offset with no cursor placed: {e}"
+    );
+    assert!(!fresh.find(&json!(1000)).await?); // past the end
+    assert!(
+        fresh
+            .get_items(&paging(0, 3, 0, Direction::Forward))
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 
@@ -360,4 +404,52 @@ async fn non_unique_stores_keep_equal_keys_by_id() -> anyhow::Result<()> {
     );
     tx.commit().await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn float_keys_read_back_exactly_after_a_reopen() -> anyhow::Result<()> {
+    // Keys are stored as JSON text: every f64 must parse back to itself, or a stored key
+    // stops matching the key it was stored under.
+    let dir = tempfile::tempdir()?;
+    let floats: Vec<f64> = (0..2000u64)
+        .map(|i| {
+            f64::from_bits(
+                0x3FB0_0000_0000_0000 + i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % (1 << 52),
+            )
+        })
+        .chain([
+            0.09144338512092887,
+            1e-300,
+            123456.789e200,
+            f64::MIN_POSITIVE,
+        ])
+        .collect();
+    {
+        let db = Database::standalone(dir.path())?;
+        let tx = db.begin(TxMode::ForWriting);
+        let mut s = JsonStore::new(&tx, &StoreOptions::new("f"), None)?;
+        let items: Vec<JsonItem> = floats
+            .iter()
+            .map(|f| JsonItem::new(json!(f), json!(f)))
+            .collect();
+        assert!(s.add(&items).await?, "all distinct");
+        tx.commit().await?;
+    }
+    let db = Database::standalone(dir.path())?;
+    let tx = db.begin(TxMode::ForReading);
+    let s = JsonStore::open(&tx, "f")?;
+    for f in &floats {
+        assert_eq!(s.get(&json!(f)).await?, Some(json!(f)), "{f:e}");
+    }
+    Ok(())
+}
+
+#[test]
+fn an_index_spec_with_a_misspelt_field_is_refused() {
+    let e = IndexSpec::from_json(r#"{"index_fields":[{"field_name":"age","ascending":false}]}"#)
+        .unwrap_err();
+    assert!(
+        matches!(&e, sop_core::Error::Usage(sop_core::UsageError::InvalidDocument { field, .. }) if field.contains("index_fields[0]")),
+        "{e}"
+    );
 }

@@ -145,6 +145,27 @@ async fn a_deleted_or_damaged_database_comes_back_as_the_kit_says() -> anyhow::R
 }
 
 #[tokio::test]
+async fn leftovers_of_interrupted_writes_are_repaired_not_rebuilt() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let path = root.path().join("db");
+    build(&path).await?;
+    let want = contents(&Database::standalone(&path)?).await?;
+    // A temporary file an interrupted write left: verify reports it, a repair removes it.
+    std::fs::write(path.join("meta/stores/people.store.tmp"), b"half written")?;
+    let kit = Kit::new();
+    let (db, what) = open_or_restore(&path, &kit).await?;
+    assert_eq!(what, Restored::Opened { stores: vec![] });
+    assert_eq!(contents(&db).await?, want, "the data stays");
+    assert!(!path.join("meta/stores/people.store.tmp").exists());
+    assert_eq!(
+        std::fs::read_dir(root.path())?.count(),
+        1,
+        "nothing moved aside"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_database_in_use_is_never_rebuilt() -> anyhow::Result<()> {
     let root = tempfile::tempdir()?;
     let path = root.path().join("db");

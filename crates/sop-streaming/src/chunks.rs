@@ -14,6 +14,10 @@ pub(crate) type Inner<K, C> = Store<ChunkKey<K>, ByteBuf, ChunkOrder<C>>;
 /// The highest chunk index; `u64::MAX` is the probe past every chunk of a value.
 const MAX_INDEX: u64 = u64::MAX - 1;
 
+/// The longest a value may be: 2^63 - 1 bytes (offsets stay clear of overflow, and `i64`
+/// seeks can reach every byte).
+pub const MAX_VALUE_LEN: u64 = i64::MAX as u64;
+
 /// A store handle and the value key order.
 pub(crate) struct Chunks<K, C> {
     pub store: Inner<K, C>,
@@ -132,6 +136,21 @@ where
         }
     }
 
+    /// Refuses a value length past [`MAX_VALUE_LEN`].
+    pub fn check_end(&self, offset: u64, len: usize) -> Result<u64> {
+        offset
+            .checked_add(len as u64)
+            .filter(|end| *end <= MAX_VALUE_LEN)
+            .ok_or_else(|| {
+                self.bad_arg(
+                    "offset",
+                    format!(
+                        "{len} bytes at {offset} end past the longest value ({MAX_VALUE_LEN} bytes)"
+                    ),
+                )
+            })
+    }
+
     /// The bytes of chunk `c`.
     pub async fn read(&mut self, c: &ChunkKey<K>) -> Result<Vec<u8>> {
         let probe = ChunkKey::probe(c.key.clone(), c.index);
@@ -224,6 +243,7 @@ where
     /// partly covered), bytes past the end are appended, and a gap between the end and
     /// `offset` is filled with zeros (as a file does).
     pub async fn write_at(&mut self, key: &K, offset: u64, data: &[u8], cs: usize) -> Result<()> {
+        self.check_end(offset, data.len())?;
         self.create(key).await?;
         let len = self.len(key).await?.unwrap_or(0);
         if offset > len {
@@ -256,7 +276,9 @@ where
 
     /// Appends `data`: the last chunk is filled up to `cs` bytes, then new chunks of `cs`.
     pub async fn append(&mut self, key: &K, mut data: &[u8], cs: usize) -> Result<()> {
-        let (mut index, mut offset) = match self.last(key).await? {
+        let last = self.last(key).await?;
+        self.check_end(last.as_ref().map_or(0, ChunkKey::end), data.len())?;
+        let (mut index, mut offset) = match last {
             None => (0, 0),
             Some(last) => {
                 let room = (cs as u64).saturating_sub(last.len);
@@ -309,6 +331,7 @@ where
     /// Sets the value's length: cut (the chunk holding the new end shortened, later ones
     /// removed) or extended with zeros.
     pub async fn truncate(&mut self, key: &K, new_len: u64, cs: usize) -> Result<()> {
+        self.check_end(new_len, 0)?;
         self.create(key).await?;
         let len = self.len(key).await?.unwrap_or(0);
         if new_len >= len {

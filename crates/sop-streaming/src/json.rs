@@ -116,6 +116,10 @@ where
                 let mut it =
                     serde_json::Deserializer::from_slice(&self.buf[self.start..]).into_iter::<T>();
                 match it.next() {
+                    // A value that ends where the bytes read so far end may go on (a number
+                    // cut by a chunk boundary): read more before taking it.
+                    Some(Ok(_)) if self.start + it.byte_offset() == self.buf.len() && !self.eof => {
+                    }
                     Some(Ok(v)) => {
                         self.start += it.byte_offset();
                         return Ok(Some(v));

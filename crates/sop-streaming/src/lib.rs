@@ -18,6 +18,7 @@ mod reader;
 mod store;
 mod writer;
 
+pub use chunks::MAX_VALUE_LEN;
 pub use json::{Decoder, Encoder};
 pub use key::{ChunkKey, ChunkOrder};
 pub use reader::StreamReader;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use sop_btree::KeyComparator;
-use sop_core::Result;
+use sop_core::{Result, Uuid};
 use sop_txn::Data;
 
 use crate::chunks::Chunks;
@@ -20,6 +20,8 @@ pub(crate) struct WriterCore<K, C> {
     /// Bytes written but not yet stored: they end at `pos`.
     buf: Vec<u8>,
     chunk_size: usize,
+    /// This writer's hold on the commit while `buf` holds bytes.
+    id: Uuid,
 }
 
 impl<K, C> WriterCore<K, C>
@@ -41,11 +43,20 @@ where
     }
 
     /// Takes what fits of `data` into the buffer; how much.
-    fn accept(&mut self, data: &[u8]) -> usize {
+    fn accept(&mut self, data: &[u8]) -> Result<usize> {
+        self.chunks.check_end(self.pos, data.len())?;
         let n = self.room().min(data.len());
+        if n > 0 && self.buf.is_empty() {
+            // A commit now would keep only what is stored: it waits for the writer.
+            self.chunks.store.hold_commit(
+                self.id,
+                "a stream writer holds bytes it has not stored; finish it \
+                 (StreamWriter::finish or AsyncWriteExt::shutdown) before committing",
+            );
+        }
         self.buf.extend_from_slice(&data[..n]);
         self.pos += n as u64;
-        n
+        Ok(n)
     }
 
     async fn flush(&mut self) -> Result<()> {
@@ -59,13 +70,14 @@ where
             .write_at(&self.key, at, &self.buf, self.chunk_size)
             .await?;
         self.buf.clear();
+        self.chunks.store.release_commit(self.id);
         Ok(())
     }
 
     async fn write(&mut self, mut data: &[u8]) -> Result<usize> {
         let total = data.len();
         while !data.is_empty() {
-            let n = self.accept(data);
+            let n = self.accept(data)?;
             data = &data[n..];
             if self.room() == 0 {
                 self.flush().await?;
@@ -87,12 +99,21 @@ where
 /// A position a seek asks for, or why it cannot be one.
 pub(crate) fn resolve(to: io::SeekFrom, pos: u64, len: u64) -> std::result::Result<u64, String> {
     let (base, delta) = match to {
-        io::SeekFrom::Start(n) => return Ok(n),
+        io::SeekFrom::Start(n) if n <= crate::chunks::MAX_VALUE_LEN => return Ok(n),
+        io::SeekFrom::Start(n) => {
+            return Err(format!(
+                "{n} is past the longest value ({} bytes)",
+                crate::chunks::MAX_VALUE_LEN
+            ));
+        }
         io::SeekFrom::End(d) => (len, d),
         io::SeekFrom::Current(d) => (pos, d),
     };
     base.checked_add_signed(delta)
-        .ok_or_else(|| format!("{base} {delta:+} is before the start of the value or overflows"))
+        .filter(|p| *p <= crate::chunks::MAX_VALUE_LEN)
+        .ok_or_else(|| {
+            format!("{base} {delta:+} is before the start of the value or past the longest value")
+        })
 }
 
 type Job<K, C, T> = Pin<Box<dyn Future<Output = (Box<WriterCore<K, C>>, Result<T>)> + Send>>;
@@ -139,6 +160,7 @@ where
                 pos,
                 buf: Vec::new(),
                 chunk_size,
+                id: Uuid::new_v4(),
             })),
         }
     }
@@ -194,9 +216,14 @@ where
     /// # Errors
     /// As [`StreamWriter::write`].
     pub async fn finish(mut self) -> Result<()> {
-        self.core()?.flush().await?;
-        self.state = State::Finished;
-        Ok(())
+        // Also completes a flush an `AsyncWrite` call left under way.
+        std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await?;
+        if let State::Idle(_) | State::Finished = self.state {
+            self.state = State::Finished;
+            Ok(())
+        } else {
+            Err(misuse("a seek of this writer is under way"))
+        }
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -239,7 +266,9 @@ where
 
 impl<K, C> Drop for WriterCore<K, C> {
     fn drop(&mut self) {
-        if !self.buf.is_empty() {
+        if self.buf.is_empty() {
+            self.chunks.store.release_commit(self.id);
+        } else {
             self.chunks.store.poison(
                 "a stream writer was dropped with bytes it had not stored; finish it \
                  (StreamWriter::finish or AsyncWriteExt::shutdown) before committing",
@@ -275,7 +304,7 @@ where
             match &mut this.state {
                 State::Idle(core) => {
                     if core.room() > 0 || data.is_empty() {
-                        return Poll::Ready(Ok(core.accept(data)));
+                        return Poll::Ready(core.accept(data).map_err(to_io));
                     }
                 }
                 State::Flushing(_) => {}

@@ -333,3 +333,90 @@ async fn values_survive_a_reopen_and_seek_reads() -> anyhow::Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_commit_while_a_writer_holds_bytes_fails_and_keeps_nothing() -> anyhow::Result<()> {
+    with_db(|db| async move {
+        let tx = db.begin(TxMode::ForWriting);
+        let s = new_store(&tx, "up")?.with_chunk_size(1000)?;
+        let mut w = s.create(&k("v")).await?.expect("new");
+        w.write_all(&[1u8; 1500]).await?; // one chunk stored, 500 bytes buffered
+        let e = tx.commit().await.unwrap_err();
+        assert_eq!(e.kind(), sop_core::ErrorKind::Usage, "{e}");
+        assert!(e.to_string().contains("finish"), "{e}");
+        drop(w);
+        let tx = db.begin(TxMode::ForReading);
+        assert!(tx.store_info("up")?.is_none(), "nothing of it committed");
+        drop(tx);
+
+        // Flushed (nothing buffered), the commit goes through with every byte.
+        let tx = db.begin(TxMode::ForWriting);
+        let mut s = new_store(&tx, "up")?.with_chunk_size(1000)?;
+        let mut w = s.create(&k("v")).await?.expect("new");
+        w.write_all(&[1u8; 1500]).await?;
+        w.flush().await?;
+        assert_eq!(s.len(&k("v")).await?, Some(1500));
+        tx.commit().await?;
+        drop(w);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_decoder_reads_values_cut_by_chunk_boundaries() -> anyhow::Result<()> {
+    with_db(|db| async move {
+        let tx = db.begin(TxMode::ForWriting);
+        let s = new_store(&tx, "j")?.with_chunk_size(4)?;
+        let mut w = s.create(&k("v")).await?.expect("new");
+        w.write_all(b"12345\n[1, 2]\n\"abcdefgh\" 7 -0.5e3").await?;
+        w.finish().await?;
+        let mut d = s.decoder(&k("v"), 0).await?.expect("value");
+        assert_eq!(
+            d.next::<serde_json::Value>().await?,
+            Some(serde_json::json!(12345))
+        );
+        assert_eq!(
+            d.next::<serde_json::Value>().await?,
+            Some(serde_json::json!([1, 2]))
+        );
+        assert_eq!(d.next::<String>().await?.as_deref(), Some("abcdefgh"));
+        assert_eq!(d.next::<i64>().await?, Some(7));
+        assert_eq!(d.next::<f64>().await?, Some(-500.0));
+        assert_eq!(d.next::<i64>().await?, None);
+        tx.commit().await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn offsets_past_the_longest_value_are_typed_errors() -> anyhow::Result<()> {
+    with_db(|db| async move {
+        let tx = db.begin(TxMode::ForWriting);
+        let mut s = new_store(&tx, "big")?;
+        let max = sop_streaming::MAX_VALUE_LEN;
+        for e in [
+            s.write_at(&k("v"), u64::MAX - 1, b"abc").await.unwrap_err(),
+            s.write_at(&k("v"), max, b"a").await.unwrap_err(),
+            s.truncate(&k("v"), u64::MAX).await.unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), sop_core::ErrorKind::Usage, "{e}");
+        }
+        let mut w = s.writer(&k("v")).await?;
+        let e = w
+            .seek(std::io::SeekFrom::Start(u64::MAX - 1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), sop_core::ErrorKind::Usage, "{e}");
+        assert!(w.seek(std::io::SeekFrom::Current(-1)).await.is_err());
+        w.seek(std::io::SeekFrom::Start(max - 1)).await?;
+        assert!(
+            w.write(b"ab").await.is_err(),
+            "one byte past the longest value"
+        );
+        drop(w);
+        Ok(())
+    })
+    .await
+}

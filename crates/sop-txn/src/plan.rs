@@ -134,6 +134,13 @@ where
                 cause: cause.clone(),
             }));
         }
+        if let Some(why) = st.holds.values().next() {
+            return Err(Error::Usage(sop_core::UsageError::InvalidArgument {
+                store: self.name.clone(),
+                what: "commit",
+                reason: why.clone(),
+            }));
+        }
         let mut plan = StorePlan {
             name: self.name.clone(),
             ..StorePlan::default()

@@ -77,6 +77,9 @@ pub(crate) struct StoreState<K, V> {
     pub epoch: u64,
     /// Set when a call failed part-way: the store must not be committed.
     pub broken: Option<String>,
+    /// Holds on the commit by layers above, by holder id: while any is here, a commit fails
+    /// (see `Store::hold_commit`).
+    pub holds: IdMap<Uuid, String>,
 }
 
 impl<K, V> StoreState<K, V> {
@@ -100,6 +103,7 @@ impl<K, V> StoreState<K, V> {
             touches: IdMap::default(),
             epoch,
             broken: None,
+            holds: IdMap::default(),
         }
     }
 

@@ -45,6 +45,20 @@ impl<K, V, C> Store<K, V, C> {
     pub fn poison(&self, cause: impl Into<String>) {
         self.shared.state.lock().broken.get_or_insert(cause.into());
     }
+
+    /// Holds the transaction's commit for `holder` (any id the caller owns): while a hold is
+    /// on, a commit fails with [`UsageError::InvalidArgument`](sop_core::UsageError::InvalidArgument)
+    /// saying `why`, and the transaction rolls back. For layers above with work in flight
+    /// that the commit would otherwise cut in half (a stream writer with bytes not yet
+    /// stored). Released by [`Store::release_commit`].
+    pub fn hold_commit(&self, holder: Uuid, why: impl Into<String>) {
+        self.shared.state.lock().holds.insert(holder, why.into());
+    }
+
+    /// Releases a hold taken by [`Store::hold_commit`].
+    pub fn release_commit(&self, holder: Uuid) {
+        self.shared.state.lock().holds.remove(&holder);
+    }
 }
 
 impl<K, V, C> Store<K, V, C>
@@ -168,6 +182,25 @@ where
         Ok(Put::Stored(ItemValue::External(id)))
     }
 
+    /// Whether an add that refuses a taken key (`unique`) would refuse `key`, asked before a
+    /// value is written ahead (so a refused add of a big value writes nothing); records the
+    /// read and leaves the cursor on the item, as a refused add does.
+    async fn taken_before_placing(&mut self, key: &K, unique: bool) -> Result<bool> {
+        let ahead = {
+            let st = self.shared.state.lock();
+            !st.info.value_in_node && st.info.value_actively_persisted
+        };
+        if !ahead || !unique {
+            return Ok(false);
+        }
+        let r = self.tree.find(key, true).await;
+        let found = self.guard_read(r)?;
+        if found {
+            self.read_key(key);
+        }
+        Ok(found)
+    }
+
     async fn before_change(&mut self) -> Result<Option<(Uuid, K)>> {
         let Some((id, version)) = self.tree.current_version().await? else {
             return Ok(None);
@@ -201,6 +234,10 @@ where
     /// Conflicts, storage errors, a read-only transaction.
     pub async fn add(&mut self, key: K, value: V) -> Result<bool> {
         self.enter_put(Some(&key), &value)?;
+        let unique = self.shared.state.lock().info.unique;
+        if self.taken_before_placing(&key, unique).await? {
+            return Ok(false);
+        }
         let id = Uuid::new_v4();
         let value = self.guard(self.place(value))?;
         let r = self
@@ -228,6 +265,9 @@ where
     /// As [`Store::add`].
     pub async fn add_if_not_exist(&mut self, key: K, value: V) -> Result<bool> {
         self.enter_put(Some(&key), &value)?;
+        if self.taken_before_placing(&key, true).await? {
+            return Ok(false);
+        }
         let id = Uuid::new_v4();
         let value = self.guard(self.place(value))?;
         let r = self
@@ -434,6 +474,7 @@ where
     /// As [`Store::add`], and [`CursorError::KeyChanged`](sop_core::CursorError::KeyChanged).
     pub async fn update_current_key(&mut self, key: K) -> Result<()> {
         self.enter_write()?;
+        self.check_size("a key", &key)?;
         // The replay needs the value: a value written and durable stays where it is (only its
         // id is kept); any other is read.
         let stored = self.tree.current_value_stored().await;
