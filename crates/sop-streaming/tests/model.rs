@@ -22,6 +22,12 @@ enum Op {
     Put(Vec<u8>),
     Commit,
     Reopen,
+    /// SOP's chunk calls, by position among the value's chunks (taken modulo their count).
+    UpdateChunk(usize, Vec<u8>),
+    RemoveChunk(usize),
+    AddChunk(Vec<u8>),
+    /// Later writes use another chunk size (values keep the chunks they have).
+    ChunkSize(usize),
 }
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -40,6 +46,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => bytes().prop_map(Op::Put),
         1 => Just(Op::Commit),
         1 => Just(Op::Reopen),
+        1 => (any::<usize>(), bytes()).prop_map(|(i, d)| Op::UpdateChunk(i, d)),
+        1 => any::<usize>().prop_map(Op::RemoveChunk),
+        1 => bytes().prop_map(Op::AddChunk),
+        1 => prop_oneof![Just(1usize), 2usize..9, Just(16usize)].prop_map(Op::ChunkSize),
     ]
 }
 
@@ -51,7 +61,7 @@ fn write_model(m: &mut Vec<u8>, at: u64, d: &[u8]) {
     m[at..at + d.len()].copy_from_slice(d);
 }
 
-async fn run(chunk: usize, ops: Vec<Op>) -> anyhow::Result<()> {
+async fn run(mut chunk: usize, ops: Vec<Op>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut db = Database::standalone(dir.path())?;
     let key = "blob".to_string();
@@ -134,6 +144,44 @@ async fn run(chunk: usize, ops: Vec<Op>) -> anyhow::Result<()> {
                         assert_eq!(Some(got), want, "reader from {o}");
                     }
                 }
+            }
+            Op::UpdateChunk(i, d) => {
+                let keys = s.chunk_keys(&key).await?;
+                if keys.is_empty() {
+                    assert!(!s.update_chunk(&key, 0, &d).await?);
+                } else {
+                    let c = &keys[i % keys.len()];
+                    assert!(s.update_chunk(&key, c.index, &d).await?);
+                    let m = model.get_or_insert_with(Vec::new);
+                    m.splice(c.offset as usize..c.end() as usize, d);
+                }
+            }
+            Op::RemoveChunk(i) => {
+                let keys = s.chunk_keys(&key).await?;
+                if keys.is_empty() {
+                    assert!(!s.remove_chunk(&key, 0).await?);
+                } else {
+                    let c = &keys[i % keys.len()];
+                    assert!(s.remove_chunk(&key, c.index).await?);
+                    if keys.len() == 1 {
+                        model = None; // the last chunk gone: no value
+                    } else if let Some(m) = model.as_mut() {
+                        m.drain(c.offset as usize..c.end() as usize);
+                    }
+                }
+            }
+            Op::AddChunk(d) => {
+                let n = s.chunk_count(&key).await?;
+                assert!(
+                    !s.add_chunk(&key, n + 1, &d).await.is_ok_and(|added| added),
+                    "a gap"
+                );
+                assert!(s.add_chunk(&key, n, &d).await?);
+                model.get_or_insert_with(Vec::new).extend_from_slice(&d);
+            }
+            Op::ChunkSize(c) => {
+                chunk = c;
+                s = s.with_chunk_size(c)?;
             }
             Op::Commit => {
                 tx.commit().await?;

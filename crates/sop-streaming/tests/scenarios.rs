@@ -420,3 +420,38 @@ async fn offsets_past_the_longest_value_are_typed_errors() -> anyhow::Result<()>
     })
     .await
 }
+
+#[tokio::test]
+async fn two_uploads_into_one_node_merge_and_both_commit() -> anyhow::Result<()> {
+    // Two transactions stream different values into one leaf of the chunk tree: the second
+    // merges onto the first's node, replaying its chunks by the ids of values already written.
+    let dir = tempfile::tempdir()?;
+    {
+        let db = Database::standalone(dir.path())?;
+        let tx = db.begin(TxMode::ForWriting);
+        let mut s = new_store(&tx, "up")?;
+        s.put(&k("base"), b"base").await?;
+        tx.commit().await?;
+
+        let a = db.begin(TxMode::ForWriting);
+        let b = db.begin(TxMode::ForWriting);
+        let sa = S::open(&a, "up")?.with_chunk_size(100)?;
+        let sb = S::open(&b, "up")?.with_chunk_size(100)?;
+        let mut wa = sa.create(&k("a")).await?.expect("new");
+        wa.write_all(&[b'a'; 1000]).await?;
+        wa.shutdown().await?;
+        let mut wb = sb.create(&k("b")).await?.expect("new");
+        wb.write_all(&[b'b'; 1050]).await?;
+        wb.shutdown().await?;
+        a.commit().await?;
+        b.commit().await?;
+    }
+    let db = Database::standalone(dir.path())?;
+    let tx = db.begin(TxMode::ForReading);
+    let mut s = S::open(&tx, "up")?;
+    assert_eq!(s.get(&k("a")).await?, Some(vec![b'a'; 1000]));
+    assert_eq!(s.get(&k("b")).await?, Some(vec![b'b'; 1050]));
+    assert_eq!(s.get(&k("base")).await?.as_deref(), Some(&b"base"[..]));
+    assert_eq!(s.count()?, 1 + 10 + 11);
+    Ok(())
+}
