@@ -13,9 +13,11 @@
 pub mod kit;
 mod locate;
 mod order;
+mod page;
 mod store;
 mod value;
 
 pub use order::{IndexField, IndexSpec, JsonOrder, compare_values};
-pub use store::{Direction, JsonItem, JsonStore, PagingInfo};
+pub use page::{Direction, PagingInfo};
+pub use store::{JsonItem, JsonStore};
 pub use value::Json;

@@ -9,6 +9,7 @@
 //! the caller's transaction, so a model commits atomically with the data and vectors it
 //! belongs to, or not at all.
 
+mod artifacts;
 mod store;
 
 pub use store::{ArtifactKey, ModelKey, ModelStore, ModelVersion};

@@ -11,6 +11,7 @@
 //! This crate uses only the public transaction and tree API (`sop-txn`): it knows nothing of
 //! registries or blob files.
 
+mod chunk_api;
 mod chunks;
 mod json;
 mod key;
