@@ -67,6 +67,13 @@ pub mod kit {
 #[cfg(feature = "json")]
 pub use sop_json::kit::OpenOrRestore;
 
+/// Transactional BM25 text search: add, re-add, delete, top-k, AND/OR (the `sop-search`
+/// crate; feature `search`, on by default).
+#[cfg(feature = "search")]
+pub mod search {
+    pub use sop_search::*;
+}
+
 /// The model registry: versioned models with JSON metadata and streamed artifacts (the
 /// `sop-models` crate; feature `models`, on by default).
 #[cfg(feature = "models")]
