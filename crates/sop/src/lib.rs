@@ -74,6 +74,14 @@ pub mod search {
     pub use sop_search::*;
 }
 
+/// The transactional IVF vector store: upsert, query with distance pruning, optimize into a
+/// new version while reads and writes go on (the `sop-vector` crate; feature `vector`, on by
+/// default).
+#[cfg(feature = "vector")]
+pub mod vector {
+    pub use sop_vector::*;
+}
+
 /// The model registry: versioned models with JSON metadata and streamed artifacts (the
 /// `sop-models` crate; feature `models`, on by default).
 #[cfg(feature = "models")]
