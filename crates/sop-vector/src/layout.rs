@@ -13,6 +13,9 @@ pub(crate) struct Config {
     pub version: u32,
     /// The version an optimize is building (writers write to both).
     pub next: Option<u32>,
+    /// Items when the current version was trained (0: never).
+    #[serde(default)]
+    pub trained_on: u64,
 }
 
 /// Where one version keeps an item's vector: its centroid and its distance to it.

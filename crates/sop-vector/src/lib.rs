@@ -7,6 +7,8 @@
 //! documents and models they belong to. This crate uses the public transaction and tree API
 //! (and the `Database` to run an optimize's small transactions).
 
+mod health;
+mod hybrid;
 mod kmeans;
 mod layout;
 mod optimize;
@@ -14,6 +16,8 @@ mod query;
 mod store;
 mod vector;
 
+pub use health::{Health, optimize_if_needed, spawn_self_healing};
+pub use hybrid::{hybrid_search, rrf};
 pub use optimize::{OptimizeOptions, OptimizeReport, cancel_optimize, optimize, prune_versions};
 pub use query::{Hit, QueryOptions, QueryStats};
 pub use store::VectorStore;

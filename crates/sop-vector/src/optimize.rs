@@ -129,6 +129,7 @@ pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Resu
         let config = Config {
             version: next,
             next: None,
+            trained_on: v.count()?,
             ..v.config.clone()
         };
         v.meta.upsert(CONFIG.to_string(), config).await

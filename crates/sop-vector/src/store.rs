@@ -135,6 +135,7 @@ impl VectorStore {
             metric,
             version: 0,
             next: None,
+            trained_on: 0,
         };
         meta.add(CONFIG.to_string(), config).await?;
         drop(meta);

@@ -115,7 +115,10 @@ async fn recall_after_optimize_and_pruning_that_skips_work() -> anyhow::Result<(
         if nprobe == 16 {
             // Far buckets are where the stored distances rule items out (near ones, in 32
             // dimensions, hold items all about as far from their centroid as the query).
-            assert!(pruned_d * 10 < full_d * 9, "pruning skipped under 10% at nprobe {nprobe}");
+            assert!(
+                pruned_d * 10 < full_d * 9,
+                "pruning skipped under 10% at nprobe {nprobe}"
+            );
         }
         best_recall = best_recall.max(recall);
     }
