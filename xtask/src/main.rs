@@ -44,11 +44,43 @@ fn main() -> ExitCode {
             ],
         ),
         Some("bench") if flags.contains(&"--cluster") => peers("cluster", &flags),
+        // Recall@10 and queries/s against brute force, nprobe 1..64, 100,000 x 128.
+        Some("bench") if flags.contains(&"--vector") => run(
+            "cargo",
+            &[
+                "run",
+                "--release",
+                "-p",
+                "sop",
+                "--example",
+                "vector_search",
+                "--",
+                "--n",
+                "100000",
+                "--dims",
+                "128",
+            ],
+        ),
+        // BM25 over the Markdown of the registry's crates: documents/s and queries/s.
+        Some("bench") if flags.contains(&"--search") => run(
+            "cargo",
+            &[
+                "run",
+                "--release",
+                "-p",
+                "sop",
+                "--example",
+                "text_search",
+                "--",
+                "--rounds",
+                "500",
+            ],
+        ),
         Some("bench") => peers("sop-bench", &flags),
         Some("ycsb") => peers("ycsb", &flags),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model and scan-memory tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs, a 4 GiB streamed value
+                "usage: cargo xtask <task>\n\ntasks:\n  test [--quick]   fmt, clippy, tests (+ release model and scan-memory tests unless --quick)\n  integration [--docker]\n                   clustered-mode tests against a private redis-server (--docker: the compose deployment)\n  stress           long clustered, concurrency, kill and power-loss runs, a 4 GiB streamed value\n  bench --vector   vector recall@10 and queries/s against brute force (100,000 x 128)\n  bench --search   BM25 indexing and query rates over the registry's crate docs
   fuzz [--secs N]  every fuzz target for N seconds (default 60; nightly + cargo-fuzz)\n  bench [--n N] [--engines sop,redb,..]
                    sop-rs side by side with redb, LMDB, SQLite, fjall (bench/, own workspace)
   bench --micro    the criterion micro-benchmarks
