@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let d = arg(&args, "--dims", 64)?;
     let clusters = 64;
     let queries_n = 200;
-    let mut r = Rng(0x5eed_0f_5eed);
+    let mut r = Rng(0x005e_ed0f_5eed);
     let centres: Vec<Vec<f32>> = (0..clusters)
         .map(|_| (0..d).map(|_| r.gauss() * 3.0).collect())
         .collect();
