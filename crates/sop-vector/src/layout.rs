@@ -16,6 +16,10 @@ pub(crate) struct Config {
     /// Items when the current version was trained (0: never).
     #[serde(default)]
     pub trained_on: u64,
+    /// The highest version ever begun: a new one is always above it, so places left in items
+    /// by a cancelled optimize never match a later version.
+    #[serde(default)]
+    pub last: u32,
 }
 
 /// Where one version keeps an item's vector: its centroid and its distance to it.

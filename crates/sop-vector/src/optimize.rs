@@ -33,6 +33,9 @@ pub struct OptimizeOptions {
     pub batch: usize,
     /// Seed of the sample and of k-means (the same seed and data give the same centroids).
     pub seed: u64,
+    /// Tests only: stop (as a crash would) after this many batches of phase 2.
+    #[doc(hidden)]
+    pub crash_after_batches: Option<usize>,
 }
 
 impl Default for OptimizeOptions {
@@ -43,6 +46,7 @@ impl Default for OptimizeOptions {
             iterations: 12,
             batch: 500,
             seed: 0x5eed,
+            crash_after_batches: None,
         }
     }
 }
@@ -81,7 +85,7 @@ pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Resu
         if let Some(n) = v.config.next {
             return Ok((v.config.version, n, true, 0));
         }
-        let n = v.config.version + 1;
+        let n = v.config.version.max(v.config.last) + 1;
         let count = usize::try_from(v.count()?).unwrap_or(usize::MAX);
         let k = opts.nlist.unwrap_or_else(|| isqrt(count)).clamp(1, 4096);
         let sample = sample(&mut v, opts.sample.max(k), opts.seed).await?;
@@ -94,6 +98,7 @@ pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Resu
         }
         let config = Config {
             next: Some(n),
+            last: n,
             ..v.config.clone()
         };
         v.meta.upsert(CONFIG.to_string(), config).await?;
@@ -107,6 +112,7 @@ pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Resu
     })?;
     // Phase 2: every item into the next version, a batch per transaction.
     let mut after = String::new();
+    let mut batches = 0usize;
     loop {
         let from = after.clone();
         let (moved, last) = run(db, TxMode::ForWriting, |tx| {
@@ -118,6 +124,15 @@ pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Resu
         })
         .await?;
         report.moved += moved;
+        batches += 1;
+        if opts.crash_after_batches.is_some_and(|n| batches >= n) {
+            return Err(sop_core::Error::Usage(
+                sop_core::UsageError::InvalidConfig {
+                    what: "optimize",
+                    reason: "stopped by crash_after_batches (a test's simulated crash)".into(),
+                },
+            ));
+        }
         match last {
             Some(l) => after = l,
             None => break,

@@ -136,6 +136,7 @@ impl VectorStore {
             version: 0,
             next: None,
             trained_on: 0,
+            last: 0,
         };
         meta.add(CONFIG.to_string(), config).await?;
         drop(meta);

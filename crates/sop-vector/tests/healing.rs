@@ -277,3 +277,104 @@ async fn hybrid_search_is_rrf_of_both_rankings() -> anyhow::Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_optimize_is_resumed_or_cancelled() -> anyhow::Result<()> {
+    for cancel in [false, true] {
+        let dir = tempfile::tempdir()?;
+        let db = Database::standalone(dir.path())?;
+        let centres: Vec<Vec<f32>> = (0..4).map(|c| vec![c as f32 * 10.0; 4]).collect();
+        let points = cluster_set(1_500, &centres, &mut Rng(3));
+        let tx = db.begin(TxMode::ForWriting);
+        let mut v = VectorStore::create(&tx, "c", 4, Metric::L2).await?;
+        for (i, p) in points.iter().enumerate() {
+            v.upsert(&format!("{i:05}"), p, json!(i)).await?;
+        }
+        tx.commit().await?;
+        // The "crash": phase 1 done and 2 batches of 200 moved, then nothing.
+        let crash = OptimizeOptions {
+            batch: 200,
+            crash_after_batches: Some(2),
+            ..OptimizeOptions::default()
+        };
+        assert!(optimize(&db, "c", &crash).await.is_err());
+        // Still answering from version 0; writers meanwhile write both versions.
+        let tx = db.begin(TxMode::ForWriting);
+        let mut v = VectorStore::open(&tx, "c").await?;
+        assert_eq!(v.version(), 0);
+        v.upsert("late", &points[0], json!("late")).await?;
+        assert!(v.delete("00001").await?);
+        tx.commit().await?;
+        if cancel {
+            assert!(sop_vector::cancel_optimize(&db, "c").await?);
+            assert!(!sop_vector::cancel_optimize(&db, "c").await?);
+            // A later optimize starts afresh: items the cancelled one had moved are moved again.
+            let report = optimize(&db, "c", &OptimizeOptions::default()).await?;
+            assert!(!report.resumed);
+            assert_eq!(report.moved, 1_500);
+        } else {
+            let report = optimize_if_needed(&db, "c", &OptimizeOptions::default())
+                .await?
+                .expect("an unfinished optimize is finished");
+            assert!(report.resumed);
+            assert_eq!(report.version, 1);
+        }
+        let tx = db.begin(TxMode::ForReading);
+        let v = VectorStore::open(&tx, "c").await?;
+        assert_eq!(v.version(), if cancel { 2 } else { 1 });
+        assert_eq!(v.count()?, 1_500);
+        let (hits, _) = v
+            .query(
+                &points[0],
+                &QueryOptions {
+                    nprobe: 64,
+                    ..QueryOptions::new(2_000)
+                },
+            )
+            .await?;
+        let ids: HashSet<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!((hits.len(), ids.len()), (1_500, 1_500), "each item once");
+        assert!(ids.contains("late") && !ids.contains("00001"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_healing_task_trains_a_store_that_needs_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(Database::standalone(dir.path())?);
+    let centres: Vec<Vec<f32>> = (0..6).map(|c| vec![c as f32 * 8.0; 8]).collect();
+    let tx = db.begin(TxMode::ForWriting);
+    let mut v = VectorStore::create(&tx, "auto", 8, Metric::L2).await?;
+    for (i, p) in cluster_set(1_200, &centres, &mut Rng(9)).iter().enumerate() {
+        v.upsert(&format!("{i:05}"), p, json!(null)).await?;
+    }
+    assert!(
+        v.health().await?.reason.is_some(),
+        "1,200 items, never trained"
+    );
+    tx.commit().await?;
+    let task = sop_vector::spawn_self_healing(
+        Arc::clone(&db),
+        "auto".into(),
+        std::time::Duration::from_millis(20),
+        OptimizeOptions::default(),
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let tx = db.begin(TxMode::ForReading);
+        let v = VectorStore::open(&tx, "auto").await?;
+        if v.version() == 1 {
+            assert!(v.centroid_count() > 1);
+            assert!(v.health().await?.reason.is_none());
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "never healed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    Ok(())
+}
