@@ -353,7 +353,7 @@ impl Ord for Worst {
 
 /// The best `k` hits in order, with a heap of `k`.
 fn top_k(hits: impl Iterator<Item = Hit>, k: usize) -> Vec<Hit> {
-    let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+    let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k.min(1024) + 1);
     for h in hits {
         heap.push(Worst(h));
         if heap.len() > k {

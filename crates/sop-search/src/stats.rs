@@ -14,9 +14,8 @@ pub(crate) struct Delta {
 
 pub(crate) struct Stats {
     store: Store<u128, Delta>,
-    /// This handle's item, and what it holds so far.
+    /// This handle's item.
     mine: u128,
-    delta: Delta,
 }
 
 /// The folded base's key.
@@ -32,18 +31,16 @@ impl Stats {
         let (hi, lo) = sop_core::Uuid::new_v4().high_low();
         // Never 0 (the base).
         let mine = ((u128::from(hi) << 64) | u128::from(lo)).max(1);
-        Ok(Stats {
-            store,
-            mine,
-            delta: Delta::default(),
-        })
+        Ok(Stats { store, mine })
     }
 
     /// Adds to this handle's delta (written now: the transaction carries it).
     pub async fn add(&mut self, docs: i64, len: i64) -> Result<()> {
-        self.delta.docs += docs;
-        self.delta.len += len;
-        self.store.upsert(self.mine, self.delta).await?;
+        // Read back, not cached: a fold through another handle may have taken this item.
+        let mut d = self.store.get(&self.mine).await?.unwrap_or_default();
+        d.docs += docs;
+        d.len += len;
+        self.store.upsert(self.mine, d).await?;
         Ok(())
     }
 
@@ -77,8 +74,6 @@ impl Stats {
             self.store.remove(k).await?;
         }
         self.store.upsert(BASE, sum).await?;
-        // This handle's own delta is in the base now.
-        self.delta = Delta::default();
         Ok(keys.len())
     }
 }

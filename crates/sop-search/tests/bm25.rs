@@ -364,3 +364,22 @@ async fn and_queries_deletes_and_bad_input() -> anyhow::Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn statistics_stay_right_with_two_handles_a_fold_and_a_huge_k() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Database::standalone(dir.path())?;
+    index(&db, &[("seed", "one two")]).await?;
+    let tx = db.begin(TxMode::ForWriting);
+    let mut a = SearchIndex::open(&tx, "idx")?;
+    let mut b = SearchIndex::open(&tx, "idx")?;
+    a.add("x", "three").await?;
+    b.fold_stats().await?; // takes a's delta into the base
+    a.add("y", "four").await?;
+    assert_eq!(a.doc_count().await?, 3);
+    assert_eq!(b.doc_count().await?, 3);
+    // k far beyond the documents: no allocation of k, no panic.
+    assert_eq!(a.search("one three four", usize::MAX).await?.len(), 3);
+    tx.commit().await?;
+    Ok(())
+}

@@ -22,7 +22,8 @@ pub struct Health {
     /// Items when the centroids were trained.
     pub trained_on: u64,
     /// The largest bucket's share of a sample of items, over the share of a bucket if all were
-    /// equal (1.0: perfectly even; 8.0: one bucket holds 8 buckets' worth).
+    /// equal (1.0: perfectly even; 8.0: one bucket holds 8 buckets' worth). Taken into account
+    /// only when the sample has about 20 items per bucket.
     pub skew: f64,
     /// Why an optimize would help (`None`: it would not).
     pub reason: Option<String>,
@@ -44,10 +45,17 @@ impl VectorStore {
         let trained_on = self.config.trained_on;
         let mut counts = vec![0u64; centroids.max(1)];
         let mut sampled = 0u64;
-        let mut rng = Rng::new(0x4ea1);
+        // A fresh sample each time: a fixed one would give the same verdict for ever.
+        let (hi, lo) = sop_core::Uuid::new_v4().high_low();
+        let mut rng = Rng::new(hi ^ lo);
         for _ in 0..1_000.min(items) {
-            let mut range = self.lookup.range((rng.next(), String::new())..);
-            let Some((_, id)) = range.next_key().await? else {
+            let probe = (rng.next(), String::new());
+            let mut found = self.lookup.range(probe..).next_key().await?;
+            if found.is_none() {
+                // Past the last hash: wrap to the first.
+                found = self.lookup.iter().next_key().await?;
+            }
+            let Some((_, id)) = found else {
                 continue;
             };
             if let Some(item) = self.items.get(&id).await?
@@ -69,7 +77,9 @@ impl VectorStore {
             Some(format!("{items} items and no centroids yet"))
         } else if centroids > 0 && items > trained_on.saturating_mul(4).max(TRAIN_AT) {
             Some(format!("{items} items, centroids trained on {trained_on}"))
-        } else if centroids > 1 && skew > 8.0 {
+        } else if centroids > 1 && sampled >= 20 * centroids as u64 && skew > 8.0 {
+            // Judged only with ~20 samples a bucket: fewer, and one bucket drawing two samples
+            // looks skewed by chance.
             Some(format!(
                 "buckets skewed: the largest holds {skew:.1}x its share"
             ))
@@ -108,8 +118,10 @@ pub async fn optimize_if_needed(
 }
 
 /// Checks the domain every `every` and optimizes it in the background when it needs it, while
-/// readers and writers go on (see [`optimize`]); stops when the handle is aborted or dropped
-/// with the runtime. Errors (a conflict storm, a full disk) are reported and retried next time.
+/// readers and writers go on (see [`optimize`]); each round first removes the stores of versions
+/// replaced before the last round (a reader still on one after a whole period fails with
+/// `StoreNotFound` and retries). Stops when the handle is aborted or dropped with the runtime.
+/// Errors (a conflict storm, a full disk) are reported and retried next time.
 #[must_use]
 pub fn spawn_self_healing(
     db: Arc<Database>,
@@ -120,6 +132,10 @@ pub fn spawn_self_healing(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
+            // Versions replaced at least one period ago: their readers have had time to end.
+            if let Err(e) = crate::optimize::prune_versions(&db, &name).await {
+                tracing::warn!(store = %name, error = %e, "pruning old vector versions failed");
+            }
             if let Err(e) = optimize_if_needed(&db, &name, &opts).await {
                 tracing::warn!(store = %name, error = %e, "self-healing optimize failed; retried later");
             }

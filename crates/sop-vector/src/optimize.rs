@@ -79,35 +79,64 @@ where
 /// Storage errors; conflicts that 100 retries of one batch did not get past.
 pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Result<OptimizeReport> {
     let mut report = OptimizeReport::default();
-    // Phase 1: the next version's centroids (or the one a crash left).
-    let (old, next) = run(db, TxMode::ForWriting, |tx| async move {
+    // Phase 1: the next version's centroids (or the one a crash left). Sampling and k-means
+    // run in a read-only transaction (they would make a writing one conflict with every
+    // concurrent insert); a short writing one then creates the version if the configuration
+    // is still the one trained on.
+    let (seen, count, centroids) = {
+        let tx = db.begin(TxMode::ForReading);
         let mut v = VectorStore::open(&tx, name).await?;
-        if let Some(n) = v.config.next {
-            return Ok((v.config.version, n, true, 0));
+        if v.config.next.is_some() {
+            (v.config.clone(), 0, Vec::new())
+        } else {
+            let count = usize::try_from(v.count()?).unwrap_or(usize::MAX);
+            let k = opts.nlist.unwrap_or_else(|| isqrt(count)).clamp(1, 4096);
+            let sample = sample(&mut v, opts.sample.max(k), opts.seed).await?;
+            (
+                v.config.clone(),
+                count,
+                train(&sample, k, opts.iterations, opts.seed),
+            )
         }
-        let n = v.config.version.max(v.config.last) + 1;
-        let count = usize::try_from(v.count()?).unwrap_or(usize::MAX);
-        let k = opts.nlist.unwrap_or_else(|| isqrt(count)).clamp(1, 4096);
-        let sample = sample(&mut v, opts.sample.max(k), opts.seed).await?;
-        let centroids = train(&sample, k, opts.iterations, opts.seed);
-        create_version(&tx, name, n)?;
-        let mut cs = tx.open_btree::<u32, Vector>(&layout::centroids(name, n))?;
-        for (i, c) in centroids.iter().enumerate() {
-            cs.add(u32::try_from(i).unwrap_or(u32::MAX), Vector(c.clone()))
-                .await?;
+    };
+    let (old, next) = run(db, TxMode::ForWriting, |tx| {
+        let (seen, centroids) = (seen.clone(), centroids.clone());
+        async move {
+            let mut v = VectorStore::open(&tx, name).await?;
+            if let Some(n) = v.config.next {
+                return Ok((v.config.version, n, true));
+            }
+            if v.config.version != seen.version || seen.next.is_some() {
+                return Err(changed(name));
+            }
+            // Above every version ever begun (and any store a crash left).
+            let mut n = v.config.version.max(v.config.last);
+            let prefix = format!("{}_vectors_v", name);
+            for s in tx.stores()? {
+                if let Some(x) = s.strip_prefix(&prefix).and_then(|x| x.parse::<u32>().ok()) {
+                    n = n.max(x);
+                }
+            }
+            let n = n + 1;
+            create_version(&tx, name, n)?;
+            let mut cs = tx.open_btree::<u32, Vector>(&layout::centroids(name, n))?;
+            for (i, c) in centroids.iter().enumerate() {
+                cs.add(u32::try_from(i).unwrap_or(u32::MAX), Vector(c.clone()))
+                    .await?;
+            }
+            let config = Config {
+                next: Some(n),
+                last: n,
+                trained_on: count as u64,
+                ..v.config.clone()
+            };
+            v.meta.upsert(CONFIG.to_string(), config).await?;
+            Ok((v.config.version, n, false))
         }
-        let config = Config {
-            next: Some(n),
-            last: n,
-            ..v.config.clone()
-        };
-        v.meta.upsert(CONFIG.to_string(), config).await?;
-        Ok((v.config.version, n, false, centroids.len()))
     })
     .await
-    .map(|(o, n, resumed, k)| {
+    .map(|(o, n, resumed)| {
         report.resumed = resumed;
-        report.centroids = k;
         (o, n)
     })?;
     // Phase 2: every item into the next version, a batch per transaction.
@@ -138,13 +167,16 @@ pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Resu
             None => break,
         }
     }
-    // Phase 3: the switch.
+    // Phase 3: the switch, only if this build is still the one under way (another optimize
+    // may have finished it, or `cancel_optimize` dropped it).
     run(db, TxMode::ForWriting, |tx| async move {
         let mut v = VectorStore::open(&tx, name).await?;
+        if v.config.version != old || v.config.next != Some(next) {
+            return Err(changed(name));
+        }
         let config = Config {
             version: next,
             next: None,
-            trained_on: v.count()?,
             ..v.config.clone()
         };
         v.meta.upsert(CONFIG.to_string(), config).await
@@ -206,6 +238,17 @@ pub async fn prune_versions(db: &Database, name: &str) -> Result<u32> {
         }
     }
     Ok(n)
+}
+
+/// Another optimize finished or cancelled the one under way.
+fn changed(name: &str) -> sop_core::Error {
+    sop_core::Error::Usage(sop_core::UsageError::InvalidConfig {
+        what: "optimize",
+        reason: format!(
+            "the vector store {name:?} changed under this optimize (another optimize finished \
+             or cancelled it); run it again"
+        ),
+    })
 }
 
 fn isqrt(n: usize) -> usize {
@@ -287,8 +330,11 @@ async fn move_batch(
             }
         }
     }
+    if v.config.version != old || v.config.next != Some(next) {
+        return Err(changed(&v.name));
+    }
     let Some(nv) = v.next.as_mut().filter(|n| n.v == next) else {
-        return Ok((0, None));
+        return Err(changed(&v.name));
     };
     let mut moved = 0;
     for (id, mut item) in todo {

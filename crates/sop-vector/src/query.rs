@@ -111,6 +111,11 @@ impl TopK {
         }
     }
 
+    /// Whether `c` would be in the top k now (ties by id, as the result order).
+    fn wants(&self, c: &Cand) -> bool {
+        self.heap.len() < self.k || self.heap.peek().is_some_and(|worst| c < worst)
+    }
+
     fn offer(&mut self, c: Cand) {
         self.heap.push(c);
         if self.heap.len() > self.k {
@@ -154,7 +159,7 @@ impl VectorStore {
         buckets.truncate(opts.nprobe);
         let mut top = TopK {
             k: opts.k,
-            heap: BinaryHeap::with_capacity(opts.k + 1),
+            heap: BinaryHeap::with_capacity(opts.k.min(1024) + 1),
         };
         let mut stats = QueryStats {
             buckets: buckets.len(),
@@ -184,7 +189,9 @@ impl VectorStore {
                     let dx = f32::from_bits(it.key().1);
                     // |d(q,c) - d(x,c)| <= d(q,x): past the bound, this item and every one
                     // farther along this direction lose.
-                    if prune && (dq - dx).abs() > top.bound() {
+                    // A hair of slack for f32 rounding in the three distances.
+                    let bound = top.bound();
+                    if prune && (dq - dx).abs() > bound + bound.abs() * 1e-5 + 1e-6 {
                         break;
                     }
                     let s: &Stored = it.value();
@@ -198,11 +205,15 @@ impl VectorStore {
                         Metric::L2 | Metric::Cosine => l2(&q, &s.vector.0),
                         Metric::Dot => -dot(&q, &s.vector.0),
                     };
-                    if dist < top.bound() || top.heap.len() < top.k {
+                    let cand = Cand {
+                        dist,
+                        id: it.key().2.clone(),
+                        payload: String::new(),
+                    };
+                    if top.wants(&cand) {
                         top.offer(Cand {
-                            dist,
-                            id: it.key().2.clone(),
                             payload: s.payload.clone(),
+                            ..cand
                         });
                     }
                 }

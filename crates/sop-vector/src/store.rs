@@ -222,12 +222,20 @@ impl VectorStore {
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             return Err(self.bad(what, format!("component {i} is {} (not finite)", v[i])));
         }
+        // In f64: an f32 sum of squares overflows near 1e19 and underflows near 1e-23.
+        let n = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
         if self.config.metric == Metric::Cosine {
-            let n = norm(v);
-            if n == 0.0 || !n.is_finite() {
+            if n == 0.0 {
                 return Err(self.bad(what, "a zero vector has no direction (cosine)".into()));
             }
-            return Ok(v.iter().map(|x| x / n).collect());
+            #[allow(clippy::cast_possible_truncation)]
+            return Ok(v.iter().map(|x| (f64::from(*x) / n) as f32).collect());
+        }
+        if n > 1e18 {
+            return Err(self.bad(
+                what,
+                format!("its length {n:e} is over 1e18: distances would overflow f32; scale it"),
+            ));
         }
         Ok(v.to_vec())
     }

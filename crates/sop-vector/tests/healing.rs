@@ -148,35 +148,51 @@ async fn skewed_data_heals_in_the_background_while_readers_and_writers_go_on() -
             anyhow::Ok(())
         }));
     }
+    let optimizing = Arc::new(AtomicBool::new(true));
+    let during = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
-    for _ in 0..2 {
-        let (db, stop, reads, probe) = (
-            Arc::clone(&db),
-            Arc::clone(&stop),
-            Arc::clone(&reads),
-            all.clone(),
-        );
+    for r in 0..2 {
+        // One reader probes the items there before; the other the ones the writers add
+        // meanwhile (as each becomes visible).
+        let probe: Vec<(String, Vec<f32>)> = if r == 0 {
+            all.clone()
+        } else {
+            extra
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("extra{i:05}"), p.clone()))
+                .collect()
+        };
+        let (db, stop, reads) = (Arc::clone(&db), Arc::clone(&stop), Arc::clone(&reads));
+        let (optimizing, during) = (Arc::clone(&optimizing), Arc::clone(&during));
         readers.push(tokio::spawn(async move {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let (id, p) = &probe[(i * 7919) % probe.len()];
                 let tx = db.begin(TxMode::ForReading);
                 let v = VectorStore::open(&tx, "skew").await?;
-                // An item is always found where it is, before, during and after the switch.
-                let (hits, _) = v
-                    .query(
-                        p,
-                        &QueryOptions {
-                            nprobe: 3,
-                            ..QueryOptions::new(1)
-                        },
-                    )
-                    .await?;
-                anyhow::ensure!(
-                    hits.first().map(|h| h.score) == Some(0.0),
-                    "item {id} not found: {hits:?}"
-                );
-                reads.fetch_add(1, Ordering::Relaxed);
+                let was_optimizing = optimizing.load(Ordering::Relaxed);
+                // An item is always found where it is, before, during and after the switch
+                // (one the writers have not added yet is simply not there).
+                if v.get(id).await?.is_some() {
+                    let (hits, _) = v
+                        .query(
+                            p,
+                            &QueryOptions {
+                                nprobe: 3,
+                                ..QueryOptions::new(1)
+                            },
+                        )
+                        .await?;
+                    anyhow::ensure!(
+                        hits.first().map(|h| h.score) == Some(0.0),
+                        "item {id} not found: {hits:?}"
+                    );
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    if was_optimizing {
+                        during.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 i += 1;
                 tokio::task::yield_now().await;
             }
@@ -184,6 +200,7 @@ async fn skewed_data_heals_in_the_background_while_readers_and_writers_go_on() -
         }));
     }
     let report = healer.await??.expect("the store needed an optimize");
+    optimizing.store(false, Ordering::Relaxed);
     for w in writers {
         w.await??;
     }
@@ -193,6 +210,10 @@ async fn skewed_data_heals_in_the_background_while_readers_and_writers_go_on() -
     }
     assert_eq!(report.version, 2);
     assert!(reads.load(Ordering::Relaxed) > 0);
+    assert!(
+        during.load(Ordering::Relaxed) > 0,
+        "no read overlapped the optimize"
+    );
     for (i, p) in extra.iter().enumerate() {
         all.push((format!("extra{i:05}"), p.clone()));
     }

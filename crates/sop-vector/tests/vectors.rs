@@ -200,6 +200,25 @@ async fn crud_metrics_deletes_rollbacks_and_bad_input() -> anyhow::Result<()> {
             .await
             .is_err()
     );
+    // Norms in f64: tiny and huge vectors have a direction under cosine.
+    cos.upsert("tiny", &[1e-23, 0.0, 0.0], json!(null)).await?;
+    cos.upsert("huge", &[0.0, 0.0, 1e20], json!(null)).await?;
+    assert_eq!(cos.get("tiny").await?.unwrap().0, vec![1.0, 0.0, 0.0]);
+    assert_eq!(cos.get("huge").await?.unwrap().0, vec![0.0, 0.0, 1.0]);
+    assert!(cos.delete("tiny").await? && cos.delete("huge").await?);
+    // Under L2 a vector whose distances would overflow f32 is refused.
+    let mut l2s = VectorStore::create(&tx, "l2", 2, Metric::L2).await?;
+    let e = l2s
+        .upsert("big", &[3e18, 3e18], json!(null))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    l2s.upsert("p", &[1.0, 1.0], json!(null)).await?;
+    // k far beyond the items: no allocation of k, no panic.
+    let (hits, _) = l2s
+        .query(&[0.0, 0.0], &QueryOptions::new(usize::MAX))
+        .await?;
+    assert_eq!(hits.len(), 1);
     assert_eq!(cos.count()?, 2);
     tx.commit().await?;
 
