@@ -47,20 +47,9 @@ fn main() -> ExitCode {
         // Recall@10 and queries/s against brute force, nprobe 1..64, 100,000 x 128.
         Some("bench") if flags.contains(&"--vector") => vector_bench(),
         // BM25 over the Markdown of the registry's crates: documents/s and queries/s.
-        Some("bench") if flags.contains(&"--search") => run(
-            "cargo",
-            &[
-                "run",
-                "--release",
-                "-p",
-                "sop",
-                "--example",
-                "text_search",
-                "--",
-                "--rounds",
-                "500",
-            ],
-        ),
+        Some("bench") if flags.contains(&"--search") => {
+            example("text_search", &["--rounds", "500"])
+        }
         Some("bench") => peers("sop-bench", &flags),
         Some("ycsb") => peers("ycsb", &flags),
         _ => {
@@ -193,43 +182,13 @@ fn stress() -> Result<(), String> {
         &[("SOP_POWERLOSS_LARGE", "1")],
     )?;
     // A 4 GiB value uploaded in one transaction and read back, within 256 MiB of memory.
-    run(
-        "cargo",
-        &[
-            "run",
-            "--release",
-            "-p",
-            "sop",
-            "--example",
-            "streaming",
-            "--",
-            "--gib",
-            "4",
-            "--max-rss-mib",
-            "256",
-        ],
-    )
+    example("streaming", &["--gib", "4", "--max-rss-mib", "256"])
 }
 
 /// The vector example on the synthetic mixture, then on a real set from a package registry:
 /// scikit-learn's digits (1,797 x 64), fetched with pip (skipped, saying so, without it).
 fn vector_bench() -> Result<(), String> {
-    run(
-        "cargo",
-        &[
-            "run",
-            "--release",
-            "-p",
-            "sop",
-            "--example",
-            "vector_search",
-            "--",
-            "--n",
-            "100000",
-            "--dims",
-            "128",
-        ],
-    )?;
+    example("vector_search", &["--n", "100000", "--dims", "128"])?;
     let dir = "target/bench-data";
     let fetched = std::process::Command::new("python3")
         .args([
@@ -257,21 +216,17 @@ fn vector_bench() -> Result<(), String> {
         eprintln!("(no python3/pip or no network: the real set is skipped)");
         return Ok(());
     }
-    run(
-        "cargo",
-        &[
-            "run",
-            "--release",
-            "-p",
-            "sop",
-            "--example",
-            "vector_search",
-            "--",
-            "--csv",
-            "target/bench-data/digits.csv",
-            "--label-last",
-        ],
+    example(
+        "vector_search",
+        &["--csv", "target/bench-data/digits.csv", "--label-last"],
     )
+}
+
+/// `cargo run --release -p sop --example NAME -- ARGS`.
+fn example(name: &str, args: &[&str]) -> Result<(), String> {
+    let mut all = vec!["run", "--release", "-p", "sop", "--example", name, "--"];
+    all.extend_from_slice(args);
+    run("cargo", &all)
 }
 
 /// Every fuzz target for `secs` seconds each (nightly toolchain and `cargo install cargo-fuzz`).

@@ -124,19 +124,7 @@ fn oracle(docs: &BTreeMap<String, String>, query: &str) -> Vec<(String, f64)> {
     out
 }
 
-/// A deterministic generator (xorshift).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use sop_testkit::rng::TestRng as Rng;
 
 const WORDS: [&str; 40] = [
     "the",
@@ -197,7 +185,7 @@ fn text(r: &mut Rng) -> String {
 async fn scores_match_the_formula_over_the_raw_corpus() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let db = Database::standalone(dir.path())?;
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut r = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut model: BTreeMap<String, String> = BTreeMap::new();
     let tx = db.begin(TxMode::ForWriting);
     SearchIndex::open_or_create(&tx, "idx")?;

@@ -5,6 +5,8 @@
 //! (or disturb) a Redis the machine happens to run. When `redis-server` is missing it fails with
 //! how to install it: tests that need Redis never skip silently.
 
+pub mod rng;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -16,20 +16,7 @@ use sop_vector::{
     optimize_if_needed, rrf,
 };
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn gauss(&mut self) -> f32 {
-        let u = ((self.next() >> 40) as f32 / (1u64 << 24) as f32).max(1e-7);
-        let v = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
+use sop_testkit::rng::TestRng as Rng;
 
 fn cluster_set(n: usize, centres: &[Vec<f32>], r: &mut Rng) -> Vec<Vec<f32>> {
     (0..n)
@@ -76,7 +63,7 @@ async fn skewed_data_heals_in_the_background_while_readers_and_writers_go_on() -
     let dir = tempfile::tempdir()?;
     let db = Arc::new(Database::standalone(dir.path())?);
     let d = 16;
-    let mut r = Rng(11);
+    let mut r = Rng::new(11);
     let old_centres: Vec<Vec<f32>> = (0..8)
         .map(|_| (0..d).map(|_| r.gauss() * 6.0).collect())
         .collect();
@@ -109,13 +96,13 @@ async fn skewed_data_heals_in_the_background_while_readers_and_writers_go_on() -
     let health = v.health().await?;
     assert!(health.reason.is_some(), "{health:?}");
     tx.commit().await?;
-    let queries = cluster_set(50, &new_centres, &mut Rng(77));
+    let queries = cluster_set(50, &new_centres, &mut Rng::new(77));
     let (before, work_before) = recall(&db, &all, &queries, 2).await?;
 
     // The optimize in the background; 2 writers and 2 readers meanwhile.
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
-    let extra = cluster_set(400, &new_centres, &mut Rng(5));
+    let extra = cluster_set(400, &new_centres, &mut Rng::new(5));
     let healer = {
         let db = Arc::clone(&db);
         tokio::spawn(async move {
@@ -305,7 +292,7 @@ async fn a_crashed_optimize_is_resumed_or_cancelled() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let db = Database::standalone(dir.path())?;
         let centres: Vec<Vec<f32>> = (0..4).map(|c| vec![c as f32 * 10.0; 4]).collect();
-        let points = cluster_set(1_500, &centres, &mut Rng(3));
+        let points = cluster_set(1_500, &centres, &mut Rng::new(3));
         let tx = db.begin(TxMode::ForWriting);
         let mut v = VectorStore::create(&tx, "c", 4, Metric::L2).await?;
         for (i, p) in points.iter().enumerate() {
@@ -367,7 +354,10 @@ async fn the_self_healing_task_trains_a_store_that_needs_it() -> anyhow::Result<
     let centres: Vec<Vec<f32>> = (0..6).map(|c| vec![c as f32 * 8.0; 8]).collect();
     let tx = db.begin(TxMode::ForWriting);
     let mut v = VectorStore::create(&tx, "auto", 8, Metric::L2).await?;
-    for (i, p) in cluster_set(1_200, &centres, &mut Rng(9)).iter().enumerate() {
+    for (i, p) in cluster_set(1_200, &centres, &mut Rng::new(9))
+        .iter()
+        .enumerate()
+    {
         v.upsert(&format!("{i:05}"), p, json!(null)).await?;
     }
     assert!(

@@ -13,27 +13,11 @@ use sop_database::Database;
 use sop_txn::TxMode;
 use sop_vector::{Metric, OptimizeOptions, QueryOptions, VectorStore, l2, optimize};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Standard normal (Box-Muller).
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.unit().max(1e-7), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
+use sop_testkit::rng::TestRng as Rng;
 
 /// `n` points of dimension `d` around `clusters` Gaussian centres (fixed seed).
 fn mixture(n: usize, d: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let centres: Vec<Vec<f32>> = (0..clusters)
         .map(|_| (0..d).map(|_| r.gauss() * 4.0).collect())
         .collect();

@@ -12,20 +12,7 @@ use serde_json::json;
 use sop::vector::{Metric, OptimizeOptions, QueryOptions, VectorStore, l2, optimize};
 use sop::{Database, TxMode};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn gauss(&mut self) -> f32 {
-        let u = ((self.next() >> 40) as f32 / (1u64 << 24) as f32).max(1e-7);
-        let v = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
+use sop_testkit::rng::TestRng as Rng;
 
 /// Rows of numbers (the last column dropped when it is a label).
 fn read_csv(path: &str, label_last: bool) -> anyhow::Result<Vec<Vec<f32>>> {
@@ -79,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
             let n = arg(&args, "--n", 20_000)?;
             let d = arg(&args, "--dims", 64)?;
             let clusters = 64;
-            let mut r = Rng(0x005e_ed0f_5eed);
+            let mut r = Rng::new(0x005e_ed0f_5eed);
             let centres: Vec<Vec<f32>> = (0..clusters)
                 .map(|_| (0..d).map(|_| r.gauss() * 3.0).collect())
                 .collect();
