@@ -97,7 +97,7 @@ async fn skewed_data_heals_in_the_background_while_readers_and_writers_go_on() -
     assert!(health.reason.is_some(), "{health:?}");
     tx.commit().await?;
     let queries = cluster_set(50, &new_centres, &mut Rng::new(77));
-    let (before, work_before) = recall(&db, &all, &queries, 2).await?;
+    let (before, work_before) = recall(&db, &all, &queries, 8).await?;
 
     // The optimize in the background; 2 writers and 2 readers meanwhile.
     let stop = Arc::new(AtomicBool::new(false));
@@ -204,20 +204,13 @@ async fn skewed_data_heals_in_the_background_while_readers_and_writers_go_on() -
     for (i, p) in extra.iter().enumerate() {
         all.push((format!("extra{i:05}"), p.clone()));
     }
-    // Recall at least as good, for less work: the skewed store reached its recall by scanning
-    // huge buckets; the healed one matches it with a few small ones.
-    let mut healed = None;
-    for nprobe in [2, 4, 8, 16, 32] {
-        let (after, work_after) = recall(&db, &all, &queries, nprobe).await?;
-        eprintln!(
-            "recall@10: before {before:.3} ({work_before} distances at nprobe 2), after {after:.3} ({work_after} distances at nprobe {nprobe})"
-        );
-        if after >= before {
-            healed = Some(work_after);
-            break;
-        }
-    }
-    let work_after = healed.expect("recall after the optimize never reached recall before");
+    // At the same nprobe, recall at least as good for less work: the skewed store reached its
+    // recall by scanning huge buckets; the healed one does with small ones.
+    let (after, work_after) = recall(&db, &all, &queries, 8).await?;
+    eprintln!(
+        "recall@10 at nprobe 8: before {before:.3} ({work_before} distances), after {after:.3} ({work_after} distances)"
+    );
+    assert!(after >= before, "recall fell: {before} -> {after}");
     assert!(
         work_after < work_before,
         "the healed buckets should cost less per query"
