@@ -117,6 +117,23 @@ where
         self.need(key, lo).await.map(Some)
     }
 
+    /// The chunk holding byte `offset`, reading on from `prev`: when `prev` ends there, the next
+    /// index (one lookup), else [`Chunks::locate`].
+    pub async fn holding(
+        &mut self,
+        key: &K,
+        offset: u64,
+        prev: Option<&ChunkKey<K>>,
+    ) -> Result<Option<ChunkKey<K>>> {
+        if let Some(p) = prev.filter(|p| p.end() == offset)
+            && let Some(c) = self.at(key, p.index + 1).await?
+            && c.len > 0
+        {
+            return Ok(Some(c));
+        }
+        self.locate(key, offset).await
+    }
+
     /// A chunk that must exist (the value's chunks are numbered without gaps).
     pub async fn need(&mut self, key: &K, index: u64) -> Result<ChunkKey<K>> {
         match self.at(key, index).await? {
@@ -221,9 +238,10 @@ where
     /// Reads from `offset` into `buf`; how many bytes (0 at the end).
     pub async fn read_at(&mut self, key: &K, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
+        let mut prev = None;
         while done < buf.len() {
             let at = offset + done as u64;
-            let Some(c) = self.locate(key, at).await? else {
+            let Some(c) = self.holding(key, at, prev.as_ref()).await? else {
                 break;
             };
             let bytes = self.read(&c).await?;
@@ -235,6 +253,7 @@ where
             if n == 0 {
                 break;
             }
+            prev = Some(c);
         }
         Ok(done)
     }
@@ -251,8 +270,9 @@ where
         }
         let end = offset + data.len() as u64;
         let mut pos = offset;
+        let mut prev: Option<ChunkKey<K>> = None;
         while pos < end.min(len) {
-            let Some(c) = self.locate(key, pos).await? else {
+            let Some(c) = self.holding(key, pos, prev.as_ref()).await? else {
                 return Err(self.invariant(format!("no chunk holds byte {pos} of {len}")));
             };
             let n = end.min(c.end()) - pos;
@@ -266,7 +286,8 @@ where
                 b
             };
             pos += n;
-            self.set(c, bytes).await?;
+            self.set(c.clone(), bytes).await?;
+            prev = Some(c);
         }
         if pos < end {
             self.append(key, &data[idx(pos - offset)..], cs).await?;
@@ -378,6 +399,16 @@ where
         }
         Ok(())
     }
+}
+
+/// A call a reader or writer cannot take in its state (finished, or an async call left
+/// under way).
+pub(crate) fn misuse(what: &'static str, reason: &str) -> Error {
+    Error::Usage(UsageError::InvalidArgument {
+        store: String::new(),
+        what,
+        reason: reason.into(),
+    })
 }
 
 /// A length or offset inside one chunk or buffer (always below `usize::MAX` here).

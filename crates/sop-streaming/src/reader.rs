@@ -49,8 +49,12 @@ where
         if !self.buffered().is_empty() {
             return Ok(true);
         }
-        self.cur = None;
-        let Some(c) = self.chunks.locate(&self.key, self.pos).await? else {
+        let prev = self.cur.take().map(|(c, _)| c);
+        let Some(c) = self
+            .chunks
+            .holding(&self.key, self.pos, prev.as_ref())
+            .await?
+        else {
             return Ok(false);
         };
         let bytes = self.chunks.read(&c).await?;
@@ -98,11 +102,7 @@ impl<K, C> std::fmt::Debug for StreamReader<K, C> {
 }
 
 fn misuse(reason: &str) -> sop_core::Error {
-    sop_core::Error::Usage(sop_core::UsageError::InvalidArgument {
-        store: String::new(),
-        what: "stream reader call",
-        reason: reason.into(),
-    })
+    crate::chunks::misuse("stream reader call", reason)
 }
 
 impl<K, C> StreamReader<K, C>

@@ -278,11 +278,7 @@ impl<K, C> Drop for WriterCore<K, C> {
 }
 
 fn misuse(reason: &str) -> sop_core::Error {
-    sop_core::Error::Usage(sop_core::UsageError::InvalidArgument {
-        store: String::new(),
-        what: "stream writer call",
-        reason: reason.into(),
-    })
+    crate::chunks::misuse("stream writer call", reason)
 }
 
 fn to_io(e: sop_core::Error) -> io::Error {

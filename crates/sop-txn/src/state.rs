@@ -167,6 +167,9 @@ pub(crate) struct StoreShared<K, V, C> {
     /// Whether reads are recorded for validation: not for a read-only transaction on a
     /// snapshot (standalone), which validates nothing.
     pub record_reads: bool,
+    /// Whether out-of-node values are written ahead (fixed for the store's life: read once
+    /// here, not under the state lock on every add).
+    pub writes_ahead: bool,
     pub state: Mutex<StoreState<K, V>>,
     /// Bumped by every node change through any handle on this store: readers holding paths
     /// (cursors, ranges, other handles) then find their place again by key.

@@ -170,11 +170,7 @@ where
     /// written now and only its id kept (the transaction then holds no copy of a big value,
     /// whatever it writes); others are kept to be stored by the tree.
     fn place(&self, value: V) -> Result<Put<V>> {
-        let ahead = {
-            let st = self.shared.state.lock();
-            !st.info.value_in_node && st.info.value_actively_persisted
-        };
-        if !ahead {
+        if !self.shared.writes_ahead {
             return Ok(Put::Value(value));
         }
         let id = Uuid::new_v4();
@@ -186,11 +182,7 @@ where
     /// value is written ahead (so a refused add of a big value writes nothing); records the
     /// read and leaves the cursor on the item, as a refused add does.
     async fn taken_before_placing(&mut self, key: &K, unique: bool) -> Result<bool> {
-        let ahead = {
-            let st = self.shared.state.lock();
-            !st.info.value_in_node && st.info.value_actively_persisted
-        };
-        if !ahead || !unique {
+        if !self.shared.writes_ahead || !unique {
             return Ok(false);
         }
         let r = self.tree.find(key, true).await;

@@ -479,7 +479,9 @@ impl Transaction {
     where
         C: KeyComparator<K> + Clone + Send + Sync + 'static,
     {
+        let writes_ahead = !info.value_in_node && info.value_actively_persisted;
         let shared = Arc::new(StoreShared {
+            writes_ahead,
             tx: Arc::downgrade(&self.inner),
             tid: self.inner.id,
             engine: Arc::clone(&self.inner.engine),

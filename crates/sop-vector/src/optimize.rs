@@ -90,7 +90,7 @@ pub async fn optimize(db: &Database, name: &str, opts: &OptimizeOptions) -> Resu
             (v.config.clone(), 0, Vec::new())
         } else {
             let count = usize::try_from(v.count()?).unwrap_or(usize::MAX);
-            let k = opts.nlist.unwrap_or_else(|| isqrt(count)).clamp(1, 4096);
+            let k = opts.nlist.unwrap_or_else(|| count.isqrt()).clamp(1, 4096);
             let sample = sample(&mut v, opts.sample.max(k), opts.seed).await?;
             (
                 v.config.clone(),
@@ -249,14 +249,6 @@ fn changed(name: &str) -> sop_core::Error {
              or cancelled it); run it again"
         ),
     })
-}
-
-fn isqrt(n: usize) -> usize {
-    let mut r = 1;
-    while (r + 1) * (r + 1) <= n {
-        r += 1;
-    }
-    r
 }
 
 /// Up to `n` stored-form vectors drawn uniformly through the lookup tree (random probes land
