@@ -2,7 +2,8 @@
 //!
 //! - `test`: the gate CI runs: `cargo fmt --check`, clippy with warnings denied, the whole
 //!   workspace's tests (debug), then the model tests in release: the B-tree's at 10,000 cases
-//!   each, the database's at 256, and a full scan of 1,000,000 items within a memory bound.
+//!   each, the database's at 256, and a full scan of 1,000,000 items within a memory bound;
+//!   and the Python bindings' pytest suite against a wheel built by maturin (`python.rs`).
 //! - `test --quick`: the same without the release model run.
 //! - `stress`: the long runs (bank, clustered, 100 SIGKILL rounds, the large power-loss workload).
 //! - `fuzz [--secs N]`: every cargo-fuzz target in `fuzz/` for N seconds.
@@ -10,6 +11,8 @@
 //!   workspace so the peers never enter the default build); `bench --micro`: criterion;
 //!   `bench --cluster`: P processes in clustered mode on one folder (`bench/src/bin/cluster.rs`).
 //! - `ycsb [...]`: the YCSB core workloads.
+
+mod python;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -89,6 +92,8 @@ fn test(quick: bool) -> Result<(), String> {
         ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    // The Python bindings: a wheel built by maturin into a virtualenv, and their pytest suite.
+    python::pytest()?;
     if !quick {
         // Property tests default to 10,000 cases in release builds.
         run(
