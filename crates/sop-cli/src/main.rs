@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use sop::{Database, StoreOptions, TxMode};
 
+mod serve;
+
 const USAGE: &str = "usage:
   sop stores DIR                       list the stores
   sop stats DIR                        stores, counts, node fill, file sizes
@@ -23,6 +25,10 @@ const USAGE: &str = "usage:
                                        (exit status 1 when problems remain)
   sop export DIR                       print a restore kit (JSON) of the JSON stores
   sop import DIR KIT                   add/replace the kit's items in DIR (creates stores)
+  sop serve DIR [--addr IP:PORT] [--token-file FILE] [--no-auth] [--max-body B]
+                [--max-upload B] [--tx-timeout-secs S]
+                                       the REST server (127.0.0.1:8080; tokens from FILE of
+                                       `rw TOKEN`/`ro TOKEN` lines, or SOP_TOKEN/SOP_READ_TOKEN)
   sop restore DIR KIT                  open DIR, or rebuild it from KIT when it is missing
                                        or fails verify (the damaged folder is moved aside)
 
@@ -30,7 +36,8 @@ Keys and values are strings; --json checks that VALUE is JSON and stores it comp
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded: `serve` handles requests on both cores.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
@@ -50,6 +57,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
+    if args.first().is_some_and(|a| a == "serve") {
+        return serve::run(&args[1..]).await;
+    }
     let json = take_flag(&mut args, "--json");
     let repair = take_flag(&mut args, "--repair");
     let limit = take_value(&mut args, "--limit")?
