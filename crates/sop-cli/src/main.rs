@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use sop::{Database, StoreOptions, TxMode};
 
+mod agent;
 mod serve;
 
 const USAGE: &str = "usage:
@@ -29,6 +30,10 @@ const USAGE: &str = "usage:
                 [--max-upload B] [--tx-timeout-secs S]
                                        the REST server (127.0.0.1:8080; tokens from FILE of
                                        `rw TOKEN`/`ro TOKEN` lines, or SOP_TOKEN/SOP_READ_TOKEN)
+  sop agent --config FILE [--db DIR] [--ingest] [--ask QUESTION]
+                                       the agent of a JSON config (sop-agent): ingests its
+                                       data when its stores are empty (--ingest: again),
+                                       then answers QUESTION or runs a REPL
   sop restore DIR KIT                  open DIR, or rebuild it from KIT when it is missing
                                        or fails verify (the damaged folder is moved aside)
 
@@ -57,8 +62,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(mut args: Vec<String>) -> anyhow::Result<()> {
-    if args.first().is_some_and(|a| a == "serve") {
-        return serve::run(&args[1..]).await;
+    match args.first().map(String::as_str) {
+        Some("serve") => return serve::run(&args[1..]).await,
+        Some("agent") => return agent::run(&args[1..]).await,
+        _ => {}
     }
     let json = take_flag(&mut args, "--json");
     let repair = take_flag(&mut args, "--repair");
