@@ -10,7 +10,11 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let (mut config, mut db, mut ask, mut force) = (None, None, None, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--config" => config = Some(PathBuf::from(value("--config")?)),
             "--db" => db = Some(PathBuf::from(value("--db")?)),

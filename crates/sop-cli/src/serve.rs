@@ -57,16 +57,21 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         config.tokens = from_file;
     }
     let db = sop::Database::standalone(&dir)?;
-    let server = Server::start(db, config)
+    let mut server = Server::start(db, config)
         .await
         .map_err(anyhow::Error::msg)?;
     eprintln!(
         "sop: serving {dir} on http://{} (OpenAPI at /openapi.json)",
         server.addr()
     );
-    tokio::select! {
-        () = server.wait() => {}
-        r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; }
+    let interrupted = tokio::select! {
+        () = server.wait() => false,
+        r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; true }
+    };
+    if interrupted {
+        // Requests under way (commits, uploads) finish before the process ends.
+        eprintln!("sop: stopping");
+        server.shutdown().await;
     }
     Ok(())
 }

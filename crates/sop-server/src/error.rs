@@ -52,8 +52,10 @@ impl From<Error> for ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
             }
             Error::Usage(UsageError::InUse { .. }) => (StatusCode::LOCKED, "in_use"),
+            // Not 408 (that says the request was slow to arrive): the transaction ran out of
+            // time; a smaller or faster one can succeed.
             Error::Transaction(TransactionError::Timeout { .. }) => {
-                (StatusCode::REQUEST_TIMEOUT, "timeout")
+                (StatusCode::CONFLICT, "timeout")
             }
             _ if retryable => (StatusCode::CONFLICT, "conflict"),
             _ => match e.kind() {

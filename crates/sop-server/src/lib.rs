@@ -12,6 +12,7 @@
 //! let config = ServerConfig::new(Tokens::new().with("a-long-secret-token", Role::ReadWrite));
 //! let server = sop_server::Server::start(db, config).await?;
 //! println!("listening on http://{}", server.addr());
+//! let mut server = server;
 //! server.wait().await;
 //! # Ok(()) }
 //! ```
@@ -171,6 +172,11 @@ impl Server {
                     .into(),
             );
         }
+        // A day at most: a deadline must stay representable.
+        let config = ServerConfig {
+            tx_timeout: config.tx_timeout.min(Duration::from_secs(86_400)),
+            ..config
+        };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
@@ -182,6 +188,7 @@ impl Server {
             tx_timeout: config.tx_timeout,
             max_upload: config.max_upload,
             txs: Mutex::new(HashMap::new()),
+            downloads: Arc::new(tokio::sync::Semaphore::new(64)),
         });
         let reaper = {
             let s = Arc::downgrade(&state);
@@ -231,8 +238,8 @@ impl Server {
         let _ = (&mut self.task).await;
     }
 
-    /// Serves until the task ends (Ctrl-C ends the process).
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    /// Serves until the server stops (it runs until [`Server::shutdown`] or a fatal error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
     }
 }

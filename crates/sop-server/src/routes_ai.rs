@@ -11,7 +11,13 @@ use sop::search::SearchIndex;
 use sop::vector::{Metric, QueryOptions, VectorStore};
 use sop::{Error, TxMode, UsageError};
 
+use axum::extract::rejection::QueryRejection;
+use axum::http::HeaderMap;
+
 use crate::body::JsonBody;
+
+/// The most hits a search or query returns.
+const MAX_K: usize = 1000;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Caller};
 
@@ -33,9 +39,11 @@ pub async fn index_docs(
     State(s): State<Arc<AppState>>,
     Extension(c): Extension<Caller>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     JsonBody(b): JsonBody<Docs>,
 ) -> ApiResult<Json<Value>> {
     c.must_write()?;
+    crate::routes_json::own_transaction_only(&headers)?;
     let tx = s.db.begin(TxMode::ForWriting);
     let mut idx = SearchIndex::open_or_create(&tx, &name)?;
     for d in &b.docs {
@@ -58,11 +66,16 @@ pub struct SearchQuery {
 pub async fn search(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Query(q): Query<SearchQuery>,
+    q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let k = q.k.unwrap_or(10);
+    if k == 0 || k > MAX_K {
+        return Err(ApiError::bad_request(format!("k: give 1 to {MAX_K}")));
+    }
     let tx = s.db.begin(TxMode::ForReading);
     let idx = SearchIndex::open(&tx, &name)?;
-    let hits = idx.search(&q.q, q.k.unwrap_or(10)).await?;
+    let hits = idx.search(&q.q, k).await?;
     drop(idx);
     tx.commit().await?;
     let hits: Vec<Value> = hits
@@ -96,9 +109,11 @@ pub async fn upsert_vectors(
     State(s): State<Arc<AppState>>,
     Extension(c): Extension<Caller>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     JsonBody(b): JsonBody<Upserts>,
 ) -> ApiResult<Json<Value>> {
     c.must_write()?;
+    crate::routes_json::own_transaction_only(&headers)?;
     let Some(first) = b.items.first() else {
         return Ok(Json(json!({"upserted": 0})));
     };
@@ -152,6 +167,12 @@ pub async fn query_vectors(
     Path(name): Path<String>,
     JsonBody(b): JsonBody<VQuery>,
 ) -> ApiResult<Json<Value>> {
+    let (k, nprobe) = (b.k.unwrap_or(10), b.nprobe.unwrap_or(8));
+    if k == 0 || k > MAX_K || nprobe == 0 || nprobe > 4096 {
+        return Err(ApiError::bad_request(format!(
+            "k: give 1 to {MAX_K}; nprobe: 1 to 4096"
+        )));
+    }
     let tx = s.db.begin(TxMode::ForReading);
     let vs = VectorStore::open(&tx, &name).await?;
     let keep = |p: &Value| {
@@ -159,8 +180,8 @@ pub async fn query_vectors(
             .as_ref()
             .is_none_or(|f| f.iter().all(|(k, v)| p.get(k) == Some(v)))
     };
-    let mut opts = QueryOptions::new(b.k.unwrap_or(10));
-    opts.nprobe = b.nprobe.unwrap_or(8);
+    let mut opts = QueryOptions::new(k);
+    opts.nprobe = nprobe;
     opts.filter = Some(&keep);
     let (hits, _) = vs.query(&b.vector, &opts).await?;
     drop(vs);

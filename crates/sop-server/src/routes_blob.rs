@@ -26,6 +26,7 @@ pub async fn put(
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     c.must_write()?;
+    crate::routes_json::own_transaction_only(&headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -64,6 +65,9 @@ fn too_large(max: u64) -> ApiError {
     )
 }
 
+/// How long a download waits for its client to take the next piece.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A single byte range of a value of `len` bytes: `(start, end exclusive)`.
 fn range(header: &str, len: u64) -> Option<(u64, u64)> {
     let spec = header.trim().strip_prefix("bytes=")?;
@@ -91,6 +95,13 @@ pub async fn get(
     Path((store, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let Ok(permit) = s.downloads.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many downloads under way: try again shortly",
+        ));
+    };
     let tx = s.db.begin(TxMode::ForReading);
     let mut st = StreamingStore::<String>::open(&tx, &store)?;
     let len = st
@@ -130,12 +141,15 @@ pub async fn get(
                 Ok(0) => break,
                 Ok(n) => {
                     left -= n as u64;
-                    if txs
-                        .send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
-                        break; // the client went away
+                    // A client that stops reading for a minute is dropped: the read
+                    // transaction (and the log it pins) does not wait for it for ever.
+                    let sent = tokio::time::timeout(
+                        STALL,
+                        txs.send(Ok(Bytes::copy_from_slice(&buf[..n]))),
+                    )
+                    .await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break; // the client went away or stalled
                     }
                 }
                 Err(e) => {
@@ -147,6 +161,7 @@ pub async fn get(
         drop(reader);
         drop(st);
         let _ = tx.rollback().await;
+        drop(permit);
     });
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))

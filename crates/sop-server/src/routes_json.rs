@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use axum::Extension;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sop::json::{Direction, IndexSpec, JsonItem, JsonStore, PagingInfo};
+use sop::json::{Direction, IndexSpec, JsonItem, JsonOrder, JsonStore, PagingInfo};
 use sop::{StoreOptions, TxMode};
 
 use crate::body::JsonBody;
@@ -17,6 +18,17 @@ use crate::state::{AppState, Caller};
 
 pub(crate) fn tx_header(h: &HeaderMap) -> Option<&str> {
     h.get("x-sop-tx").and_then(|v| v.to_str().ok())
+}
+
+/// Refuses `X-Sop-Tx` on a route that always runs in a transaction of its own (silently
+/// ignoring it would let a client believe a rollback undoes the call).
+pub(crate) fn own_transaction_only(h: &HeaderMap) -> ApiResult<()> {
+    if tx_header(h).is_some() {
+        return Err(ApiError::bad_request(
+            "this route runs in a transaction of its own: send it without X-Sop-Tx",
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /v1/stores`.
@@ -44,9 +56,11 @@ fn yes() -> bool {
 pub async fn create(
     State(s): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     JsonBody(b): JsonBody<NewStore>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
     caller.must_write()?;
+    own_transaction_only(&headers)?;
     let tx = s.db.begin(TxMode::ForWriting);
     let options = StoreOptions::new(&b.name)
         .unique(b.unique)
@@ -80,7 +94,9 @@ async fn write(
     items: Vec<JsonItem>,
 ) -> ApiResult<Json<Value>> {
     caller.must_write()?;
-    let scope = s.scope(caller, tx_header(headers), TxMode::ForWriting)?;
+    let scope = s
+        .scope(caller, tx_header(headers), TxMode::ForWriting)
+        .await?;
     let store = s.json_store(&scope, name)?;
     let all = {
         let mut st = store.lock().await;
@@ -137,7 +153,7 @@ pub async fn remove(
     JsonBody(b): JsonBody<Keys>,
 ) -> ApiResult<Json<Value>> {
     c.must_write()?;
-    let scope = s.scope(&c, tx_header(&headers), TxMode::ForWriting)?;
+    let scope = s.scope(&c, tx_header(&headers), TxMode::ForWriting).await?;
     let store = s.json_store(&scope, &name)?;
     let all = store.lock().await.remove(&b.keys).await?;
     drop(store);
@@ -153,13 +169,29 @@ pub async fn get(
     Path(name): Path<String>,
     JsonBody(b): JsonBody<Keys>,
 ) -> ApiResult<Json<Value>> {
-    let scope = s.scope(&c, tx_header(&headers), TxMode::ForReading)?;
+    if b.keys.len() > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "keys: at most {MAX_PAGE} a request"
+        )));
+    }
+    let scope = s.scope(&c, tx_header(&headers), TxMode::ForReading).await?;
     let store = s.json_store(&scope, &name)?;
     let mut out = Vec::with_capacity(b.keys.len());
     {
         let st = store.lock().await;
+        let mut bytes = 0usize;
         for k in b.keys {
             let v = st.get(&k).await?;
+            bytes += v.as_ref().map_or(0, |v| v.to_string().len());
+            if bytes > MAX_RESPONSE_BYTES {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!(
+                        "the values asked for are over {MAX_RESPONSE_BYTES} bytes: ask for fewer keys"
+                    ),
+                ));
+            }
             out.push(json!({"key": k, "value": v}));
         }
     }
@@ -174,24 +206,35 @@ pub struct PageQuery {
     #[serde(default)]
     after: Option<String>,
     #[serde(default)]
+    after_id: Option<String>,
+    #[serde(default)]
     limit: Option<usize>,
     #[serde(default)]
     reverse: bool,
 }
 
-/// `GET /v1/stores/{name}/items?limit=N&after=<JSON key>&reverse=true`: a page of items, from
-/// the first (or last) key, or from the one after `after`; `next` is the key to pass as
-/// `after` for the next page (absent at the end).
+/// The most items a page returns, and the most value bytes a response carries (a page stops
+/// early at that, with `next` set).
+pub(crate) const MAX_PAGE: usize = 1000;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// `GET /v1/stores/{name}/items?limit=N&after=<JSON key>&after_id=<id>&reverse=true`: a page
+/// of items from the first (or last) one, or from the one after (`reverse`: before) the item
+/// `after`/`after_id`; `next` is `{key, id}` to pass as `after`/`after_id` for the next page
+/// (absent at the end). Without `after_id`, every item of key `after` is skipped.
 pub async fn page(
     State(s): State<Arc<AppState>>,
     Extension(c): Extension<Caller>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(ApiError::bad_request("limit: give 1 to 10000"));
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "limit: give 1 to {MAX_PAGE}"
+        )));
     }
     let after: Option<Value> = q
         .after
@@ -199,46 +242,94 @@ pub async fn page(
         .map(serde_json::from_str)
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("after: not a JSON key: {e}")))?;
-    let scope = s.scope(&c, tx_header(&headers), TxMode::ForReading)?;
+    let after_id: Option<sop::Uuid> = q
+        .after_id
+        .as_deref()
+        .map(|t| {
+            t.parse()
+                .map_err(|_| ApiError::bad_request(format!("after_id {t:?} is not an item id")))
+        })
+        .transpose()?;
+    let scope = s.scope(&c, tx_header(&headers), TxMode::ForReading).await?;
     let store = s.json_store(&scope, &name)?;
-    let items = {
+    let (items, more) = {
         let mut st = store.lock().await;
-        // Place the cursor on the first key to return.
+        let order = JsonOrder::new(st.spec().cloned());
         let placed = match &after {
             None if q.reverse => st.last().await?,
             None => st.first().await?,
             Some(k) => {
-                let found = st.find(k).await?;
-                let on_item = st.current_item().await?.is_some();
-                match (found, q.reverse) {
-                    (true, false) => st.next().await?,
-                    (true, true) => st.previous().await?,
-                    // Not found: the cursor is on the next greater key, or on none.
-                    (false, false) => on_item,
-                    (false, true) => {
-                        if on_item {
-                            st.previous().await?
-                        } else {
-                            st.last().await?
+                let exact = match after_id {
+                    Some(id) => st.find_with_id(k, id).await?,
+                    None => false,
+                };
+                if exact {
+                    if q.reverse {
+                        st.previous().await?
+                    } else {
+                        st.next().await?
+                    }
+                } else {
+                    // On the first item of `k`, or the next greater key, or none.
+                    st.find(k).await?;
+                    let mut on = st.current_item().await?;
+                    if q.reverse {
+                        match on {
+                            Some(_) => st.previous().await?,
+                            None => st.last().await?,
                         }
+                    } else {
+                        while on
+                            .as_ref()
+                            .is_some_and(|i| order.compare_keys(&i.key, k).is_eq())
+                        {
+                            // At the end the cursor stays on the last item: stop there.
+                            on = if st.next().await? {
+                                st.current_item().await?
+                            } else {
+                                None
+                            };
+                        }
+                        on.is_some()
                     }
                 }
             }
         };
+        let mut items: Vec<JsonItem> = Vec::new();
+        let mut bytes = 0usize;
+        let mut more = false;
         if placed {
-            let mut p = PagingInfo::new(limit);
+            // Small pages from the cursor, so a response stops at its byte budget without
+            // having read the rest.
+            let mut p = PagingInfo::new(1);
             if q.reverse {
                 p.direction = Direction::Backward;
             }
-            st.get_items(&p).await?
-        } else {
-            Vec::new()
+            while items.len() < limit {
+                p.page_size = (limit - items.len()).min(50);
+                let got = st.get_items(&p).await?;
+                let n = got.len();
+                for it in got {
+                    bytes += it.value.as_ref().map_or(0, |v| v.to_string().len())
+                        + it.key.to_string().len();
+                    items.push(it);
+                }
+                if n < p.page_size {
+                    break;
+                }
+                if bytes > MAX_RESPONSE_BYTES {
+                    more = true;
+                    break;
+                }
+            }
+            more |= items.len() == limit;
         }
+        (items, more)
     };
     drop(store);
     s.finish(scope).await?;
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|i| i.key.clone()))
+    let next = more
+        .then(|| items.last().map(|i| json!({"key": i.key, "id": i.id})))
         .flatten();
     Ok(Json(json!({"items": items, "next": next})))
 }

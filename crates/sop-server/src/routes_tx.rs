@@ -12,9 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sop::{TxMode, Uuid};
 
-use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, Caller, OpenTx};
+use crate::state::{AppState, Caller, MAX_OPEN_TX_PER_CALLER, OpenTx};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -28,8 +27,15 @@ pub struct Begin {
 pub async fn begin(
     State(s): State<Arc<AppState>>,
     Extension(c): Extension<Caller>,
-    JsonBody(b): JsonBody<Begin>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
+    // The body is optional (`{}` or nothing: a writing transaction).
+    let b: Begin = if body.iter().all(u8::is_ascii_whitespace) {
+        Begin::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?
+    };
     let mode = match b.mode.as_deref() {
         None | Some("write") => {
             c.must_write()?;
@@ -42,17 +48,29 @@ pub async fn begin(
             )));
         }
     };
+    let mut txs = s.txs.lock();
+    if txs.values().filter(|t| t.owner == c.token).count() >= MAX_OPEN_TX_PER_CALLER {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_transactions",
+            format!(
+                "{MAX_OPEN_TX_PER_CALLER} transactions of this caller are open: commit or roll back one"
+            ),
+        ));
+    }
     let tx = Arc::new(s.db.begin(mode));
     let id = tx.id();
-    s.txs.lock().insert(
+    txs.insert(
         id,
         OpenTx {
             tx,
             owner: c.token.clone(),
             deadline: Instant::now() + s.tx_timeout,
             stores: HashMap::new(),
+            gate: Arc::default(),
         },
     );
+    drop(txs);
     Ok(Json(
         json!({"id": id.to_string(), "timeout_ms": s.tx_timeout.as_millis() as u64}),
     ))
@@ -82,10 +100,8 @@ pub async fn commit(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let t = take(&s, &c, &id)?;
-    // Store handles finish their work before the commit.
-    for st in t.stores.values() {
-        drop(st.lock().await);
-    }
+    // Requests under way in it finish first; later ones find it gone.
+    let _quiet = t.gate.write().await;
     drop(t.stores);
     t.tx.commit().await?;
     Ok(Json(json!({"committed": true})))
@@ -98,6 +114,7 @@ pub async fn rollback(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let t = take(&s, &c, &id)?;
+    let _quiet = t.gate.write().await;
     drop(t.stores);
     t.tx.rollback().await?;
     Ok(Json(json!({"rolled_back": true})))

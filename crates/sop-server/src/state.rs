@@ -18,7 +18,14 @@ pub struct OpenTx {
     pub(crate) owner: Option<String>,
     pub(crate) deadline: Instant,
     pub(crate) stores: HashMap<String, Arc<tokio::sync::Mutex<JsonStore>>>,
+    /// Requests in it hold this for reading; its commit, rollback or expiry takes it for
+    /// writing (after removing it from the map), so no request writes into a transaction
+    /// that is committing.
+    pub(crate) gate: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// The most multi-call transactions one caller may have open.
+pub const MAX_OPEN_TX_PER_CALLER: usize = 16;
 
 /// The server's shared state.
 pub struct AppState {
@@ -28,6 +35,8 @@ pub struct AppState {
     pub(crate) tx_timeout: Duration,
     pub(crate) max_upload: u64,
     pub(crate) txs: Mutex<HashMap<Uuid, OpenTx>>,
+    /// Downloads under way (each holds a read transaction and a chunk).
+    pub(crate) downloads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The caller, as the auth layer found it.
@@ -54,12 +63,16 @@ impl Caller {
 /// Where a request's work runs: its own transaction, or a multi-call one.
 pub(crate) enum Scope {
     Own(Arc<Transaction>),
-    Shared(Uuid),
+    /// The id, and the transaction's gate held for reading while the request runs.
+    Shared(
+        Uuid,
+        #[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>,
+    ),
 }
 
 impl AppState {
     /// The transaction for a request: the multi-call one named by `X-Sop-Tx`, or a new one.
-    pub(crate) fn scope(
+    pub(crate) async fn scope(
         &self,
         caller: &Caller,
         tx_header: Option<&str>,
@@ -76,13 +89,21 @@ impl AppState {
                 let id: Uuid = h.parse().map_err(|_| {
                     ApiError::bad_request(format!("X-Sop-Tx {h:?} is not a transaction id"))
                 })?;
-                let txs = self.txs.lock();
-                match txs.get(&id) {
-                    Some(t) if t.owner == caller.token => Ok(Scope::Shared(id)),
-                    _ => Err(ApiError::not_found(format!(
+                let gone = || {
+                    ApiError::not_found(format!(
                         "no open transaction {id} (it committed, rolled back, timed out, or is another caller's)"
-                    ))),
+                    ))
+                };
+                let gate = match self.txs.lock().get(&id) {
+                    Some(t) if t.owner == caller.token => t.gate.clone(),
+                    _ => return Err(gone()),
+                };
+                let guard = gate.read_owned().await;
+                // It may have ended while this waited.
+                if !self.txs.lock().contains_key(&id) {
+                    return Err(gone());
                 }
+                Ok(Scope::Shared(id, guard))
             }
         }
     }
@@ -97,7 +118,7 @@ impl AppState {
             Scope::Own(tx) => Ok(Arc::new(tokio::sync::Mutex::new(JsonStore::open(
                 tx, name,
             )?))),
-            Scope::Shared(id) => {
+            Scope::Shared(id, _) => {
                 let mut txs = self.txs.lock();
                 let t = txs
                     .get_mut(id)
@@ -133,6 +154,7 @@ impl AppState {
             ids.into_iter().filter_map(|id| txs.remove(&id)).collect()
         };
         for t in expired {
+            let _quiet = t.gate.write().await;
             drop(t.stores);
             if let Err(e) = t.tx.rollback().await {
                 tracing::warn!("rolling back an expired transaction: {e}");

@@ -33,7 +33,10 @@ fn start(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
     let db = sop::Database::standalone(dir.path().join("db")).unwrap();
     let server = rt.block_on(Server::start(db, config)).unwrap();
     let base = format!("http://{}", server.addr());
-    rt.spawn(server.wait());
+    rt.spawn(async move {
+        let mut server = server;
+        server.wait().await;
+    });
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -159,6 +162,48 @@ fn auth_and_roles() {
         .0,
         200
     );
+    // Every writing route refuses the read-only token.
+    for (m, p, b) in [
+        (
+            "POST",
+            "/v1/stores/t/add",
+            r#"{"items":[{"key":1,"value":2}]}"#,
+        ),
+        (
+            "PATCH",
+            "/v1/stores/t/items",
+            r#"{"items":[{"key":1,"value":2}]}"#,
+        ),
+        ("POST", "/v1/stores/t/remove", r#"{"keys":[1]}"#),
+        (
+            "POST",
+            "/v1/search/s/docs",
+            r#"{"docs":[{"id":"a","text":"b"}]}"#,
+        ),
+        (
+            "POST",
+            "/v1/vectors/v/items",
+            r#"{"items":[{"id":"a","vector":[1]}]}"#,
+        ),
+    ] {
+        let (s, v) = h.call(m, p, Some(RO), Some(b));
+        assert_eq!((s, error_kind(&v)), (403, "forbidden"), "{m} {p}");
+    }
+    // Another caller's transaction can be neither committed nor rolled back.
+    let (_, v) = h.call("POST", "/v1/tx", Some(RW), None);
+    let id = v["id"].as_str().unwrap().to_string();
+    for end in ["commit", "rollback"] {
+        assert_eq!(
+            h.call("POST", &format!("/v1/tx/{id}/{end}"), Some(RO), None)
+                .0,
+            404
+        );
+    }
+    assert_eq!(
+        h.call("POST", &format!("/v1/tx/{id}/rollback"), Some(RW), None)
+            .0,
+        200
+    );
     // Every route is described.
     let (s, doc) = h.call("GET", "/openapi.json", None, None);
     assert_eq!(s, 200);
@@ -190,9 +235,10 @@ fn json_stores_and_bad_requests() {
     loop {
         let q = match &after {
             None => "/v1/stores/people/items?limit=10".to_string(),
-            Some(k) => format!(
-                "/v1/stores/people/items?limit=10&after={}",
-                urlencode(&k.to_string())
+            Some(c) => format!(
+                "/v1/stores/people/items?limit=10&after={}&after_id={}",
+                urlencode(&c["key"].to_string()),
+                c["id"].as_str().unwrap()
             ),
         };
         let (s, page) = h.call("GET", &q, Some(RO), None);
@@ -495,10 +541,13 @@ fn concurrent_clients() {
             s.spawn(move || {
                 for i in 0..20 {
                     let body = format!(r#"{{"items":[{{"key":"{t}-{i}","value":{i}}}]}}"#);
-                    // A conflict is a 409 that says it is retryable: retry it.
-                    loop {
+                    // A conflict is a 409 that says it is retryable: retry it (a bounded
+                    // number of times).
+                    let mut done = false;
+                    for _ in 0..50 {
                         let (st, v) = h.call("PUT", "/v1/stores/c/items", Some(RW), Some(&body));
                         if st == 200 {
+                            done = true;
                             break;
                         }
                         assert_eq!(
@@ -507,6 +556,7 @@ fn concurrent_clients() {
                             "{v}"
                         );
                     }
+                    assert!(done, "{t}-{i}: 50 conflicts in a row");
                 }
             });
         }
@@ -560,4 +610,172 @@ fn search_and_vectors() {
         Some(r#"{"vector":[1,2,3]}"#),
     );
     assert_eq!((s, error_kind(&v)), (400, "bad_request"));
+}
+
+#[test]
+fn pages_over_duplicate_keys_both_ways() {
+    let h = start(|_| {});
+    assert_eq!(
+        h.call(
+            "POST",
+            "/v1/stores",
+            Some(RW),
+            Some(r#"{"name":"d","unique":false}"#)
+        )
+        .0,
+        201
+    );
+    // a x3, b x2, c x1: values say which.
+    let items: Vec<Value> = [("a", 3), ("b", 2), ("c", 1)]
+        .iter()
+        .flat_map(|(k, n)| (0..*n).map(move |i| json!({"key": k, "value": format!("{k}{i}")})))
+        .collect();
+    assert_eq!(
+        h.call(
+            "POST",
+            "/v1/stores/d/add",
+            Some(RW),
+            Some(&json!({"items": items}).to_string())
+        )
+        .0,
+        200
+    );
+    for (limit, reverse) in [
+        (1, false),
+        (2, false),
+        (4, false),
+        (1, true),
+        (2, true),
+        (5, true),
+    ] {
+        let mut seen: Vec<String> = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for _ in 0..20 {
+            let mut q = format!("/v1/stores/d/items?limit={limit}&reverse={reverse}");
+            if let Some(c) = &cursor {
+                q += &format!(
+                    "&after={}&after_id={}",
+                    urlencode(&c["key"].to_string()),
+                    c["id"].as_str().unwrap()
+                );
+            }
+            let (s, page) = h.call("GET", &q, Some(RO), None);
+            assert_eq!(s, 200, "{page}");
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["value"].as_str().unwrap().to_string()),
+            );
+            match page["next"].clone() {
+                Value::Null => break,
+                n => cursor = Some(n),
+            }
+        }
+        let mut keys: Vec<String> = seen.iter().map(|v| v[..1].to_string()).collect();
+        if reverse {
+            keys.reverse();
+        }
+        assert_eq!(
+            keys,
+            ["a", "a", "a", "b", "b", "c"],
+            "limit {limit} reverse {reverse}: {seen:?}"
+        );
+        let mut all = seen.clone();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 6, "limit {limit} reverse {reverse}: {seen:?}");
+    }
+    // `after` alone skips every item of that key.
+    let (_, page) = h.call(
+        "GET",
+        &format!("/v1/stores/d/items?after={}", urlencode("\"a\"")),
+        Some(RO),
+        None,
+    );
+    let got: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["value"].as_str().unwrap()[..1])
+        .collect();
+    assert_eq!(got, ["b", "b", "c"]);
+    let (_, page) = h.call(
+        "GET",
+        &format!(
+            "/v1/stores/d/items?reverse=true&after={}",
+            urlencode("\"b\"")
+        ),
+        Some(RO),
+        None,
+    );
+    let got: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["value"].as_str().unwrap()[..1])
+        .collect();
+    assert_eq!(got, ["a", "a", "a"]);
+    // Past the last key: nothing, and no endless loop.
+    let (_, page) = h.call(
+        "GET",
+        &format!("/v1/stores/d/items?after={}", urlencode("\"c\"")),
+        Some(RO),
+        None,
+    );
+    assert_eq!(page["items"], json!([]));
+}
+
+#[test]
+fn limits_and_transaction_only_routes() {
+    let h = start(|_| {});
+    h.call("POST", "/v1/stores", Some(RW), Some(r#"{"name":"t"}"#));
+    let keys: Vec<u32> = (0..1001).collect();
+    let (s, v) = h.call(
+        "POST",
+        "/v1/stores/t/get",
+        Some(RO),
+        Some(&json!({"keys": keys}).to_string()),
+    );
+    assert_eq!((s, error_kind(&v)), (400, "bad_request"));
+    for p in [
+        "/v1/stores/t/items?limit=1001",
+        "/v1/stores/t/items?limit=abc",
+        "/v1/stores/t/items?bogus=1",
+        "/v1/search/s?q=x&k=100000",
+    ] {
+        let (s, v) = h.call("GET", p, Some(RO), None);
+        assert_eq!((s, error_kind(&v)), (400, "bad_request"), "{p}");
+    }
+    let (s, v) = h.call(
+        "POST",
+        "/v1/vectors/v/query",
+        Some(RO),
+        Some(r#"{"vector":[1],"k":1000000}"#),
+    );
+    assert_eq!((s, error_kind(&v)), (400, "bad_request"));
+    // Routes that run in their own transaction refuse X-Sop-Tx rather than ignore it.
+    let (_, v) = h.call("POST", "/v1/tx", Some(RW), Some(""));
+    let id = v["id"].as_str().unwrap().to_string();
+    let hdr = [("X-Sop-Tx", id.as_str())];
+    for (m, p, b) in [
+        ("PUT", "/v1/blobs/b/k", "x"),
+        ("POST", "/v1/search/s/docs", r#"{"docs":[]}"#),
+        ("POST", "/v1/vectors/v/items", r#"{"items":[]}"#),
+        ("POST", "/v1/stores", r#"{"name":"u"}"#),
+    ] {
+        let (s, _) = h.raw(m, p, Some(RW), Some(b.as_bytes().to_vec()), &hdr);
+        assert_eq!(s, 400, "{m} {p}");
+    }
+    // One caller's open transactions are capped.
+    let mut codes = Vec::new();
+    for _ in 0..20 {
+        codes.push(
+            h.call("POST", "/v1/tx", Some(RO), Some(r#"{"mode":"read"}"#))
+                .0,
+        );
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 16);
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 4);
 }
