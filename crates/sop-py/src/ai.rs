@@ -115,20 +115,20 @@ impl NativeTransaction {
     }
 
     /// Opens (creating when missing) the model store `name`.
-    fn open_model_store(&self, name: &str) -> PyResult<NativeModels> {
+    fn open_model_store(&self, py: Python<'_>, name: &str) -> PyResult<NativeModels> {
+        let (tx, name) = (self.tx.clone(), name.to_string());
+        let store = detached(py, move |_| ModelStore::open_or_create(&tx, &name))?;
         Ok(NativeModels {
-            store: Arc::new(Mutex::new(
-                ModelStore::open_or_create(&self.tx, name).map_err(to_py)?,
-            )),
+            store: Arc::new(Mutex::new(store)),
         })
     }
 
     /// Opens (creating when missing) the text index `name`.
-    fn open_search(&self, name: &str) -> PyResult<NativeSearch> {
+    fn open_search(&self, py: Python<'_>, name: &str) -> PyResult<NativeSearch> {
+        let (tx, name) = (self.tx.clone(), name.to_string());
+        let index = detached(py, move |_| SearchIndex::open_or_create(&tx, &name))?;
         Ok(NativeSearch {
-            index: Arc::new(Mutex::new(
-                SearchIndex::open_or_create(&self.tx, name).map_err(to_py)?,
-            )),
+            index: Arc::new(Mutex::new(index)),
         })
     }
 }

@@ -59,18 +59,26 @@ impl NativeTransaction {
     /// Creates a B-tree: `options` sop4py's `BtreeOptions` as JSON, `spec` an index
     /// specification as JSON (keys are then objects).
     #[pyo3(signature = (name, options="{}", spec=None))]
-    fn new_btree(&self, name: &str, options: &str, spec: Option<&str>) -> PyResult<NativeBtree> {
+    fn new_btree(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        options: &str,
+        spec: Option<&str>,
+    ) -> PyResult<NativeBtree> {
         let options = store_options(name, options)?;
         let spec = spec
             .map(IndexSpec::from_json)
             .transpose()
             .map_err(crate::errors::to_py)?;
-        NativeBtree::wrap(JsonStore::new(&self.tx, &options, spec).map_err(crate::errors::to_py)?)
+        let tx = self.tx.clone();
+        NativeBtree::wrap(detached(py, move |_| JsonStore::new(&tx, &options, spec))?)
     }
 
     /// Opens a B-tree with the specification it was made with.
-    fn open_btree(&self, name: &str) -> PyResult<NativeBtree> {
-        NativeBtree::wrap(JsonStore::open(&self.tx, name).map_err(crate::errors::to_py)?)
+    fn open_btree(&self, py: Python<'_>, name: &str) -> PyResult<NativeBtree> {
+        let (tx, name) = (self.tx.clone(), name.to_string());
+        NativeBtree::wrap(detached(py, move |_| JsonStore::open(&tx, &name))?)
     }
 }
 
@@ -182,7 +190,8 @@ impl NativeBtree {
     }
 
     /// The number of items.
-    fn count(&self) -> PyResult<u64> {
-        self.store.lock().count().map_err(crate::errors::to_py)
+    fn count(&self, py: Python<'_>) -> PyResult<u64> {
+        let store = self.store.clone();
+        detached(py, move |_| store.lock().count())
     }
 }

@@ -82,7 +82,9 @@ impl NativeDatabase {
                 "max_time {max_time} is not a number of seconds >= 0"
             )));
         }
-        let options = TxOptions::new(tx_mode(mode)?).max_time(Duration::from_secs_f64(max_time));
+        // The engine caps max_time at an hour; anything longer is that.
+        let max_time = Duration::from_secs_f64(max_time.min(86_400.0));
+        let options = TxOptions::new(tx_mode(mode)?).max_time(max_time);
         let tx = db.begin_with(options);
         Ok(NativeTransaction {
             tx: Arc::new(tx),
@@ -104,8 +106,10 @@ impl NativeDatabase {
 
     /// Closes the database: later calls on it raise `DatabaseClosedError`. Transactions begun
     /// before go on until they end (they hold the folder).
-    fn close(&self) {
-        self.db.write().take();
+    fn close(&self, py: Python<'_>) {
+        let db = self.db.write().take();
+        // The last handle's drop flushes and syncs the log: without the GIL.
+        py.detach(move || drop(db));
     }
 
     /// Whether `close` was called.
@@ -160,8 +164,9 @@ impl NativeTransaction {
     }
 
     /// The names of the stores, as this transaction sees them.
-    fn stores(&self) -> PyResult<Vec<String>> {
-        self.tx.stores().map_err(crate::errors::to_py)
+    fn stores(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let tx = self.tx.clone();
+        detached(py, move |_| tx.stores())
     }
 }
 

@@ -24,11 +24,17 @@ fn class_of(e: &Error) -> &'static str {
         },
         Error::Cursor(_) => "UsageError",
         Error::Transaction(t) => match t {
-            // The reasons are sop-txn's own words: an ended transaction says so.
+            // sop-txn's reasons for an ended transaction begin with these words (a store's
+            // name, which a reason may also hold, comes later).
             TransactionError::TransactionState { reason, .. }
-                if ["ended", "dropped", "was closed"]
-                    .iter()
-                    .any(|w| reason.contains(w)) =>
+                if [
+                    "it has ended",
+                    "it was dropped",
+                    "its Database was closed",
+                    "cannot commit: it has ended",
+                ]
+                .iter()
+                .any(|w| reason.starts_with(w)) =>
             {
                 "TransactionClosedError"
             }

@@ -38,15 +38,24 @@ impl NativeTransaction {
     /// Opens (creating when missing) the streaming store `name`; `chunk_size` in bytes (0:
     /// the default, 20 MiB).
     #[pyo3(signature = (name, chunk_size=0))]
-    fn open_streaming(&self, name: &str, chunk_size: usize) -> PyResult<NativeStreams> {
-        let mut s = Store::open_or_create(
-            &self.tx,
-            &StoreOptions::with_value_size(name, sop::ValueDataSize::Big),
-        )
-        .map_err(to_py)?;
-        if chunk_size > 0 {
-            s = s.with_chunk_size(chunk_size).map_err(to_py)?;
-        }
+    fn open_streaming(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        chunk_size: usize,
+    ) -> PyResult<NativeStreams> {
+        let (tx, name) = (self.tx.clone(), name.to_string());
+        let s = detached(py, move |_| {
+            let s = Store::open_or_create(
+                &tx,
+                &StoreOptions::with_value_size(&name, sop::ValueDataSize::Big),
+            )?;
+            if chunk_size > 0 {
+                s.with_chunk_size(chunk_size)
+            } else {
+                Ok(s)
+            }
+        })?;
         Ok(NativeStreams {
             store: Arc::new(Mutex::new(s)),
         })
@@ -87,9 +96,24 @@ impl NativeStreams {
 
     /// Up to `n` bytes of `key`'s value from `offset`.
     fn read_at(&self, py: Python<'_>, key: String, offset: u64, n: usize) -> PyResult<Py<PyBytes>> {
-        let mut buf = vec![0u8; n.min(64 << 20)];
-        let got = self.with(py, async |s| s.read_at(&key, offset, &mut buf).await)?;
-        Ok(bytes(py, &buf[..got]))
+        let got = self.with(py, async |s| {
+            // No bigger a buffer than what is there to read.
+            let left = s.len(&key).await?.unwrap_or(0).saturating_sub(offset);
+            let mut buf = vec![0u8; n.min(usize::try_from(left).unwrap_or(usize::MAX))];
+            let mut got = 0;
+            while got < buf.len() {
+                let k = s
+                    .read_at(&key, offset + got as u64, &mut buf[got..])
+                    .await?;
+                if k == 0 {
+                    break;
+                }
+                got += k;
+            }
+            buf.truncate(got);
+            Ok(buf)
+        })?;
+        Ok(bytes(py, &got))
     }
 
     /// Writes `data` into `key`'s value at `offset` (zero-filling a gap).
@@ -245,7 +269,8 @@ impl NativeStreamReader {
 
 #[pymethods]
 impl NativeStreamReader {
-    /// Up to `n` bytes from the position (fewer only at the end; empty there).
+    /// Up to `n` bytes from the position, at most 64 MiB a call (a raw stream's short read:
+    /// the buffered file object above asks again); empty at the end.
     fn read(&self, py: Python<'_>, n: usize) -> PyResult<Py<PyBytes>> {
         let mut buf = vec![0u8; n.min(64 << 20)];
         let got = self.with(py, async |r| {
@@ -275,7 +300,8 @@ impl NativeStreamReader {
     }
 
     /// Ends the reader.
-    fn close(&self) {
-        self.r.lock().take();
+    fn close(&self, py: Python<'_>) {
+        let r = self.r.clone();
+        py.detach(move || drop(r.lock().take()));
     }
 }

@@ -98,7 +98,10 @@ class BtreeOptions:
         self.is_primitive_key = False
 
     def set_value_data_size(self, s: ValueDataSize) -> None:
+        # sop4py's presets: small values in the nodes; medium beside them and cached; big
+        # beside them, written as they are added.
         self.is_value_data_in_node_segment = s == ValueDataSize.Small
+        self.is_value_data_globally_cached = s == ValueDataSize.Medium
         self.is_value_data_actively_persisted = s == ValueDataSize.Big
 
     def _json(self) -> str:
@@ -118,9 +121,9 @@ class Item(Generic[TK, TV]):
 
 
 def _item_json(i: Item) -> dict:
-    d = {"key": _json.plain(i.key)}
+    d = {"key": _json.plain(i.key, "key")}
     if i.value is not None:
-        d["value"] = _json.plain(i.value)
+        d["value"] = _json.plain(i.value, "value")
     if i.id and i.id != NIL_ID:
         d["id"] = str(i.id)
     return d
@@ -176,7 +179,7 @@ class Btree(Generic[TK, TV]):
 
     def find(self, ctx, key: TK) -> bool:
         """Places the cursor on ``key`` (a dict works for a dataclass key): ``True`` when found."""
-        return self._native.find(_json.dumps(key))
+        return self._native.find(_json.dumps(_json.plain(key)))
 
     def find_with_id(self, ctx, key: TK, id) -> bool:
         """Places the cursor on the item of ``key`` with ``id``."""

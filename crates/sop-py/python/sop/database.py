@@ -50,6 +50,8 @@ class Database:
                           options: Optional[TransactionOptions] = None) -> Transaction:
         """Begins a transaction (``mode`` a :class:`TransactionMode` or its value; ``max_time``
         in minutes). Use it in a ``with`` block to commit or roll back on its own."""
+        if isinstance(mode, TransactionOptions):  # sop4py callers may pass options second
+            options = mode
         if options is not None:
             mode, max_time = options.mode, options.max_time or 15
         return Transaction(self._native.begin(_mode(mode), float(max_time) * 60.0), self)

@@ -110,8 +110,21 @@ def test_bad_input_is_a_typed_exception(db, ctx):
             t.add(ctx, Item(key="k", value=object()))
         with pytest.raises(sop.InvalidArgumentError):
             t.find_with_id(ctx, "k", "not-a-uuid")
-        with pytest.raises(sop.TransactionStateError):
+        # Integers beyond 64 bits would come back as floats (and collide): refused.
+        with pytest.raises(sop.InvalidKeyError):
+            t.add(ctx, Item(key=2**64 + 1, value="x"))
+        with pytest.raises(sop.InvalidKeyError):
+            t.find(ctx, {"id": -(2**70)})
+        assert t.add(ctx, Item(key=2**64 - 1, value="max")) and t.get(ctx, 2**64 - 1) == "max"
+        assert t.add(ctx, Item(key="1" * 30, value="digits in a string are fine"))
+        with pytest.raises(sop.TransactionStateError) as e:
             db.new_btree(ctx, "t", tx)  # open in this transaction already
+        assert type(e.value) is sop.TransactionStateError
+        # A store name with the word of an ended transaction in it changes nothing.
+        db.new_btree(ctx, "ended", tx)
+        with pytest.raises(sop.TransactionStateError) as e:
+            db.new_btree(ctx, "ended", tx)
+        assert type(e.value) is sop.TransactionStateError
     with db.begin_transaction(ctx) as tx:
         with pytest.raises(sop.StoreExistsError):
             db.new_btree(ctx, "t", tx)

@@ -81,9 +81,13 @@ def test_closed_transaction_and_database(tmp_path, ctx):
     del t, tx
     # A read-only transaction refuses writes with a typed error.
     db2 = Database(DatabaseOptions(stores_folders=[str(tmp_path / "d")]))
-    with pytest.raises(sop.TransactionStateError):
+    with pytest.raises(sop.TransactionStateError) as e:
         with db2.begin_transaction(ctx, mode=TransactionMode.ForReading) as ro:
             db2.open_btree(ctx, "t", ro).add(ctx, "c", 3)
+    assert type(e.value) is sop.TransactionStateError  # not "closed": it was read-only
+    # A max_time beyond any clock is capped, not a crash.
+    with db2.begin_transaction(ctx, max_time=10**18) as tx:
+        assert db2.open_btree(ctx, "t", tx).get(ctx, "a") == 1
     db2.close()
 
 
