@@ -11,7 +11,7 @@ use sop::vector::{Metric, QueryOptions, VectorStore};
 use sop::{Database, Error, Transaction, UsageError};
 
 use crate::db::NativeTransaction;
-use crate::errors::{invalid, to_py};
+use crate::errors::invalid;
 use crate::rt::detached;
 
 fn parse_json(what: &str, json: &str) -> PyResult<Value> {

@@ -11,7 +11,7 @@ use sop::StoreOptions;
 use sop::streaming::{StreamReader, StreamWriter, StreamingStore};
 
 use crate::db::NativeTransaction;
-use crate::errors::{exception, invalid, to_py};
+use crate::errors::{exception, invalid};
 use crate::rt::detached;
 
 type Store = StreamingStore<String>;
