@@ -113,6 +113,24 @@ fn test(quick: bool) -> Result<(), String> {
             "cargo",
             &["test", "--release", "-p", "sop", "--test", "scan_memory"],
         )?;
+        // The offline agent answers (the README's command, on a fresh database).
+        let _ = std::fs::remove_dir_all("target/doctor-ci");
+        run(
+            "cargo",
+            &[
+                "run",
+                "--release",
+                "-p",
+                "sop-agent",
+                "--example",
+                "doctor",
+                "--",
+                "--db",
+                "target/doctor-ci",
+                "--ask",
+                "I keep throwing up and have diarrhea",
+            ],
+        )?;
         // The database's model test: 256 cases in release builds.
         run(
             "cargo",
