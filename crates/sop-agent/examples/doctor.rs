@@ -33,11 +33,10 @@ fn main() -> anyhow::Result<()> {
             && !url.is_empty()
         {
             let model = std::env::var("OLLAMA_MODEL").unwrap_or_else(|_| "llama3".into());
-            let g = format!(
-                r#"{{"type": "ollama", "options": {{"base_url": "{url}", "model": "{model}"}}}}"#
-            );
+            let g =
+                serde_json::json!({"type": "ollama", "options": {"base_url": url, "model": model}});
             for a in &mut cfg.agents {
-                a.generator = Some(serde_json::from_str(&g)?);
+                a.generator = Some(serde_json::from_value(g.clone())?);
             }
             eprintln!("doctor: answers written by {model} at {url}");
         } else {

@@ -39,6 +39,46 @@ pub struct DomainAgent {
     gen_options: GenOptions,
     system_prompt: String,
     top_k: usize,
+    /// What makes its vectors (`simple:1024:<synonyms hash>`, `ollama:<model>`): recorded with
+    /// its stores, so vectors of another embedder are never mixed in or queried.
+    identity: String,
+}
+
+/// The agent's own marker store: `embedder` (the identity its stores were built with) and
+/// `data` (a hash of the data set they hold), written after the last batch of a rebuild.
+fn marker_store(id: &str) -> String {
+    format!("{id}_agent")
+}
+
+/// Whether `name` is one of the stores of agent `id` (its marker, its text index's, or its
+/// vector store's, any version): exact names, so agent `a` never takes agent `a_x`'s.
+fn is_store_of(id: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(id).and_then(|r| r.strip_prefix('_')) else {
+        return false;
+    };
+    let versioned = |p: &str| {
+        rest.strip_prefix(p)
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+    };
+    matches!(
+        rest,
+        "agent" | "meta" | "items" | "lookup" | "postings" | "docs" | "stats"
+    ) || versioned("centroids_v")
+        || versioned("vectors_v")
+}
+
+/// A hash of a data set (ids, texts, descriptions, order).
+#[must_use]
+pub fn data_hash(items: &[DataItem]) -> String {
+    let mut s = String::new();
+    for i in items {
+        for part in [&i.id, &i.text, &i.description] {
+            s.push_str(part);
+            s.push('\u{1f}');
+        }
+        s.push('\u{1e}');
+    }
+    hash_string(&s)
 }
 
 fn normalized(mut v: Vec<f32>) -> Vec<f32> {
@@ -67,14 +107,90 @@ impl DomainAgent {
             gen_options,
             system_prompt: system_prompt.into(),
             top_k: 10,
+            identity: String::new(),
         }
     }
 
-    /// Uses the `k` best items as context (and answer, with no generator).
+    /// Uses the `k` best items (1 to 1,000) as context (and answer, with no generator).
     #[must_use]
     pub fn with_top_k(mut self, k: usize) -> Self {
-        self.top_k = k.max(1);
+        self.top_k = k.clamp(1, 1000);
         self
+    }
+
+    /// Names what makes its vectors (recorded with its stores; see [`DomainAgent::rebuild`]).
+    #[must_use]
+    pub fn with_identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = identity.into();
+        self
+    }
+
+    /// The marker of its stores: `(embedder, data hash)`, if a rebuild finished.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn marker(&self) -> Result<Option<(String, String)>> {
+        let tx = self.db.begin(TxMode::ForReading);
+        let m = match tx.open_btree::<String, String>(&marker_store(&self.id)) {
+            Ok(m) => m,
+            Err(Error::Usage(UsageError::StoreNotFound { .. })) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (e, d) = (
+            m.get(&"embedder".to_string()).await?,
+            m.get(&"data".to_string()).await?,
+        );
+        drop(m);
+        tx.rollback().await?;
+        Ok(e.zip(d))
+    }
+
+    /// Errors when its stores were built by another embedder than this agent's (their vectors
+    /// mean something else, or have another dimension).
+    ///
+    /// # Errors
+    /// [`AgentError::Config`] naming both, or storage errors.
+    pub async fn check_embedder(&self) -> Result<()> {
+        match self.marker().await? {
+            Some((e, _)) if e != self.identity => Err(AgentError::config(
+                format!("agent {:?}", self.id),
+                format!(
+                    "its stores were built with embedder {e:?}; this configuration uses {:?}: \
+                     rebuild them (`sop agent --ingest`, or Service::ingest(true))",
+                    self.identity
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes its stores hold exactly `items`: removes them, ingests in batches, then records
+    /// the embedder and the data set's hash (last, so an interrupted rebuild is redone).
+    ///
+    /// # Errors
+    /// Embedder or storage errors.
+    pub async fn rebuild(&self, items: &[DataItem]) -> Result<usize> {
+        for name in self.db.stores()? {
+            if is_store_of(&self.id, &name) {
+                self.db.remove_btree(&name)?;
+            }
+        }
+        self.ingest(items).await?;
+        let tx = self.db.begin(TxMode::ForWriting);
+        let mut m =
+            tx.new_btree::<String, String>(&sop::StoreOptions::new(marker_store(&self.id)))?;
+        m.upsert("embedder".to_string(), self.identity.clone())
+            .await?;
+        m.upsert("data".to_string(), data_hash(items)).await?;
+        drop(m);
+        tx.commit().await?;
+        Ok(items.len())
+    }
+
+    /// What makes its vectors.
+    #[must_use]
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// Its id.
@@ -111,9 +227,10 @@ impl DomainAgent {
         Ok(n)
     }
 
-    /// Ingests items in transactions of [`INGEST_BATCH`]: ids are content hashes of
-    /// `text + " " + description` (the same item twice is stored once); the source id is kept
-    /// in the payload as `original_id`. Returns how many items were given.
+    /// Adds items in transactions of [`INGEST_BATCH`]: ids are content hashes of the text and
+    /// the description (the same item twice is stored once); the source id is kept in the
+    /// payload as `original_id`. Returns how many items were given. (To make the stores hold
+    /// a data set exactly, see [`DomainAgent::rebuild`].)
     ///
     /// # Errors
     /// Embedder or storage errors (batches committed before stay).
@@ -136,7 +253,17 @@ impl DomainAgent {
             let mut idx = SearchIndex::open_or_create(&tx, &self.id)?.with_tokenizer(tokenizer());
             let mut rows = Vec::with_capacity(batch.len());
             for ((item, text), vector) in batch.iter().zip(&texts).zip(vectors) {
-                let id = hash_string(text);
+                if vector.len() != dims || vector.is_empty() {
+                    return Err(AgentError::config(
+                        format!("agent {:?}", self.id),
+                        format!(
+                            "the embedder gave a vector of {} numbers after one of {dims}",
+                            vector.len()
+                        ),
+                    ));
+                }
+                // A separator no text holds: ("A", "B C") and ("A B", "C") differ.
+                let id = hash_string(&format!("{}\u{1f}{}", item.text, item.description));
                 let payload = json!({
                     "text": item.text, "description": item.description, "original_id": item.id,
                     "category": item.category, "payload": item.payload,
@@ -157,11 +284,20 @@ impl DomainAgent {
     /// # Errors
     /// Embedder or storage errors.
     pub async fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+        let words = self.embedder.normalize(query);
+        if words.trim().is_empty() {
+            // Nothing to look for ("how are you?" is all stop words): no hits, rather than
+            // every item at one distance in id order.
+            return Ok(Vec::new());
+        }
         let qv = self
             .embed(vec![query.to_string()])
             .await?
             .pop()
             .unwrap_or_default();
+        if qv.iter().all(|x| *x == 0.0) {
+            return Ok(Vec::new());
+        }
         let tx = self.db.begin(TxMode::ForReading);
         let vs = match VectorStore::open(&tx, &self.id).await {
             Ok(v) => v,
@@ -169,8 +305,8 @@ impl DomainAgent {
             Err(e) => return Err(e.into()),
         };
         let idx = SearchIndex::open(&tx, &self.id)?.with_tokenizer(tokenizer());
-        let words = self.embedder.normalize(query);
-        let fused = hybrid_search(&idx, &vs, &words, &qv, k, (k * 3).max(30), 8).await?;
+        let fused =
+            hybrid_search(&idx, &vs, &words, &qv, k, k.saturating_mul(3).max(30), 8).await?;
         let mut hits = Vec::with_capacity(fused.len());
         for (id, score) in fused {
             if let Some((_, payload)) = vs.get(&id).await? {

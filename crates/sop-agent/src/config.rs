@@ -196,13 +196,29 @@ pub struct PipelineStep {
 }
 
 /// A step's agent.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum StepAgent {
     /// By id.
     Id(String),
     /// Inline.
     Inline(Box<AgentConfig>),
+}
+
+// By hand rather than `untagged`: an inline agent's own error ("unknown field `sytem_prompt`")
+// reaches the user instead of "did not match any variant".
+impl<'de> Deserialize<'de> for StepAgent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match Value::deserialize(d)? {
+            Value::String(id) => Ok(StepAgent::Id(id)),
+            v @ Value::Object(_) => AgentConfig::deserialize(v)
+                .map(|c| StepAgent::Inline(Box::new(c)))
+                .map_err(|e| D::Error::custom(format!("inline agent: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "a step's agent is an id (a string) or an agent (an object), not {other}"
+            ))),
+        }
+    }
 }
 
 impl AgentConfig {

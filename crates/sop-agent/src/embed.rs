@@ -209,19 +209,30 @@ impl HashingEmbedder {
         let words: Vec<String> = text
             .to_lowercase()
             .split_whitespace()
-            .map(|w| {
-                w.trim_matches(|c: char| c.is_ascii_punctuation())
-                    .to_string()
-            })
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string())
             .filter(|w| !w.is_empty())
             .collect();
         let mut t = format!(" {} ", words.join(" "));
         for (k, v) in &self.phrases {
-            t = t.replace(&format!(" {k} "), &format!(" {v} "));
+            let (from, to) = (format!(" {k} "), format!(" {v} "));
+            // `replace` skips a match that overlaps the one before ("throw up throw up"):
+            // again until none is left, at most once a word (a synonym that contains its own
+            // phrase would otherwise grow for ever).
+            for _ in 0..words.len() {
+                if !t.contains(&from) {
+                    break;
+                }
+                t = t.replace(&from, &to);
+            }
         }
+        // Stop words go before synonyms (SOP's order: "hurt" -> "pain" counts though "pain"
+        // is a stop word); a synonym of several words counts each.
         t.split_whitespace()
             .filter(|w| !STOP_WORDS.contains(w))
-            .map(|w| self.words.get(w).cloned().unwrap_or_else(|| w.to_string()))
+            .flat_map(|w| match self.words.get(w) {
+                Some(v) => v.split_whitespace().map(str::to_string).collect::<Vec<_>>(),
+                None => vec![w.to_string()],
+            })
             .collect()
     }
 

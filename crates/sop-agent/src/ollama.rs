@@ -95,11 +95,18 @@ impl Embedder for OllamaEmbedder {
                         url: format!("{}/api/embeddings", self.base_url),
                         reason: "the answer has no `embedding` list".into(),
                     })?;
+                let bad = |reason: &str| AgentError::Http {
+                    url: format!("{}/api/embeddings", self.base_url),
+                    reason: reason.to_string(),
+                };
+                if e.is_empty() {
+                    return Err(bad("the `embedding` is empty (an empty text?)"));
+                }
                 #[allow(clippy::cast_possible_truncation)]
-                Ok(e.iter()
-                    .filter_map(Value::as_f64)
-                    .map(|x| x as f32)
-                    .collect())
+                e.iter()
+                    .map(|x| x.as_f64().map(|f| f as f32))
+                    .collect::<Option<Vec<f32>>>()
+                    .ok_or_else(|| bad("the `embedding` holds something other than numbers"))
             })
             .collect()
     }

@@ -1,6 +1,6 @@
 //! The service: agents built from a configuration, a pipeline of them, input policies.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,10 +10,13 @@ use sop::Database;
 
 use crate::agent::{DomainAgent, Hit};
 use crate::config::{AgentConfig, DataItem, PipelineStep, StepAgent, read_data_file};
-use crate::embed::{Embedder, HashingEmbedder};
+use crate::embed::{Embedder, HashingEmbedder, hash_string};
 use crate::error::{AgentError, Result};
 use crate::ollama::{DEFAULT_URL, GenOptions, Generator, OllamaEmbedder, OllamaGenerator};
 use crate::policy::{ProfanityGuardrail, Verdict};
+
+/// The hashing embedder's dimensions: what the vector store takes.
+const MAX_DIMS: usize = 65_536;
 
 /// A pipeline node.
 #[derive(Clone)]
@@ -30,12 +33,13 @@ enum OutputTo {
 }
 
 /// An agent service (SOP's `Service`): `ask` runs the pipeline (or the main agent), `search`
-/// the main agent's hybrid retrieval.
+/// the answering agent's hybrid retrieval.
 pub struct Service {
     main: Arc<DomainAgent>,
     guard: Option<Arc<Mutex<ProfanityGuardrail>>>,
     steps: Vec<(Node, OutputTo)>,
-    data: Vec<(Arc<DomainAgent>, Vec<DataItem>)>,
+    /// Every domain agent, with its configured data (maybe none).
+    agents: Vec<(Arc<DomainAgent>, Vec<DataItem>)>,
 }
 
 fn opt_str(m: &HashMap<String, Value>, k: &str) -> Option<String> {
@@ -49,37 +53,66 @@ fn ollama_url(m: &HashMap<String, Value>) -> String {
         .unwrap_or_else(|| DEFAULT_URL.to_string())
 }
 
+fn known_options(what: &str, m: &HashMap<String, Value>, known: &[&str]) -> Result<()> {
+    match m.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(AgentError::config(
+            format!("{what}.options.{k}"),
+            format!("unknown option ({})", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 struct Builder {
     db: Arc<Database>,
     dir: PathBuf,
     registry: HashMap<String, Node>,
-    data: Vec<(Arc<DomainAgent>, Vec<DataItem>)>,
+    agents: Vec<(Arc<DomainAgent>, Vec<DataItem>)>,
 }
 
 impl Builder {
-    fn domain(&mut self, cfg: &AgentConfig) -> Result<Arc<DomainAgent>> {
-        if let Some(Node::Domain(a)) = self.registry.get(&cfg.id) {
-            return Ok(a.clone());
-        }
-        crate::validate_id(&cfg.id)?;
-        let embedder: Arc<dyn Embedder> = match cfg.embedder.kind.as_deref() {
-            None | Some("simple") => Arc::new(HashingEmbedder::new(
-                format!("{}-embed", cfg.id),
-                cfg.embedder.dims.unwrap_or(1024),
-                &cfg.synonyms,
-            )),
-            Some("ollama") => Arc::new(OllamaEmbedder::new(
-                ollama_url(&cfg.embedder.options),
-                opt_str(&cfg.embedder.options, "model")
-                    .unwrap_or_else(|| "nomic-embed-text".into()),
-            )),
-            Some(k) => {
-                return Err(AgentError::config(
-                    format!("{}.embedder.type", cfg.id),
-                    format!("{k:?}: use \"simple\" or \"ollama\""),
-                ));
+    fn embedder(cfg: &AgentConfig) -> Result<(Arc<dyn Embedder>, String)> {
+        let what = format!("{}.embedder", cfg.id);
+        match cfg.embedder.kind.as_deref() {
+            None | Some("simple") => {
+                known_options(&what, &cfg.embedder.options, &[])?;
+                let dims = cfg.embedder.dims.unwrap_or(1024);
+                if !(1..=MAX_DIMS).contains(&dims) {
+                    return Err(AgentError::config(
+                        format!("{what}.dims"),
+                        format!("{dims}: give 1 to {MAX_DIMS}"),
+                    ));
+                }
+                let mut syn: Vec<_> = cfg.synonyms.iter().collect();
+                syn.sort();
+                let identity = format!("simple:{dims}:{}", hash_string(&format!("{syn:?}")));
+                let e = HashingEmbedder::new(format!("{}-embed", cfg.id), dims, &cfg.synonyms);
+                Ok((Arc::new(e), identity))
             }
-        };
+            Some("ollama") => {
+                known_options(&what, &cfg.embedder.options, &["model", "base_url"])?;
+                let model = opt_str(&cfg.embedder.options, "model")
+                    .unwrap_or_else(|| "nomic-embed-text".into());
+                let identity = format!("ollama:{model}");
+                let e = OllamaEmbedder::new(ollama_url(&cfg.embedder.options), model);
+                Ok((Arc::new(e), identity))
+            }
+            Some(k) => Err(AgentError::config(
+                format!("{what}.type"),
+                format!("{k:?}: use \"simple\" or \"ollama\""),
+            )),
+        }
+    }
+
+    fn domain(&mut self, cfg: &AgentConfig) -> Result<Arc<DomainAgent>> {
+        crate::validate_id(&cfg.id)?;
+        if self.registry.contains_key(&cfg.id) {
+            return Err(AgentError::config(
+                format!("agent id {:?}", cfg.id),
+                "defined twice (as agents, policies, inline steps or the top level): ids must differ",
+            ));
+        }
+        let (embedder, identity) = Self::embedder(cfg)?;
         let (generator, gen_options): (Option<Arc<dyn Generator>>, GenOptions) =
             match &cfg.generator {
                 None => (None, GenOptions::default()),
@@ -107,15 +140,14 @@ impl Builder {
                 gen_options,
                 cfg.system_prompt.clone(),
             )
-            .with_top_k(cfg.top_k.unwrap_or(10)),
+            .with_top_k(cfg.top_k.unwrap_or(10))
+            .with_identity(identity),
         );
         let mut items = cfg.data.clone();
         if let Some(f) = &cfg.data_file {
             items.extend(read_data_file(&self.dir.join(f))?);
         }
-        if !items.is_empty() {
-            self.data.push((agent.clone(), items));
-        }
+        self.agents.push((agent.clone(), items));
         self.registry
             .insert(cfg.id.clone(), Node::Domain(agent.clone()));
         Ok(agent)
@@ -139,15 +171,19 @@ impl Builder {
                 None => {
                     crate::validate_id(id)?;
                     let path = self.dir.join(format!("{id}.json"));
-                    let cfg = AgentConfig::from_file(&path).map_err(|_| {
-                        AgentError::config(
-                            format!("pipeline agent {id:?}"),
-                            format!(
-                                "not an inline agent, a policy, nor a readable {}",
-                                path.display()
-                            ),
-                        )
-                    })?;
+                    let cfg = match AgentConfig::from_file(&path) {
+                        Ok(c) => c,
+                        Err(_) if !path.exists() => {
+                            return Err(AgentError::config(
+                                format!("pipeline agent {id:?}"),
+                                format!(
+                                    "not an inline agent, a policy, nor a file {}",
+                                    path.display()
+                                ),
+                            ));
+                        }
+                        Err(e) => return Err(e),
+                    };
                     Node::Domain(self.domain(&cfg)?)
                 }
             },
@@ -166,9 +202,9 @@ impl Service {
             db,
             dir: dir.to_path_buf(),
             registry: HashMap::new(),
-            data: Vec::new(),
+            agents: Vec::new(),
         };
-        let mut guard = None;
+        let mut guards = Vec::new();
         for p in &cfg.policies {
             if p.kind != "profanity" {
                 return Err(AgentError::config(
@@ -177,27 +213,53 @@ impl Service {
                 ));
             }
             let g = Arc::new(Mutex::new(ProfanityGuardrail::new(p.max_strikes)));
-            if guard.is_none() {
-                guard = Some(g.clone());
-            }
             if !p.id.is_empty() {
-                b.registry.insert(p.id.clone(), Node::Policy(g));
+                if b.registry.contains_key(&p.id) {
+                    return Err(AgentError::config(
+                        format!("policy id {:?}", p.id),
+                        "defined twice: ids must differ",
+                    ));
+                }
+                b.registry.insert(p.id.clone(), Node::Policy(g.clone()));
             }
+            guards.push((p.id.clone(), g));
         }
         for a in &cfg.agents {
             b.domain(a)?;
         }
         let main = b.domain(cfg)?;
-        let steps = cfg
+        let mut steps = cfg
             .pipeline
             .iter()
             .map(|s| b.step(s))
             .collect::<Result<Vec<_>>>()?;
+        if !steps.is_empty() {
+            if !steps.iter().any(|(n, _)| matches!(n, Node::Domain(_))) {
+                return Err(AgentError::config(
+                    "pipeline",
+                    "has no agent step: add the agent that answers",
+                ));
+            }
+            // A policy no step names still guards the input: first.
+            let named: HashSet<&str> = cfg
+                .pipeline
+                .iter()
+                .filter_map(|s| match &s.agent {
+                    StepAgent::Id(id) => Some(id.as_str()),
+                    StepAgent::Inline(_) => None,
+                })
+                .collect();
+            for (id, g) in guards.iter().rev() {
+                if !named.contains(id.as_str()) {
+                    steps.insert(0, (Node::Policy(g.clone()), OutputTo::NextStep));
+                }
+            }
+        }
         Ok(Service {
             main,
-            guard,
+            guard: guards.first().map(|(_, g)| g.clone()),
             steps,
-            data: b.data,
+            agents: b.agents,
         })
     }
 
@@ -207,6 +269,8 @@ impl Service {
     /// Configuration or storage errors.
     pub fn open(path: &Path, db: Option<Arc<Database>>) -> Result<Service> {
         let cfg = AgentConfig::from_file(path)?;
+        // Checked before its id names a folder.
+        crate::validate_id(&cfg.id)?;
         let dir = path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -224,22 +288,30 @@ impl Service {
         Self::from_config(&cfg, &dir, db)
     }
 
-    /// Ingests the configured data of every agent whose store is empty (all of it with
-    /// `force`): how many items.
+    /// Makes every agent's stores hold its configured data: an agent whose stores were built
+    /// from other data, by another embedder, or not to the end (an interrupted ingestion) is
+    /// rebuilt; with `force`, every agent with data is. An agent without data whose stores
+    /// were built by another embedder is an error. Returns how many items were ingested.
     ///
     /// # Errors
-    /// Embedder or storage errors.
+    /// Embedder, configuration or storage errors.
     pub async fn ingest(&self, force: bool) -> Result<usize> {
         let mut n = 0;
-        for (agent, items) in &self.data {
-            if force || agent.count().await? == 0 {
-                n += agent.ingest(items).await?;
+        for (agent, items) in &self.agents {
+            if items.is_empty() {
+                agent.check_embedder().await?;
+                continue;
+            }
+            let want = crate::agent::data_hash(items);
+            let current = agent.marker().await?;
+            if force || current.as_ref() != Some(&(agent.identity().to_string(), want)) {
+                n += agent.rebuild(items).await?;
             }
         }
         Ok(n)
     }
 
-    fn police(&self, guard: &Mutex<ProfanityGuardrail>, input: &str) -> Result<()> {
+    fn police(guard: &Mutex<ProfanityGuardrail>, input: &str) -> Result<()> {
         match guard.lock().check(input) {
             Verdict::Allow => Ok(()),
             Verdict::Block(r) => Err(AgentError::PolicyViolation(r)),
@@ -247,41 +319,53 @@ impl Service {
         }
     }
 
-    /// Answers `input`: through the pipeline when there is one (each step's output is the
-    /// next one's input, or context for the later steps), else the main agent with the first
+    /// The agent that answers: the pipeline's last agent step, else the main agent.
+    fn answering(&self) -> (Option<usize>, &Arc<DomainAgent>) {
+        self.steps
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, (n, _))| match n {
+                Node::Domain(a) => Some((Some(i), a)),
+                Node::Policy(_) => None,
+            })
+            .unwrap_or((None, &self.main))
+    }
+
+    /// Answers `input`: through the pipeline when there is one (policies check the input,
+    /// agents before the last one rewrite it for the next, or add context for later ones; the
+    /// last agent answers, and its answer is the result), else the main agent with the first
     /// policy in front.
     ///
     /// # Errors
     /// [`AgentError::PolicyViolation`], [`AgentError::Terminated`], or an agent's error.
     pub async fn ask(&self, input: &str) -> Result<String> {
-        if self.steps.is_empty() {
+        let (Some(last), _) = self.answering() else {
             if let Some(g) = &self.guard {
-                self.police(g, input)?;
+                Self::police(g, input)?;
             }
             return self.main.ask(input).await;
-        }
+        };
         let mut current = input.to_string();
         let mut context: Vec<String> = Vec::new();
-        let last = self.steps.len() - 1;
-        for (i, (node, to)) in self.steps.iter().enumerate() {
-            let out = match node {
-                Node::Policy(g) => {
-                    self.police(g, &current)?;
-                    current.clone()
+        for (i, (node, to)) in self.steps.iter().enumerate().take(last + 1) {
+            let Node::Domain(a) = node else {
+                if let Node::Policy(g) = node {
+                    Self::police(g, &current)?;
                 }
-                Node::Domain(a) => {
-                    let q = if context.is_empty() {
-                        current.clone()
-                    } else {
-                        format!("{current}\n\nContext:\n{}", context.join("\n"))
-                    };
-                    // Steps before the last rewrite the question; the last one answers it.
-                    if i < last && *to == OutputTo::NextStep {
-                        a.rewrite(&q).await?
-                    } else {
-                        a.ask(&q).await?
-                    }
-                }
+                continue;
+            };
+            let q = if context.is_empty() {
+                current.clone()
+            } else {
+                format!("{current}\n\nContext:\n{}", context.join("\n"))
+            };
+            if i == last {
+                return a.ask(&q).await;
+            }
+            let out = match to {
+                OutputTo::NextStep => a.rewrite(&q).await?,
+                OutputTo::Context => a.ask(&q).await?,
             };
             match to {
                 OutputTo::NextStep => current = out,
@@ -291,31 +375,20 @@ impl Service {
         Ok(current)
     }
 
-    /// The main agent's `k` best items (the REPL's fallback).
+    /// The answering agent's `k` best items (the REPL's fallback).
     ///
     /// # Errors
     /// Embedder or storage errors.
     pub async fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
-        self.main.search(query, k).await
+        self.answering().1.search(query, k).await
     }
 
     /// The agent of `id` in this service (`None` for a policy or an unknown id).
     #[must_use]
     pub fn agent(&self, id: &str) -> Option<Arc<DomainAgent>> {
-        if self.main.id == id {
-            return Some(self.main.clone());
-        }
-        self.steps
+        self.agents
             .iter()
-            .find_map(|(n, _)| match n {
-                Node::Domain(a) if a.id == id => Some(a.clone()),
-                _ => None,
-            })
-            .or_else(|| {
-                self.data
-                    .iter()
-                    .find(|(a, _)| a.id == id)
-                    .map(|(a, _)| a.clone())
-            })
+            .find(|(a, _)| a.id() == id)
+            .map(|(a, _)| a.clone())
     }
 }

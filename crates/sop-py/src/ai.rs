@@ -12,7 +12,7 @@ use sop::{Database, Error, Transaction, UsageError};
 
 use crate::db::NativeTransaction;
 use crate::errors::invalid;
-use crate::rt::detached;
+use crate::rt::{detached, locked};
 
 fn parse_json(what: &str, json: &str) -> PyResult<Value> {
     serde_json::from_str(json).map_err(|e| invalid(format!("{what}: {e}")))
@@ -243,8 +243,7 @@ impl NativeModels {
         py: Python<'_>,
         f: impl AsyncFnOnce(&mut ModelStore) -> sop::Result<T> + Send,
     ) -> PyResult<T> {
-        let store = self.store.clone();
-        detached(py, move |rt| rt.block_on(f(&mut store.lock())))
+        locked(py, &self.store, f)
     }
 }
 
@@ -310,8 +309,7 @@ impl NativeSearch {
         py: Python<'_>,
         f: impl AsyncFnOnce(&mut SearchIndex) -> sop::Result<T> + Send,
     ) -> PyResult<T> {
-        let index = self.index.clone();
-        detached(py, move |rt| rt.block_on(f(&mut index.lock())))
+        locked(py, &self.index, f)
     }
 }
 

@@ -10,7 +10,7 @@ use sop::json::{IndexSpec, JsonItem, JsonStore, PagingInfo};
 
 use crate::db::{NativeTransaction, store_options};
 use crate::errors::invalid;
-use crate::rt::detached;
+use crate::rt::{detached, locked};
 
 /// A B-tree of JSON keys and values (Python: `sop.Btree` wraps it).
 #[pyclass(module = "sop._sop", frozen)]
@@ -46,11 +46,7 @@ impl NativeBtree {
         py: Python<'_>,
         f: impl AsyncFnOnce(&mut JsonStore) -> sop::Result<T> + Send,
     ) -> PyResult<T> {
-        let store = self.store.clone();
-        detached(py, move |rt| {
-            let mut s = store.lock();
-            rt.block_on(f(&mut s))
-        })
+        locked(py, &self.store, f)
     }
 }
 

@@ -2,7 +2,9 @@
 //! GIL released, so other Python threads run while this one waits on I/O or a commit.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use pyo3::prelude::*;
 
@@ -41,4 +43,30 @@ pub(crate) fn block<T: Send>(
     fut: impl Future<Output = sop::Result<T>> + Send,
 ) -> PyResult<T> {
     detached(py, |rt| rt.block_on(fut))
+}
+
+/// Runs `f` on the state behind `m`, with the GIL released (the lock is taken and dropped on
+/// this side of the GIL, so no thread waits for it while holding the GIL).
+pub(crate) fn locked<S: Send, T: Send>(
+    py: Python<'_>,
+    m: &Arc<Mutex<S>>,
+    f: impl AsyncFnOnce(&mut S) -> sop::Result<T> + Send,
+) -> PyResult<T> {
+    let m = m.clone();
+    detached(py, move |rt| rt.block_on(f(&mut m.lock())))
+}
+
+/// [`locked`] for a handle that `close` empties: a `UsageError` naming `what` once closed.
+pub(crate) fn locked_open<S: Send, T: Send>(
+    py: Python<'_>,
+    m: &Arc<Mutex<Option<S>>>,
+    what: &str,
+    f: impl AsyncFnOnce(&mut S) -> sop::Result<T> + Send,
+) -> PyResult<T> {
+    let m = m.clone();
+    detached(py, move |rt| match m.lock().as_mut() {
+        Some(s) => rt.block_on(f(s)).map(Some),
+        None => Ok(None),
+    })?
+    .ok_or_else(|| exception("UsageError", &format!("the {what} is closed")))
 }

@@ -11,8 +11,8 @@ use sop::StoreOptions;
 use sop::streaming::{StreamReader, StreamWriter, StreamingStore};
 
 use crate::db::NativeTransaction;
-use crate::errors::{exception, invalid};
-use crate::rt::detached;
+use crate::errors::invalid;
+use crate::rt::{detached, locked, locked_open};
 
 type Store = StreamingStore<String>;
 
@@ -28,8 +28,7 @@ impl NativeStreams {
         py: Python<'_>,
         f: impl AsyncFnOnce(&mut Store) -> sop::Result<T> + Send,
     ) -> PyResult<T> {
-        let store = self.store.clone();
-        detached(py, move |rt| rt.block_on(f(&mut store.lock())))
+        locked(py, &self.store, f)
     }
 }
 
@@ -169,10 +168,6 @@ fn seek_from(offset: i64, whence: i32) -> PyResult<SeekFrom> {
     }
 }
 
-fn ended(what: &str) -> PyErr {
-    exception("UsageError", &format!("the {what} is closed"))
-}
-
 /// Writes one streamed value (Python: the raw file under `StreamingStore.open(key, "wb")`).
 #[pyclass(module = "sop._sop", frozen)]
 pub struct NativeStreamWriter {
@@ -185,15 +180,7 @@ impl NativeStreamWriter {
         py: Python<'_>,
         f: impl AsyncFnOnce(&mut StreamWriter<String, sop::NaturalOrder>) -> sop::Result<T> + Send,
     ) -> PyResult<T> {
-        let w = self.w.clone();
-        detached(py, move |rt| {
-            let mut g = w.lock();
-            match g.as_mut() {
-                Some(w) => rt.block_on(f(w)).map(Ok),
-                None => Ok(Err(())),
-            }
-        })?
-        .map_err(|()| ended("writer"))
+        locked_open(py, &self.w, "writer", f)
     }
 }
 
@@ -255,15 +242,7 @@ impl NativeStreamReader {
         py: Python<'_>,
         f: impl AsyncFnOnce(&mut StreamReader<String, sop::NaturalOrder>) -> sop::Result<T> + Send,
     ) -> PyResult<T> {
-        let r = self.r.clone();
-        detached(py, move |rt| {
-            let mut g = r.lock();
-            match g.as_mut() {
-                Some(r) => rt.block_on(f(r)).map(Ok),
-                None => Ok(Err(())),
-            }
-        })?
-        .map_err(|()| ended("reader"))
+        locked_open(py, &self.r, "reader", f)
     }
 }
 

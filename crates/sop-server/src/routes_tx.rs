@@ -93,17 +93,27 @@ fn take(s: &AppState, c: &Caller, id: &str) -> ApiResult<OpenTx> {
         .ok_or_else(|| ApiError::not_found(format!("no open transaction {id}")))
 }
 
+/// Ends a multi-call transaction: requests under way in it finish first, later ones find it
+/// gone; then it commits (`commit`) or rolls back.
+async fn end(s: &AppState, c: &Caller, id: &str, commit: bool) -> ApiResult<()> {
+    let t = take(s, c, id)?;
+    let _quiet = t.gate.write().await;
+    drop(t.stores);
+    if commit {
+        t.tx.commit().await?;
+    } else {
+        t.tx.rollback().await?;
+    }
+    Ok(())
+}
+
 /// `POST /v1/tx/{id}/commit`: 409 with `retryable` on a conflict.
 pub async fn commit(
     State(s): State<Arc<AppState>>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let t = take(&s, &c, &id)?;
-    // Requests under way in it finish first; later ones find it gone.
-    let _quiet = t.gate.write().await;
-    drop(t.stores);
-    t.tx.commit().await?;
+    end(&s, &c, &id, true).await?;
     Ok(Json(json!({"committed": true})))
 }
 
@@ -113,9 +123,6 @@ pub async fn rollback(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let t = take(&s, &c, &id)?;
-    let _quiet = t.gate.write().await;
-    drop(t.stores);
-    t.tx.rollback().await?;
+    end(&s, &c, &id, false).await?;
     Ok(Json(json!({"rolled_back": true})))
 }
