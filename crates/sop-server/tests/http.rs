@@ -779,3 +779,73 @@ fn limits_and_transaction_only_routes() {
     assert_eq!(codes.iter().filter(|c| **c == 200).count(), 16);
     assert_eq!(codes.iter().filter(|c| **c == 429).count(), 4);
 }
+
+#[test]
+fn writes_racing_a_commit_are_all_in_or_refused() {
+    let h = start(|_| {});
+    h.call("POST", "/v1/stores", Some(RW), Some(r#"{"name":"r"}"#));
+    let (_, v) = h.call("POST", "/v1/tx", Some(RW), None);
+    let id = v["id"].as_str().unwrap().to_string();
+    let accepted = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (h, id, accepted) = (&h, id.clone(), &accepted);
+            s.spawn(move || {
+                for i in 0..400 {
+                    let key = format!("{t}-{i}");
+                    // 200 items a request: long enough that requests are under way when the
+                    // commit comes.
+                    let items: Vec<Value> = (0..200)
+                        .map(|j| json!({"key": format!("{key}-{j}"), "value": 1}))
+                        .collect();
+                    let body = json!({ "items": items }).to_string();
+                    let (st, _) = h.raw(
+                        "PUT",
+                        "/v1/stores/r/items",
+                        Some(RW),
+                        Some(body.into_bytes()),
+                        &[("X-Sop-Tx", id.as_str())],
+                    );
+                    match st {
+                        200 => accepted
+                            .lock()
+                            .unwrap()
+                            .extend((0..200).map(|j| format!("{key}-{j}"))),
+                        404 => break, // the transaction ended: later writes are refused
+                        other => panic!("{other}"),
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        let (st, v) = h.call("POST", &format!("/v1/tx/{id}/commit"), Some(RW), None);
+        assert_eq!(st, 200, "{v}");
+    });
+    // Every write the server accepted is committed.
+    let accepted = accepted.into_inner().unwrap();
+    assert!(!accepted.is_empty());
+    // Every write the server accepted is committed, and nothing else.
+    let mut stored = 0;
+    let mut after: Option<Value> = None;
+    loop {
+        let q = match &after {
+            None => "/v1/stores/r/items?limit=1000".to_string(),
+            Some(c) => format!(
+                "/v1/stores/r/items?limit=1000&after={}&after_id={}",
+                urlencode(&c["key"].to_string()),
+                c["id"].as_str().unwrap()
+            ),
+        };
+        let (_, page) = h.call("GET", &q, Some(RO), None);
+        stored += page["items"].as_array().unwrap().len();
+        match page["next"].clone() {
+            Value::Null => break,
+            n => after = Some(n),
+        }
+    }
+    assert_eq!(
+        stored,
+        accepted.len(),
+        "accepted writes and stored items differ"
+    );
+}
