@@ -14,18 +14,18 @@ pub fn pytest() -> Result<(), String> {
     if !Path::new(&python).exists() {
         run("python3", &["-m", "venv", VENV])?;
     }
-    run(
-        &python,
-        &[
+    let pip_install = |args: &[&str]| {
+        let mut all = vec![
             "-m",
             "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "maturin>=1.9,<2",
-            "pytest>=7",
-        ],
-    )?;
+        ];
+        all.extend_from_slice(args);
+        run(&python, &all)
+    };
+    pip_install(&["maturin>=1.9,<2", "pytest>=7"])?;
     // A fresh wheel each time: the folder holds only this build's.
     let _ = std::fs::remove_dir_all(WHEELS);
     run(
@@ -49,19 +49,7 @@ pub fn pytest() -> Result<(), String> {
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .ok_or_else(|| format!("maturin left no wheel in {WHEELS}"))?;
     let wheel = wheel.to_string_lossy().into_owned();
-    run(
-        &python,
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--force-reinstall",
-            "--no-deps",
-            &wheel,
-        ],
-    )?;
+    pip_install(&["--force-reinstall", "--no-deps", &wheel])?;
     run(
         &python,
         &[

@@ -3,25 +3,19 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+
+use crate::{take_flag, take_value};
 use sop_agent::{Service, run_loop};
 
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
-    let (mut config, mut db, mut ask, mut force) = (None, None, None, false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--config" => config = Some(PathBuf::from(value("--config")?)),
-            "--db" => db = Some(PathBuf::from(value("--db")?)),
-            "--ask" => ask = Some(value("--ask")?),
-            "--ingest" => force = true,
-            other => bail!("agent: unexpected argument {other:?}"),
-        }
+    let mut args = args.to_vec();
+    let config = take_value(&mut args, "--config")?.map(PathBuf::from);
+    let db = take_value(&mut args, "--db")?.map(PathBuf::from);
+    let ask = take_value(&mut args, "--ask")?;
+    let force = take_flag(&mut args, "--ingest");
+    if let Some(other) = args.first() {
+        bail!("agent: unexpected argument {other:?}");
     }
     let Some(config) = config else {
         bail!("usage: sop agent --config FILE [--db DIR] [--ingest] [--ask QUESTION]");

@@ -5,49 +5,36 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::{take_flag, take_value};
 use sop_server::{Server, ServerConfig, Tokens};
 
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut dir = None;
+    let mut args = args.to_vec();
     let mut config = ServerConfig::new(Tokens::from_env());
-    let mut token_file = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--addr" => {
-                config.addr = value("--addr")?
-                    .parse::<SocketAddr>()
-                    .context("--addr takes IP:PORT, e.g. 127.0.0.1:8080")?;
-            }
-            "--token-file" => token_file = Some(value("--token-file")?),
-            "--no-auth" => config.no_auth = true,
-            "--max-body" => {
-                config.max_body = value("--max-body")?
-                    .parse()
-                    .context("--max-body takes bytes")?
-            }
-            "--max-upload" => {
-                config.max_upload = value("--max-upload")?
-                    .parse()
-                    .context("--max-upload takes bytes")?;
-            }
-            "--tx-timeout-secs" => {
-                let s: u64 = value("--tx-timeout-secs")?
-                    .parse()
-                    .context("--tx-timeout-secs takes seconds")?;
-                config.tx_timeout = Duration::from_secs(s.max(1));
-            }
-            f if f.starts_with("--") => bail!("serve: unknown flag {f}"),
-            d if dir.is_none() => dir = Some(d.to_string()),
-            other => bail!("serve: unexpected argument {other:?}"),
-        }
+    let number = |flag: &str, v: String| -> anyhow::Result<u64> {
+        v.parse().with_context(|| format!("{flag} takes a number"))
+    };
+    if let Some(a) = take_value(&mut args, "--addr")? {
+        config.addr = a
+            .parse::<SocketAddr>()
+            .context("--addr takes IP:PORT, e.g. 127.0.0.1:8080")?;
     }
-    let Some(dir) = dir else {
+    let token_file = take_value(&mut args, "--token-file")?;
+    config.no_auth = take_flag(&mut args, "--no-auth");
+    if let Some(v) = take_value(&mut args, "--max-body")? {
+        config.max_body = usize::try_from(number("--max-body", v)?).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = take_value(&mut args, "--max-upload")? {
+        config.max_upload = number("--max-upload", v)?;
+    }
+    if let Some(v) = take_value(&mut args, "--tx-timeout-secs")? {
+        config.tx_timeout = Duration::from_secs(number("--tx-timeout-secs", v)?.max(1));
+    }
+    if let Some(f) = args.iter().find(|a| a.starts_with("--")) {
+        bail!("serve: unknown flag {f}");
+    }
+    let [dir] = args.as_slice() else {
         bail!(
             "usage: sop serve DIR [--addr IP:PORT] [--token-file FILE] [--no-auth] [--max-body BYTES] [--max-upload BYTES] [--tx-timeout-secs S]"
         );
@@ -56,7 +43,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let from_file = Tokens::from_file(Path::new(&f)).map_err(anyhow::Error::msg)?;
         config.tokens = from_file;
     }
-    let db = sop::Database::standalone(&dir)?;
+    let db = sop::Database::standalone(dir)?;
     let mut server = Server::start(db, config)
         .await
         .map_err(anyhow::Error::msg)?;

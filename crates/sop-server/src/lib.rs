@@ -43,6 +43,7 @@ use serde_json::json;
 
 pub use auth::{Role, Tokens};
 pub use error::ApiError;
+use routes_json::ItemsOp;
 use state::{AppState, Caller};
 
 /// How the server runs.
@@ -118,10 +119,13 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route(
             "/stores/{name}/items",
             get(routes_json::page)
-                .put(routes_json::upsert)
-                .patch(routes_json::update),
+                .put(|s, c, h, p, b| routes_json::items(ItemsOp::Upsert, s, c, h, p, b))
+                .patch(|s, c, h, p, b| routes_json::items(ItemsOp::Update, s, c, h, p, b)),
         )
-        .route("/stores/{name}/add", post(routes_json::add))
+        .route(
+            "/stores/{name}/add",
+            post(|s, c, h, p, b| routes_json::items(ItemsOp::Add, s, c, h, p, b)),
+        )
         .route("/stores/{name}/get", post(routes_json::get))
         .route("/stores/{name}/remove", post(routes_json::remove))
         .route("/tx", post(routes_tx::begin))

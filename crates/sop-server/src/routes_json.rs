@@ -85,63 +85,52 @@ pub struct Keys {
     keys: Vec<Value>,
 }
 
+/// Runs a write on store `name`: in the request's own transaction (committed here) or in
+/// its multi-call one.
 async fn write(
     s: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     name: &str,
-    op: &str,
-    items: Vec<JsonItem>,
+    f: impl AsyncFnOnce(&mut JsonStore) -> sop::Result<bool>,
 ) -> ApiResult<Json<Value>> {
     caller.must_write()?;
     let scope = s
         .scope(caller, tx_header(headers), TxMode::ForWriting)
         .await?;
     let store = s.json_store(&scope, name)?;
-    let all = {
-        let mut st = store.lock().await;
-        match op {
-            "add" => st.add(&items).await?,
-            "update" => st.update(&items).await?,
-            _ => st.upsert(&items).await?,
-        }
-    };
+    let all = f(&mut *store.lock().await).await?;
     drop(store);
     s.finish(scope).await?;
     Ok(Json(json!({"ok": all})))
 }
 
-/// `POST /v1/stores/{name}/add`: `{items: [{key, value}]}`; `ok` false when a key existed.
-pub async fn add(
-    State(s): State<Arc<AppState>>,
-    Extension(c): Extension<Caller>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    JsonBody(b): JsonBody<Items>,
-) -> ApiResult<Json<Value>> {
-    write(&s, &c, &headers, &name, "add", b.items).await
+/// What a batch of items does.
+#[derive(Clone, Copy, Debug)]
+pub enum ItemsOp {
+    /// `POST /v1/stores/{name}/add`: `ok` false when a key existed.
+    Add,
+    /// `PUT /v1/stores/{name}/items`.
+    Upsert,
+    /// `PATCH /v1/stores/{name}/items`: existing keys only.
+    Update,
 }
 
-/// `PUT /v1/stores/{name}/items`: upsert.
-pub async fn upsert(
+/// `{items: [{key, value}]}` added, upserted or updated (`op`; the router binds it).
+pub async fn items(
+    op: ItemsOp,
     State(s): State<Arc<AppState>>,
     Extension(c): Extension<Caller>,
     headers: HeaderMap,
     Path(name): Path<String>,
     JsonBody(b): JsonBody<Items>,
 ) -> ApiResult<Json<Value>> {
-    write(&s, &c, &headers, &name, "upsert", b.items).await
-}
-
-/// `PATCH /v1/stores/{name}/items`: update existing keys.
-pub async fn update(
-    State(s): State<Arc<AppState>>,
-    Extension(c): Extension<Caller>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    JsonBody(b): JsonBody<Items>,
-) -> ApiResult<Json<Value>> {
-    write(&s, &c, &headers, &name, "update", b.items).await
+    write(&s, &c, &headers, &name, async |st| match op {
+        ItemsOp::Add => st.add(&b.items).await,
+        ItemsOp::Upsert => st.upsert(&b.items).await,
+        ItemsOp::Update => st.update(&b.items).await,
+    })
+    .await
 }
 
 /// `POST /v1/stores/{name}/remove`: `{keys: [...]}`.
@@ -152,13 +141,7 @@ pub async fn remove(
     Path(name): Path<String>,
     JsonBody(b): JsonBody<Keys>,
 ) -> ApiResult<Json<Value>> {
-    c.must_write()?;
-    let scope = s.scope(&c, tx_header(&headers), TxMode::ForWriting).await?;
-    let store = s.json_store(&scope, &name)?;
-    let all = store.lock().await.remove(&b.keys).await?;
-    drop(store);
-    s.finish(scope).await?;
-    Ok(Json(json!({"ok": all})))
+    write(&s, &c, &headers, &name, async |st| st.remove(&b.keys).await).await
 }
 
 /// `POST /v1/stores/{name}/get`: `{keys: [...]}` -> `{items: [{key, value|null}]}`.
